@@ -1,0 +1,117 @@
+//! The provider trait every backend implements and every layer above consumes.
+
+use std::{fmt, pin::Pin, sync::Arc};
+
+use async_trait::async_trait;
+use futures_core::Stream;
+
+use crate::{ChatChunk, ChatRequest, ChatResponse, Error, Result};
+
+/// A stream of chunks. `Send + 'static`, so it can be returned from a spawned task or an
+/// HTTP handler.
+pub type ChatStream = Pin<Box<dyn Stream<Item = Result<ChatChunk>> + Send + 'static>>;
+
+/// Something that answers OpenAI-shaped chat requests: a provider, a deployment, or a
+/// router of many.
+///
+/// The trait is object safe; layers hold providers as `Arc<dyn ChatProvider>`. It takes
+/// the request by reference so a retry or failover never copies a request carrying
+/// megabytes of images.
+///
+/// # Stream semantics
+///
+/// A stream returned by [`ChatProvider::stream`]:
+/// - fails *before* returning (as `Err`) when the connection or the HTTP status fails, so a
+///   caller can still fail over;
+/// - carries `role: assistant` in its first chunk;
+/// - sends tool-call deltas with `index`, and `id` and `function.name` on a call's first
+///   fragment;
+/// - sets `finish_reason` on the last content chunk;
+/// - sends usage, when the provider reports it, on a final chunk with empty `choices`;
+/// - ends with an `Err` item, never silently, when the upstream fails or is cut off
+///   midway, and yields nothing after an `Err`;
+/// - cancels the upstream request when dropped.
+///
+/// # Example
+///
+/// ```
+/// use llm_core::{ChatProvider, ChatRequest, MockProvider};
+///
+/// # tokio_test_block_on(async {
+/// let provider = MockProvider::echo("mock-echo");
+/// let response = provider.chat(&ChatRequest::from("ping")).await?;
+/// assert_eq!(response.text().as_deref(), Some("ping"));
+/// # Ok::<_, llm_core::Error>(())
+/// # });
+/// # fn tokio_test_block_on<F: std::future::Future>(f: F) -> F::Output {
+/// #     futures_util::FutureExt::now_or_never(f).expect("the mock has no latency")
+/// # }
+/// ```
+#[async_trait]
+pub trait ChatProvider: Send + Sync + fmt::Debug {
+    /// A stable identifier used in logs, metrics and status output, such as `openai` or
+    /// `azure-openai`.
+    fn name(&self) -> &str;
+
+    /// One request, one complete response.
+    ///
+    /// # Errors
+    ///
+    /// Any [`ErrorKind`](crate::ErrorKind): the upstream's classified error answer, a
+    /// timeout, a connection or protocol failure, or an invalid request the provider
+    /// cannot express.
+    async fn chat(&self, request: &ChatRequest) -> Result<ChatResponse>;
+
+    /// One request, a stream of chunks. See the trait docs for the stream's guarantees.
+    ///
+    /// # Errors
+    ///
+    /// As [`ChatProvider::chat`], for failures before the first chunk.
+    async fn stream(&self, request: &ChatRequest) -> Result<ChatStream>;
+}
+
+#[async_trait]
+impl<P: ChatProvider + ?Sized> ChatProvider for Arc<P> {
+    fn name(&self) -> &str {
+        (**self).name()
+    }
+
+    async fn chat(&self, request: &ChatRequest) -> Result<ChatResponse> {
+        (**self).chat(request).await
+    }
+
+    async fn stream(&self, request: &ChatRequest) -> Result<ChatStream> {
+        (**self).stream(request).await
+    }
+}
+
+#[async_trait]
+impl<P: ChatProvider + ?Sized> ChatProvider for Box<P> {
+    fn name(&self) -> &str {
+        (**self).name()
+    }
+
+    async fn chat(&self, request: &ChatRequest) -> Result<ChatResponse> {
+        (**self).chat(request).await
+    }
+
+    async fn stream(&self, request: &ChatRequest) -> Result<ChatStream> {
+        (**self).stream(request).await
+    }
+}
+
+// Compile-time checks: the trait stays dyn-compatible and the types that cross task and
+// thread boundaries stay `Send + Sync + 'static`.
+#[expect(dead_code, reason = "only compiled, to prove ChatProvider is dyn-compatible")]
+fn assert_dyn_compatible(_: &dyn ChatProvider) {}
+
+const _: () = {
+    const fn send_sync_static<T: Send + Sync + 'static>() {}
+    const fn send_static<T: Send + 'static>() {}
+    send_sync_static::<Error>();
+    send_sync_static::<ChatRequest>();
+    send_sync_static::<ChatResponse>();
+    send_sync_static::<ChatChunk>();
+    send_sync_static::<Arc<dyn ChatProvider>>();
+    send_static::<ChatStream>();
+};
