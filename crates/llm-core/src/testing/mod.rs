@@ -1,0 +1,13 @@
+//! Test support shared by every provider crate (feature `test-util`).
+//!
+//! - [`conformance`]: the checks every provider runs against its own mock upstream, so all
+//!   providers keep the same promises (stream invariants, tool-call fragments, usage, error
+//!   kinds, `Retry-After`, in-band errors, truncation, timeouts, secret masking).
+//! - [`ScriptedServer`]: a raw-TCP HTTP/1.1 upstream on 127.0.0.1 that writes a scripted
+//!   response in pieces with pauses, cuts it short or never answers — framing `wiremock`
+//!   cannot express.
+
+pub mod conformance;
+mod server;
+
+pub use server::{Recorded, Script, ScriptedServer, Step};
