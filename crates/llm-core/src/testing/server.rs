@@ -65,16 +65,20 @@ impl Script {
 
     /// A full response with a body, written at once (with `content-length`).
     #[must_use]
-    pub fn full(status: u16, content_type: &str, body: &[u8]) -> Self {
+    pub fn full(status: u16, content_type: &str, headers: &[(&str, &str)], body: &[u8]) -> Self {
         let mut head = format!(
-            "HTTP/1.1 {status} {}\r\ncontent-type: {content_type}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+            "HTTP/1.1 {status} {}\r\ncontent-type: {content_type}\r\ncontent-length: {}\r\nconnection: close\r\n",
             reason(status),
             body.len()
-        )
-        .into_bytes();
-        head.extend_from_slice(body);
+        );
+        for (name, value) in headers {
+            head.push_str(&format!("{name}: {value}\r\n"));
+        }
+        head.push_str("\r\n");
+        let mut bytes = head.into_bytes();
+        bytes.extend_from_slice(body);
         Self {
-            steps: vec![Step::Write(Bytes::from(head))],
+            steps: vec![Step::Write(Bytes::from(bytes))],
         }
     }
 

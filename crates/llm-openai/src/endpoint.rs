@@ -1,0 +1,281 @@
+//! Where and how an OpenAI-compatible request is sent: the one seam between OpenAI, Azure
+//! OpenAI and the OpenAI-compatible providers (DeepSeek, Qwen compatible mode).
+
+use std::fmt;
+
+use async_trait::async_trait;
+use http::{HeaderMap, HeaderName, HeaderValue, header::AUTHORIZATION};
+use llm_core::{Error, ExposeSecret, Result, SecretString};
+
+use crate::config::{AzureAuth, AzureOpenAiConfig, OpenAiConfig};
+
+/// An OpenAI-compatible endpoint: its URL, its auth headers and what its body carries.
+///
+/// Implement it for another OpenAI-compatible service and hand it to
+/// [`OpenAiCompatClient::new`](crate::OpenAiCompatClient::new).
+#[async_trait]
+pub trait Endpoint: Send + Sync + fmt::Debug {
+    /// The name used in logs, errors and status output.
+    fn name(&self) -> &str;
+
+    /// The chat-completions URL for `model` (the upstream model or deployment name).
+    fn chat_url(&self, model: &str) -> String;
+
+    /// Write the authentication (and any fixed) headers. Header values made from secrets
+    /// must be marked sensitive.
+    ///
+    /// # Errors
+    ///
+    /// When a credential cannot be obtained or is not a valid header value.
+    async fn write_headers(&self, headers: &mut HeaderMap) -> Result<()>;
+
+    /// Secrets to scrub from upstream error messages before they are kept.
+    fn secrets(&self) -> Vec<&SecretString>;
+
+    /// Whether streamed requests may carry `stream_options.include_usage`.
+    fn supports_stream_usage(&self) -> bool {
+        true
+    }
+}
+
+/// A header value made from a secret, marked sensitive so it is never logged.
+///
+/// # Errors
+///
+/// [`ErrorKind::Configuration`](llm_core::ErrorKind) when the secret contains characters a
+/// header cannot carry (the secret itself is not in the message).
+pub fn secret_header(prefix: &str, secret: &SecretString) -> Result<HeaderValue> {
+    let mut value = HeaderValue::try_from(format!("{prefix}{}", secret.expose_secret()))
+        .map_err(|_| Error::config("the API key contains characters not allowed in an HTTP header"))?;
+    value.set_sensitive(true);
+    Ok(value)
+}
+
+fn plain_header(name: &'static str, value: &str) -> Result<(HeaderName, HeaderValue)> {
+    let value = HeaderValue::try_from(value)
+        .map_err(|_| Error::config(format!("`{name}` is not a valid HTTP header value")))?;
+    Ok((HeaderName::from_static(name), value))
+}
+
+/// The OpenAI API: `{base}/chat/completions` with `Authorization: Bearer`.
+#[derive(Debug)]
+pub(crate) struct OpenAiEndpoint {
+    name: String,
+    url: String,
+    auth: HeaderValue,
+    key: SecretString,
+    fixed: Vec<(HeaderName, HeaderValue)>,
+}
+
+impl OpenAiEndpoint {
+    pub(crate) fn new(config: &OpenAiConfig) -> Result<Self> {
+        let base = validate_base(&config.base_url, "base_url")?;
+        let mut fixed = Vec::new();
+        if let Some(org) = &config.organization {
+            fixed.push(plain_header("openai-organization", org)?);
+        }
+        if let Some(project) = &config.project {
+            fixed.push(plain_header("openai-project", project)?);
+        }
+        Ok(Self {
+            name: config.name.clone().unwrap_or_else(|| "openai".to_owned()),
+            url: format!("{base}/chat/completions"),
+            auth: secret_header("Bearer ", &config.api_key)?,
+            key: config.api_key.clone(),
+            fixed,
+        })
+    }
+}
+
+#[async_trait]
+impl Endpoint for OpenAiEndpoint {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn chat_url(&self, _model: &str) -> String {
+        self.url.clone()
+    }
+
+    async fn write_headers(&self, headers: &mut HeaderMap) -> Result<()> {
+        headers.insert(AUTHORIZATION, self.auth.clone());
+        for (name, value) in &self.fixed {
+            headers.insert(name.clone(), value.clone());
+        }
+        Ok(())
+    }
+
+    fn secrets(&self) -> Vec<&SecretString> {
+        vec![&self.key]
+    }
+}
+
+/// Azure OpenAI: the classic deployments path with `api-version`, or the v1 path.
+#[derive(Debug)]
+pub(crate) struct AzureEndpoint {
+    name: String,
+    base: String,
+    deployment: Option<String>,
+    api_version: Option<String>,
+    auth: AzureAuth,
+    /// Prepared header for key and fixed-token auth.
+    header: Option<(HeaderName, HeaderValue)>,
+}
+
+impl AzureEndpoint {
+    pub(crate) fn new(config: &AzureOpenAiConfig) -> Result<Self> {
+        let base = validate_base(&config.endpoint, "endpoint")?;
+        if let Some(version) = &config.api_version
+            && (version.is_empty() || !version.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'))
+        {
+            return Err(Error::config(format!(
+                "api_version `{version}` is not a valid Azure OpenAI API version"
+            )));
+        }
+        let header = match &config.auth {
+            AzureAuth::ApiKey(key) => Some((HeaderName::from_static("api-key"), secret_header("", key)?)),
+            AzureAuth::EntraToken(token) => Some((AUTHORIZATION, secret_header("Bearer ", token)?)),
+            AzureAuth::TokenProvider(_) => None,
+        };
+        Ok(Self {
+            name: config.name.clone().unwrap_or_else(|| "azure-openai".to_owned()),
+            base: base.to_owned(),
+            deployment: config.deployment.clone(),
+            api_version: config.api_version.clone(),
+            auth: config.auth.clone(),
+            header,
+        })
+    }
+}
+
+#[async_trait]
+impl Endpoint for AzureEndpoint {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn chat_url(&self, model: &str) -> String {
+        match &self.api_version {
+            Some(version) => {
+                let deployment = self.deployment.as_deref().unwrap_or(model);
+                format!(
+                    "{}/openai/deployments/{}/chat/completions?api-version={version}",
+                    self.base,
+                    encode_path_segment(deployment)
+                )
+            }
+            None => format!("{}/openai/v1/chat/completions", self.base),
+        }
+    }
+
+    async fn write_headers(&self, headers: &mut HeaderMap) -> Result<()> {
+        match (&self.header, &self.auth) {
+            (Some((name, value)), _) => {
+                headers.insert(name.clone(), value.clone());
+            }
+            (None, AzureAuth::TokenProvider(provider)) => {
+                let token = provider.token().await?;
+                headers.insert(AUTHORIZATION, secret_header("Bearer ", &token)?);
+            }
+            (None, AzureAuth::ApiKey(_) | AzureAuth::EntraToken(_)) => {
+                return Err(Error::config("azure credential header was not prepared"));
+            }
+        }
+        Ok(())
+    }
+
+    fn secrets(&self) -> Vec<&SecretString> {
+        match &self.auth {
+            AzureAuth::ApiKey(secret) | AzureAuth::EntraToken(secret) => vec![secret],
+            AzureAuth::TokenProvider(_) => Vec::new(),
+        }
+    }
+
+    fn supports_stream_usage(&self) -> bool {
+        // `stream_options` arrived with API version 2024-09-01-preview; older versions
+        // reject the field. Versions are dates, so they compare as strings.
+        self.api_version
+            .as_deref()
+            .is_none_or(|version| version.get(..10).is_some_and(|date| date >= "2024-09-01"))
+    }
+}
+
+/// Check a base URL and return it without a trailing slash.
+fn validate_base<'a>(base: &'a str, field: &str) -> Result<&'a str> {
+    let trimmed = base.trim_end_matches('/');
+    let rest = trimmed
+        .strip_prefix("https://")
+        .or_else(|| trimmed.strip_prefix("http://"))
+        .ok_or_else(|| Error::config(format!("{field} `{base}` must start with https:// or http://")))?;
+    if rest.is_empty() || rest.starts_with('/') || rest.contains(char::is_whitespace) {
+        return Err(Error::config(format!("{field} `{base}` has no host")));
+    }
+    if rest.contains('?') || rest.contains('#') {
+        return Err(Error::config(format!(
+            "{field} `{base}` must not contain a query or fragment"
+        )));
+    }
+    if rest.split('/').next().is_some_and(|host| host.contains('@')) {
+        return Err(Error::config(format!(
+            "{field} must not carry credentials in the URL; use the key setting"
+        )));
+    }
+    Ok(trimmed)
+}
+
+/// Percent-encode a path segment (deployment names are user-chosen).
+fn encode_path_segment(segment: &str) -> String {
+    let mut out = String::with_capacity(segment.len());
+    for byte in segment.bytes() {
+        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'_' | b'.' | b'~') {
+            out.push(char::from(byte));
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base_urls_are_validated() {
+        assert_eq!(validate_base("https://api.openai.com/v1/", "b").unwrap(), "https://api.openai.com/v1");
+        for bad in ["api.openai.com", "https://", "ftp://x", "https://a b", "https://x/v1?k=1", "https://user:pw@host"] {
+            let err = validate_base(bad, "base_url").unwrap_err();
+            assert_eq!(err.kind(), llm_core::ErrorKind::Configuration, "{bad}");
+            if bad.contains("pw") {
+                assert!(!err.to_string().contains("pw"), "{err}");
+            }
+        }
+    }
+
+    #[test]
+    fn azure_paths() {
+        let mut config = AzureOpenAiConfig::with_key("https://contoso.openai.azure.com/", "0123456789abcdef");
+        config.api_version = Some("2024-10-21".into());
+        let classic = AzureEndpoint::new(&config).unwrap();
+        assert_eq!(
+            classic.chat_url("gpt 4o"),
+            "https://contoso.openai.azure.com/openai/deployments/gpt%204o/chat/completions?api-version=2024-10-21"
+        );
+        assert!(classic.supports_stream_usage());
+        config.api_version = Some("2024-02-15-preview".into());
+        assert!(!AzureEndpoint::new(&config).unwrap().supports_stream_usage());
+        config.api_version = None;
+        let v1 = AzureEndpoint::new(&config).unwrap();
+        assert_eq!(v1.chat_url("x"), "https://contoso.openai.azure.com/openai/v1/chat/completions");
+        config.api_version = Some("2024-10-21&evil=1".into());
+        assert!(AzureEndpoint::new(&config).is_err());
+    }
+
+    #[test]
+    fn secret_headers_are_sensitive_and_checked() {
+        let value = secret_header("Bearer ", &SecretString::from("sk-abc")).unwrap();
+        assert!(value.is_sensitive());
+        let err = secret_header("", &SecretString::from("bad\nkey-SECRET")).unwrap_err();
+        assert!(!err.to_string().contains("SECRET"));
+    }
+}

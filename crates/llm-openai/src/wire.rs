@@ -1,0 +1,190 @@
+//! The OpenAI Chat Completions request body, borrowed from a [`ChatRequest`].
+//!
+//! Reference: <https://platform.openai.com/docs/api-reference/chat/create>. The body is
+//! the request itself, with the upstream model and the streaming fields set by the client,
+//! so nothing is copied: a retry serializes the same borrowed request again.
+
+use llm_core::{
+    ChatRequest, Extra, Message, ResponseFormat, Stop, StreamOptions, Tool, ToolChoice,
+};
+use serde::Serialize;
+
+/// The request body.
+#[derive(Debug, Serialize)]
+pub(crate) struct WireRequest<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) model: Option<&'a str>,
+    pub(crate) messages: &'a [Message],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    temperature: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    top_p: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    n: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    stop: Option<&'a Stop>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    max_tokens: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    max_completion_tokens: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    presence_penalty: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    frequency_penalty: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    logit_bias: Option<&'a Extra>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    logprobs: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    top_logprobs: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    seed: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    user: Option<&'a str>,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    stream: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    stream_options: Option<WireStreamOptions<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tools: Option<&'a [Tool]>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tool_choice: Option<&'a ToolChoice>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    parallel_tool_calls: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    response_format: Option<&'a ResponseFormat>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reasoning_effort: Option<&'a str>,
+    /// Fields the request carried that are not modelled: forwarded as they came.
+    #[serde(flatten)]
+    extra: &'a Extra,
+}
+
+/// `stream_options` with `include_usage` forced on, keeping the caller's other options.
+#[derive(Debug, Serialize)]
+pub(crate) struct WireStreamOptions<'a> {
+    include_usage: bool,
+    #[serde(flatten)]
+    extra: Option<&'a Extra>,
+}
+
+/// How the body is to be sent.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct BodyMode {
+    /// A streamed request.
+    pub(crate) stream: bool,
+    /// Ask for the final usage chunk (streams only; some API versions reject the field).
+    pub(crate) include_usage: bool,
+}
+
+impl<'a> WireRequest<'a> {
+    /// The body for `request`, sending `model` upstream.
+    pub(crate) fn new(request: &'a ChatRequest, model: Option<&'a str>, mode: BodyMode) -> Self {
+        let stream_options = (mode.stream && mode.include_usage).then(|| WireStreamOptions {
+            include_usage: true,
+            extra: request
+                .stream_options
+                .as_ref()
+                .map(|options: &StreamOptions| &options.extra),
+        });
+        Self {
+            model,
+            messages: &request.messages,
+            temperature: request.temperature,
+            top_p: request.top_p,
+            n: request.n,
+            stop: request.stop.as_ref(),
+            max_tokens: request.max_tokens,
+            max_completion_tokens: request.max_completion_tokens,
+            presence_penalty: request.presence_penalty,
+            frequency_penalty: request.frequency_penalty,
+            logit_bias: request.logit_bias.as_ref(),
+            logprobs: request.logprobs,
+            top_logprobs: request.top_logprobs,
+            seed: request.seed,
+            user: request.user.as_deref(),
+            stream: mode.stream,
+            stream_options,
+            tools: request.tools.as_deref(),
+            tool_choice: request.tool_choice.as_ref(),
+            parallel_tool_calls: request.parallel_tool_calls,
+            response_format: request.response_format.as_ref(),
+            reasoning_effort: request.reasoning_effort.as_deref(),
+            extra: &request.extra,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use llm_core::{ChatRequest, ContentPart, Message, ResponseFormat, Stop, StreamOptions, Tool};
+    use serde_json::json;
+
+    use super::*;
+
+    fn fixtures() -> Vec<(&'static str, ChatRequest)> {
+        let tools = ChatRequest {
+            tools: Some(vec![Tool::function(
+                "get_weather",
+                "Weather for a city",
+                json!({"type": "object", "properties": {"city": {"type": "string"}}}),
+            )]),
+            parallel_tool_calls: Some(true),
+            ..ChatRequest::new("gpt-4o", vec![Message::user("Weather in Paris?")])
+        };
+        let image = ChatRequest::new(
+            "gpt-4o",
+            vec![Message::user_parts(vec![
+                ContentPart::text("What is this?"),
+                ContentPart::image_url("https://example.com/cat.png"),
+            ])],
+        );
+        let json_mode = ChatRequest {
+            response_format: Some(ResponseFormat::JsonObject),
+            ..ChatRequest::new("gpt-4o", vec![Message::user("Colours as JSON")])
+        };
+        let stop = ChatRequest {
+            stop: Some(Stop::Many(vec!["END".into(), "\n\n".into()])),
+            temperature: Some(0.2),
+            max_tokens: Some(100),
+            ..ChatRequest::new("gpt-4o", vec![Message::system("Be brief."), Message::user("Hi")])
+        };
+        vec![("tools", tools), ("image", image), ("json_mode", json_mode), ("stop", stop)]
+    }
+
+    #[test]
+    fn body_snapshots() {
+        for (name, request) in fixtures() {
+            let chat = WireRequest::new(&request, Some("gpt-4o-2024-08-06"), BodyMode { stream: false, include_usage: true });
+            insta::assert_json_snapshot!(format!("chat_{name}"), chat);
+        }
+    }
+
+    #[test]
+    fn stream_body_forces_usage_and_keeps_caller_options() {
+        let mut request = ChatRequest::from("hi");
+        request.stream = Some(false);
+        request.stream_options = Some(StreamOptions {
+            include_usage: Some(false),
+            extra: [("include_obfuscation".to_owned(), json!(false))].into_iter().collect(),
+        });
+        request.extra.insert("metadata".into(), json!({"k": "v"}));
+        let body = serde_json::to_value(WireRequest::new(&request, Some("m"), BodyMode { stream: true, include_usage: true })).unwrap();
+        assert_eq!(
+            body,
+            json!({
+                "model": "m",
+                "messages": [{"role": "user", "content": "hi"}],
+                "stream": true,
+                "stream_options": {"include_usage": true, "include_obfuscation": false},
+                "metadata": {"k": "v"}
+            })
+        );
+        // Non-streaming bodies never carry stream fields (OpenAI rejects stream_options then).
+        let chat = serde_json::to_value(WireRequest::new(&request, Some("m"), BodyMode { stream: false, include_usage: true })).unwrap();
+        assert!(chat.get("stream").is_none() && chat.get("stream_options").is_none());
+        // Old Azure API versions get no stream_options at all.
+        let old = serde_json::to_value(WireRequest::new(&request, Some("m"), BodyMode { stream: true, include_usage: false })).unwrap();
+        assert!(old.get("stream_options").is_none());
+    }
+}

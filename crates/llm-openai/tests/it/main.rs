@@ -1,0 +1,9 @@
+//! Integration tests of llm-openai against local mock upstreams (wiremock, and a scripted
+//! raw-TCP server for split, cut and stalled streams). One binary keeps link time down.
+
+mod azure;
+mod chat;
+mod conformance;
+mod errors;
+mod stream;
+mod support;
