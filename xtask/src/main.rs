@@ -1,1 +1,97 @@
-fn main() {}
+//! Project automation, in Rust rather than shell (matklad's xtask convention).
+//!
+//! ```text
+//! cargo xtask ci [--quick]   the CI gate: fmt, clippy, features, tests, docs, cargo-deny
+//! ```
+//!
+//! The tidy checks (READMEs, crate docs, conformance wiring, no `println!`/`todo!` in
+//! libraries, workspace dependencies) are `#[test]`s in this crate, so the test command
+//! runs them.
+
+#![expect(
+    clippy::print_stdout,
+    clippy::print_stderr,
+    clippy::disallowed_methods,
+    reason = "a command-line tool prints its progress and reads its environment"
+)]
+
+mod ci;
+#[cfg(test)]
+mod tidy;
+
+use std::{
+    env,
+    path::{Path, PathBuf},
+    process::{Command, ExitCode},
+};
+
+fn main() -> ExitCode {
+    let args: Vec<String> = env::args().skip(1).collect();
+    let result = match args.first().map(String::as_str) {
+        Some("ci") => ci::main(&args[1..]),
+        Some("help" | "--help" | "-h") | None => {
+            print_help();
+            Ok(())
+        }
+        Some(other) => Err(format!("unknown task `{other}`; try `cargo xtask help`")),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("xtask: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn print_help() {
+    println!(
+        "cargo xtask <task>\n\n\
+         tasks:\n  \
+         ci [--quick]   fmt, clippy, feature isolation, tests, docs, cargo-deny\n                 \
+         (--quick skips feature isolation and cargo-deny)"
+    );
+}
+
+/// The workspace root.
+fn project_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map_or_else(|| PathBuf::from("."), Path::to_path_buf)
+}
+
+/// The cargo that runs us, so the same toolchain builds everything.
+fn cargo() -> Command {
+    let mut command = Command::new(env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
+    command.current_dir(project_root());
+    command
+}
+
+/// Print and run `command`; fail with its description when it fails.
+fn run(mut command: Command) -> Result<(), String> {
+    let shown = describe(&command);
+    println!("$ {shown}");
+    let status = command
+        .status()
+        .map_err(|e| format!("cannot run `{shown}`: {e}"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("`{shown}` failed ({status})"))
+    }
+}
+
+fn describe(command: &Command) -> String {
+    let envs: Vec<String> = command
+        .get_envs()
+        .filter_map(|(k, v)| Some(format!("{}={}", k.to_str()?, v?.to_str()?)))
+        .collect();
+    let args: Vec<String> = command
+        .get_args()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
+    let program = Path::new(command.get_program())
+        .file_name()
+        .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
+    [envs, vec![program], args].concat().join(" ")
+}

@@ -418,7 +418,11 @@ impl fmt::Display for AttemptsDisplay<'_> {
         write!(f, "all {} attempts failed", self.0.len())?;
         for (i, attempt) in self.0.iter().enumerate() {
             let sep = if i == 0 { ": " } else { "; " };
-            write!(f, "{sep}{} ({}): {}", attempt.deployment, attempt.kind, attempt.message)?;
+            write!(
+                f,
+                "{sep}{} ({}): {}",
+                attempt.deployment, attempt.kind, attempt.message
+            )?;
         }
         Ok(())
     }
@@ -612,7 +616,11 @@ mod tests {
 
     #[test]
     fn error_is_small() {
-        assert!(size_of::<Error>() <= 64, "Error is {} bytes", size_of::<Error>());
+        assert!(
+            size_of::<Error>() <= 64,
+            "Error is {} bytes",
+            size_of::<Error>()
+        );
     }
 
     #[test]
@@ -734,7 +742,10 @@ mod tests {
         assert_eq!(mixed.http_status(), StatusCode::SERVICE_UNAVAILABLE);
         let text = mixed.to_string();
         assert!(text.starts_with("all 2 attempts failed: "), "{text}");
-        assert!(text.contains("(timeout)") && text.contains("(rate_limited)"), "{text}");
+        assert!(
+            text.contains("(timeout)") && text.contains("(rate_limited)"),
+            "{text}"
+        );
     }
 
     #[test]
@@ -759,7 +770,10 @@ mod tests {
             ErrorKind::NotFound,
             "The API deployment for this resource does not exist.",
         );
-        assert_eq!(Error::from(upstream.clone()).code(), Some("model_not_found"));
+        assert_eq!(
+            Error::from(upstream.clone()).code(),
+            Some("model_not_found")
+        );
         upstream.code = Some("DeploymentNotFound".to_owned());
         assert_eq!(Error::from(upstream).code(), Some("DeploymentNotFound"));
     }

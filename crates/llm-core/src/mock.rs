@@ -15,7 +15,7 @@ use http::StatusCode;
 use crate::{
     Attempt, ChatChunk, ChatProvider, ChatRequest, ChatResponse, ChatStream, Choice, ChunkChoice,
     Delta, Error, ErrorKind, FinishReason, Message, Result, Role, TimeoutPhase, ToolCall,
-    ToolCallDelta, ToolKind, Usage, UpstreamError,
+    ToolCallDelta, ToolKind, UpstreamError, Usage,
 };
 
 /// What the mock answers.
@@ -398,10 +398,18 @@ impl ChatProvider for MockProvider {
         } else {
             let pieces = words(&text);
             if pieces.is_empty() {
-                items.push(Ok(chunk(vec![ChunkChoice::new(0, Delta::content(""), None)])));
+                items.push(Ok(chunk(vec![ChunkChoice::new(
+                    0,
+                    Delta::content(""),
+                    None,
+                )])));
             }
             for piece in pieces {
-                items.push(Ok(chunk(vec![ChunkChoice::new(0, Delta::content(piece), None)])));
+                items.push(Ok(chunk(vec![ChunkChoice::new(
+                    0,
+                    Delta::content(piece),
+                    None,
+                )])));
             }
             FinishReason::Stop
         };
@@ -494,7 +502,12 @@ mod tests {
                 ..MockConfig::default()
             },
         );
-        let items: Vec<_> = mock.stream(&request("a b c d")).await.unwrap().collect().await;
+        let items: Vec<_> = mock
+            .stream(&request("a b c d"))
+            .await
+            .unwrap()
+            .collect()
+            .await;
         assert_eq!(items.len(), 3);
         assert!(items[0].is_ok() && items[1].is_ok());
         assert_eq!(items[2].as_ref().unwrap_err().kind(), ErrorKind::Connection);
@@ -576,7 +589,10 @@ mod tests {
             collected.choices[0].message.tool_calls,
             chat.choices[0].message.tool_calls
         );
-        assert_eq!(collected.choices[0].finish_reason, Some(FinishReason::ToolCalls));
+        assert_eq!(
+            collected.choices[0].finish_reason,
+            Some(FinishReason::ToolCalls)
+        );
         let calls = chat.choices[0].message.tool_calls.as_ref().unwrap();
         assert_eq!(calls[1].function.arguments, r#"{"tz":"CET"}"#);
     }

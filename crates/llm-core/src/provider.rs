@@ -102,7 +102,10 @@ impl<P: ChatProvider + ?Sized> ChatProvider for Box<P> {
 
 // Compile-time checks: the trait stays dyn-compatible and the types that cross task and
 // thread boundaries stay `Send + Sync + 'static`.
-#[expect(dead_code, reason = "only compiled, to prove ChatProvider is dyn-compatible")]
+#[expect(
+    dead_code,
+    reason = "only compiled, to prove ChatProvider is dyn-compatible"
+)]
 fn assert_dyn_compatible(_: &dyn ChatProvider) {}
 
 const _: () = {

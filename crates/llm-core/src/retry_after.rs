@@ -168,7 +168,10 @@ mod tests {
             from_message("have exceeded token rate limit. Please retry after 7 seconds."),
             Some(Duration::from_secs(7))
         );
-        assert_eq!(from_message("Please try again in 1m30s"), Some(Duration::from_secs(90)));
+        assert_eq!(
+            from_message("Please try again in 1m30s"),
+            Some(Duration::from_secs(90))
+        );
         assert_eq!(from_message("You exceeded your current quota"), None);
     }
 }

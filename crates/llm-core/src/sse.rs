@@ -304,7 +304,11 @@ mod tests {
             b"data: a\r\n\r\ndata: b\r\n\r\n",
             b"data: a\r\rdata: b\r\r",
         ] {
-            assert_eq!(decode_all(&[input]), vec![data("a"), data("b")], "{input:?}");
+            assert_eq!(
+                decode_all(&[input]),
+                vec![data("a"), data("b")],
+                "{input:?}"
+            );
         }
     }
 

@@ -121,7 +121,9 @@ impl fmt::Debug for AzureAuth {
         match self {
             Self::ApiKey(key) => f.debug_tuple("ApiKey").field(&mask_key(key)).finish(),
             Self::EntraToken(token) => f.debug_tuple("EntraToken").field(&mask_key(token)).finish(),
-            Self::TokenProvider(provider) => f.debug_tuple("TokenProvider").field(provider).finish(),
+            Self::TokenProvider(provider) => {
+                f.debug_tuple("TokenProvider").field(provider).finish()
+            }
         }
     }
 }

@@ -45,8 +45,10 @@ pub trait Endpoint: Send + Sync + fmt::Debug {
 /// [`ErrorKind::Configuration`](llm_core::ErrorKind) when the secret contains characters a
 /// header cannot carry (the secret itself is not in the message).
 pub fn secret_header(prefix: &str, secret: &SecretString) -> Result<HeaderValue> {
-    let mut value = HeaderValue::try_from(format!("{prefix}{}", secret.expose_secret()))
-        .map_err(|_| Error::config("the API key contains characters not allowed in an HTTP header"))?;
+    let mut value =
+        HeaderValue::try_from(format!("{prefix}{}", secret.expose_secret())).map_err(|_| {
+            Error::config("the API key contains characters not allowed in an HTTP header")
+        })?;
     value.set_sensitive(true);
     Ok(value)
 }
@@ -126,19 +128,27 @@ impl AzureEndpoint {
     pub(crate) fn new(config: &AzureOpenAiConfig) -> Result<Self> {
         let base = validate_base(&config.endpoint, "endpoint")?;
         if let Some(version) = &config.api_version
-            && (version.is_empty() || !version.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'))
+            && (version.is_empty()
+                || !version
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-'))
         {
             return Err(Error::config(format!(
                 "api_version `{version}` is not a valid Azure OpenAI API version"
             )));
         }
         let header = match &config.auth {
-            AzureAuth::ApiKey(key) => Some((HeaderName::from_static("api-key"), secret_header("", key)?)),
+            AzureAuth::ApiKey(key) => {
+                Some((HeaderName::from_static("api-key"), secret_header("", key)?))
+            }
             AzureAuth::EntraToken(token) => Some((AUTHORIZATION, secret_header("Bearer ", token)?)),
             AzureAuth::TokenProvider(_) => None,
         };
         Ok(Self {
-            name: config.name.clone().unwrap_or_else(|| "azure-openai".to_owned()),
+            name: config
+                .name
+                .clone()
+                .unwrap_or_else(|| "azure-openai".to_owned()),
             base: base.to_owned(),
             deployment: config.deployment.clone(),
             api_version: config.api_version.clone(),
@@ -206,7 +216,11 @@ fn validate_base<'a>(base: &'a str, field: &str) -> Result<&'a str> {
     let rest = trimmed
         .strip_prefix("https://")
         .or_else(|| trimmed.strip_prefix("http://"))
-        .ok_or_else(|| Error::config(format!("{field} `{base}` must start with https:// or http://")))?;
+        .ok_or_else(|| {
+            Error::config(format!(
+                "{field} `{base}` must start with https:// or http://"
+            ))
+        })?;
     if rest.is_empty() || rest.starts_with('/') || rest.contains(char::is_whitespace) {
         return Err(Error::config(format!("{field} `{base}` has no host")));
     }
@@ -215,7 +229,11 @@ fn validate_base<'a>(base: &'a str, field: &str) -> Result<&'a str> {
             "{field} `{base}` must not contain a query or fragment"
         )));
     }
-    if rest.split('/').next().is_some_and(|host| host.contains('@')) {
+    if rest
+        .split('/')
+        .next()
+        .is_some_and(|host| host.contains('@'))
+    {
         return Err(Error::config(format!(
             "{field} must not carry credentials in the URL; use the key setting"
         )));
@@ -242,8 +260,18 @@ mod tests {
 
     #[test]
     fn base_urls_are_validated() {
-        assert_eq!(validate_base("https://api.openai.com/v1/", "b").unwrap(), "https://api.openai.com/v1");
-        for bad in ["api.openai.com", "https://", "ftp://x", "https://a b", "https://x/v1?k=1", "https://user:pw@host"] {
+        assert_eq!(
+            validate_base("https://api.openai.com/v1/", "b").unwrap(),
+            "https://api.openai.com/v1"
+        );
+        for bad in [
+            "api.openai.com",
+            "https://",
+            "ftp://x",
+            "https://a b",
+            "https://x/v1?k=1",
+            "https://user:pw@host",
+        ] {
             let err = validate_base(bad, "base_url").unwrap_err();
             assert_eq!(err.kind(), llm_core::ErrorKind::Configuration, "{bad}");
             if bad.contains("pw") {
@@ -254,7 +282,8 @@ mod tests {
 
     #[test]
     fn azure_paths() {
-        let mut config = AzureOpenAiConfig::with_key("https://contoso.openai.azure.com/", "0123456789abcdef");
+        let mut config =
+            AzureOpenAiConfig::with_key("https://contoso.openai.azure.com/", "0123456789abcdef");
         config.api_version = Some("2024-10-21".into());
         let classic = AzureEndpoint::new(&config).unwrap();
         assert_eq!(
@@ -266,7 +295,10 @@ mod tests {
         assert!(!AzureEndpoint::new(&config).unwrap().supports_stream_usage());
         config.api_version = None;
         let v1 = AzureEndpoint::new(&config).unwrap();
-        assert_eq!(v1.chat_url("x"), "https://contoso.openai.azure.com/openai/v1/chat/completions");
+        assert_eq!(
+            v1.chat_url("x"),
+            "https://contoso.openai.azure.com/openai/v1/chat/completions"
+        );
         config.api_version = Some("2024-10-21&evil=1".into());
         assert!(AzureEndpoint::new(&config).is_err());
     }

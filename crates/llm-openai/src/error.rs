@@ -50,7 +50,11 @@ impl WireError {
 /// The kind for an error answer, from its status (`None` inside a stream) and body.
 fn classify(status: Option<StatusCode>, error: &WireError, code: Option<&str>) -> ErrorKind {
     let kind = error.kind.as_deref();
-    let message = error.message.as_deref().unwrap_or_default().to_ascii_lowercase();
+    let message = error
+        .message
+        .as_deref()
+        .unwrap_or_default()
+        .to_ascii_lowercase();
     let is = |value: &str| code == Some(value) || kind == Some(value);
     if is("insufficient_quota") {
         ErrorKind::QuotaExhausted
@@ -91,16 +95,19 @@ fn scrub(text: &str, secrets: &[&SecretString]) -> String {
 }
 
 fn build(
-    provider: &Cow<'static, str>,
+    provider: &str,
     status: Option<StatusCode>,
     error: &WireError,
-    fallback_message: String,
+    fallback_message: &str,
     retry_after: Option<std::time::Duration>,
     secrets: &[&SecretString],
 ) -> Error {
     let code = error.code();
     let kind = classify(status, error, code.as_deref());
-    let message = scrub(error.message.as_deref().unwrap_or(&fallback_message), secrets);
+    let message = scrub(
+        error.message.as_deref().unwrap_or(fallback_message),
+        secrets,
+    );
     let retry_after = match kind {
         // Quota exhaustion is not a wait: never pass a hint on.
         ErrorKind::QuotaExhausted => None,
@@ -109,7 +116,7 @@ fn build(
         }
         _ => retry_after,
     };
-    let mut upstream = UpstreamError::new(provider.clone(), status, kind, message);
+    let mut upstream = UpstreamError::new(provider.to_owned(), status, kind, message);
     upstream.code = code;
     upstream.error_type = error.kind.clone();
     upstream.param = error.param.clone();
@@ -119,7 +126,7 @@ fn build(
 
 /// An HTTP error answer.
 pub(crate) fn from_response(
-    provider: &Cow<'static, str>,
+    provider: &str,
     status: StatusCode,
     headers: &HeaderMap,
     body: &[u8],
@@ -137,40 +144,47 @@ pub(crate) fn from_response(
         let text: String = text.chars().take(300).collect();
         text.split_whitespace().collect::<Vec<_>>().join(" ")
     };
-    build(provider, Some(status), &error, fallback, retry_after, secrets)
+    build(
+        provider,
+        Some(status),
+        &error,
+        &fallback,
+        retry_after,
+        secrets,
+    )
 }
 
 /// An `{"error": ...}` frame inside a successful stream.
-pub(crate) fn in_band(
-    provider: &Cow<'static, str>,
-    error: &WireError,
-    secrets: &[&SecretString],
-) -> Error {
-    build(provider, None, error, "error in stream".to_owned(), None, secrets)
+pub(crate) fn in_band(provider: &str, error: &WireError, secrets: &[&SecretString]) -> Error {
+    build(provider, None, error, "error in stream", None, secrets)
 }
 
 /// A transport failure from reqwest; `phase` says what was being waited for.
 pub(crate) fn transport(
-    provider: &Cow<'static, str>,
+    provider: &str,
     err: reqwest::Error,
     phase: TimeoutPhase,
     timeout: std::time::Duration,
 ) -> Error {
     if err.is_timeout() {
-        let phase = if err.is_connect() { TimeoutPhase::Connect } else { phase };
+        let phase = if err.is_connect() {
+            TimeoutPhase::Connect
+        } else {
+            phase
+        };
         Error::Timeout {
-            provider: provider.clone(),
+            provider: Cow::Owned(provider.to_owned()),
             phase,
             after: timeout,
         }
     } else if err.is_body() || err.is_decode() {
         Error::protocol(
-            provider.clone(),
+            provider.to_owned(),
             "the response body was cut off",
             Some(Box::new(err.without_url())),
         )
     } else {
-        Error::connection(provider.clone(), err.without_url())
+        Error::connection(provider.to_owned(), err.without_url())
     }
 }
 
@@ -188,7 +202,7 @@ mod tests {
             map.insert(*name, HeaderValue::from_str(value).unwrap());
         }
         from_response(
-            &Cow::Borrowed("openai"),
+            "openai",
             StatusCode::from_u16(status).unwrap(),
             &map,
             body.as_bytes(),
@@ -199,19 +213,71 @@ mod tests {
     #[test]
     fn documented_bodies() {
         let cases = [
-            (400, r#"{"error":{"message":"This model's maximum context length is 128000 tokens.","type":"invalid_request_error","param":"messages","code":"context_length_exceeded"}}"#, ErrorKind::ContextLengthExceeded),
-            (400, r#"{"error":{"message":"Invalid value for 'temperature'","type":"invalid_request_error","param":"temperature","code":"invalid_value"}}"#, ErrorKind::InvalidRequest),
-            (400, r#"{"error":{"message":"The response was filtered","type":null,"param":"prompt","code":"content_filter","status":400,"innererror":{"code":"ResponsibleAIPolicyViolation"}}}"#, ErrorKind::ContentFiltered),
-            (401, r#"{"error":{"message":"Incorrect API key provided","type":"invalid_request_error","param":null,"code":"invalid_api_key"}}"#, ErrorKind::Authentication),
-            (401, r#"{"error":{"code":"401","message":"Access denied due to invalid subscription key"}}"#, ErrorKind::Authentication),
-            (403, r#"{"error":{"message":"Country, region, or territory not supported","type":"invalid_request_error","code":"unsupported_country_region_territory"}}"#, ErrorKind::Permission),
-            (404, r#"{"error":{"message":"The model `x` does not exist","type":"invalid_request_error","code":"model_not_found"}}"#, ErrorKind::NotFound),
-            (404, r#"{"error":{"code":"DeploymentNotFound","message":"The API deployment for this resource does not exist."}}"#, ErrorKind::NotFound),
-            (429, r#"{"error":{"message":"Rate limit reached","type":"requests","code":"rate_limit_exceeded"}}"#, ErrorKind::RateLimited),
-            (429, r#"{"error":{"message":"You exceeded your current quota","type":"insufficient_quota","code":"insufficient_quota"}}"#, ErrorKind::QuotaExhausted),
-            (500, r#"{"error":{"message":"The server had an error","type":"server_error","code":null}}"#, ErrorKind::UpstreamServer),
-            (503, r#"{"error":{"message":"The engine is currently overloaded","type":"service_unavailable_error","code":"server_is_overloaded"}}"#, ErrorKind::UpstreamServer),
-            (502, "<html><body>Bad gateway</body></html>", ErrorKind::UpstreamServer),
+            (
+                400,
+                r#"{"error":{"message":"This model's maximum context length is 128000 tokens.","type":"invalid_request_error","param":"messages","code":"context_length_exceeded"}}"#,
+                ErrorKind::ContextLengthExceeded,
+            ),
+            (
+                400,
+                r#"{"error":{"message":"Invalid value for 'temperature'","type":"invalid_request_error","param":"temperature","code":"invalid_value"}}"#,
+                ErrorKind::InvalidRequest,
+            ),
+            (
+                400,
+                r#"{"error":{"message":"The response was filtered","type":null,"param":"prompt","code":"content_filter","status":400,"innererror":{"code":"ResponsibleAIPolicyViolation"}}}"#,
+                ErrorKind::ContentFiltered,
+            ),
+            (
+                401,
+                r#"{"error":{"message":"Incorrect API key provided","type":"invalid_request_error","param":null,"code":"invalid_api_key"}}"#,
+                ErrorKind::Authentication,
+            ),
+            (
+                401,
+                r#"{"error":{"code":"401","message":"Access denied due to invalid subscription key"}}"#,
+                ErrorKind::Authentication,
+            ),
+            (
+                403,
+                r#"{"error":{"message":"Country, region, or territory not supported","type":"invalid_request_error","code":"unsupported_country_region_territory"}}"#,
+                ErrorKind::Permission,
+            ),
+            (
+                404,
+                r#"{"error":{"message":"The model `x` does not exist","type":"invalid_request_error","code":"model_not_found"}}"#,
+                ErrorKind::NotFound,
+            ),
+            (
+                404,
+                r#"{"error":{"code":"DeploymentNotFound","message":"The API deployment for this resource does not exist."}}"#,
+                ErrorKind::NotFound,
+            ),
+            (
+                429,
+                r#"{"error":{"message":"Rate limit reached","type":"requests","code":"rate_limit_exceeded"}}"#,
+                ErrorKind::RateLimited,
+            ),
+            (
+                429,
+                r#"{"error":{"message":"You exceeded your current quota","type":"insufficient_quota","code":"insufficient_quota"}}"#,
+                ErrorKind::QuotaExhausted,
+            ),
+            (
+                500,
+                r#"{"error":{"message":"The server had an error","type":"server_error","code":null}}"#,
+                ErrorKind::UpstreamServer,
+            ),
+            (
+                503,
+                r#"{"error":{"message":"The engine is currently overloaded","type":"service_unavailable_error","code":"server_is_overloaded"}}"#,
+                ErrorKind::UpstreamServer,
+            ),
+            (
+                502,
+                "<html><body>Bad gateway</body></html>",
+                ErrorKind::UpstreamServer,
+            ),
             (413, "", ErrorKind::InvalidRequest),
         ];
         for (status, body, kind) in cases {
@@ -231,38 +297,56 @@ mod tests {
         let upstream = error.upstream().unwrap();
         assert_eq!(upstream.message, "Too long");
         assert_eq!(upstream.param.as_deref(), Some("messages"));
-        assert_eq!(upstream.error_type.as_deref(), Some("invalid_request_error"));
+        assert_eq!(
+            upstream.error_type.as_deref(),
+            Some("invalid_request_error")
+        );
         assert_eq!(error.code(), Some("context_length_exceeded"));
-        assert_eq!(error.to_string(), "openai returned HTTP 400 (context_length_exceeded): Too long");
+        assert_eq!(
+            error.to_string(),
+            "openai returned HTTP 400 (context_length_exceeded): Too long"
+        );
     }
 
     #[test]
     fn azure_rate_limit_hint_in_message_when_no_header() {
         let body = r#"{"error":{"code":"429","message":"Requests have exceeded token rate limit. Please retry after 7 seconds."}}"#;
-        assert_eq!(err(429, body, &[]).retry_after(), Some(Duration::from_secs(7)));
+        assert_eq!(
+            err(429, body, &[]).retry_after(),
+            Some(Duration::from_secs(7))
+        );
         assert_eq!(
             err(429, body, &[("retry-after-ms", "7250")]).retry_after(),
             Some(Duration::from_millis(7250))
         );
         let quota = r#"{"error":{"message":"You exceeded your current quota, please try again in 20s","code":"insufficient_quota"}}"#;
-        assert_eq!(err(429, quota, &[("retry-after", "20")]).retry_after(), None);
+        assert_eq!(
+            err(429, quota, &[("retry-after", "20")]).retry_after(),
+            None
+        );
     }
 
     #[test]
     fn in_band_errors() {
         let frame: ErrorEnvelope = serde_json::from_str(r#"{"error":{"message":"The server had an error while processing your request.","type":"server_error"}}"#).unwrap();
-        let error = in_band(&Cow::Borrowed("openai"), &frame.error, &[]);
+        let error = in_band("openai", &frame.error, &[]);
         assert_eq!(error.kind(), ErrorKind::UpstreamServer);
         assert_eq!(error.upstream().unwrap().status, None);
-        let limited: ErrorEnvelope = serde_json::from_str(r#"{"error":{"message":"slow down","code":"rate_limit_exceeded"}}"#).unwrap();
-        assert_eq!(in_band(&Cow::Borrowed("openai"), &limited.error, &[]).kind(), ErrorKind::RateLimited);
+        let limited: ErrorEnvelope = serde_json::from_str(
+            r#"{"error":{"message":"slow down","code":"rate_limit_exceeded"}}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            in_band("openai", &limited.error, &[]).kind(),
+            ErrorKind::RateLimited
+        );
     }
 
     #[test]
     fn echoed_keys_are_scrubbed() {
         let key = SecretString::from("sk-live-VERYSECRET-abcd");
         let error = from_response(
-            &Cow::Borrowed("openai"),
+            "openai",
             StatusCode::UNAUTHORIZED,
             &HeaderMap::new(),
             br#"{"error":{"message":"Incorrect API key provided: sk-live-VERYSECRET-abcd"}}"#,

@@ -40,7 +40,9 @@ mod provider;
 mod stream;
 mod wire;
 
-pub use config::{AzureAuth, AzureOpenAiConfig, OPENAI_BASE_URL, OpenAiConfig, Timeouts, TokenProvider};
+pub use config::{
+    AzureAuth, AzureOpenAiConfig, OPENAI_BASE_URL, OpenAiConfig, Timeouts, TokenProvider,
+};
 pub use endpoint::{Endpoint, secret_header};
 pub use provider::{AzureOpenAiProvider, OpenAiCompatClient, OpenAiProvider};
 /// The HTTP client crate, for [`OpenAiProvider::with_http_client`] and friends.

@@ -10,8 +10,7 @@ use http::{
     header::{ACCEPT, CONTENT_TYPE},
 };
 use llm_core::{
-    ChatProvider, ChatRequest, ChatResponse, ChatStream, Error, Result, SecretString,
-    TimeoutPhase,
+    ChatProvider, ChatRequest, ChatResponse, ChatStream, Error, Result, SecretString, TimeoutPhase,
 };
 
 use crate::{
@@ -111,7 +110,12 @@ impl OpenAiCompatClient {
     }
 
     /// Send the request and return the successful response, or the classified error.
-    async fn send(&self, request: &ChatRequest, model: &str, stream: bool) -> Result<reqwest::Response> {
+    async fn send(
+        &self,
+        request: &ChatRequest,
+        model: &str,
+        stream: bool,
+    ) -> Result<reqwest::Response> {
         if request.messages.is_empty() {
             return Err(Error::invalid_request("`messages` must not be empty"));
         }
@@ -119,14 +123,20 @@ impl OpenAiCompatClient {
             stream,
             include_usage: self.endpoint.supports_stream_usage(),
         };
-        let body = serde_json::to_vec(&WireRequest::new(request, Some(model), mode))
-            .map_err(|e| Error::invalid_request(format!("the request cannot be serialized: {e}")))?;
+        let body =
+            serde_json::to_vec(&WireRequest::new(request, Some(model), mode)).map_err(|e| {
+                Error::invalid_request(format!("the request cannot be serialized: {e}"))
+            })?;
         let mut headers = HeaderMap::new();
         self.endpoint.write_headers(&mut headers).await?;
         headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
         headers.insert(
             ACCEPT,
-            HeaderValue::from_static(if stream { "text/event-stream" } else { "application/json" }),
+            HeaderValue::from_static(if stream {
+                "text/event-stream"
+            } else {
+                "application/json"
+            }),
         );
         let first_byte = self.timeouts.first_byte;
         let sent = self
@@ -158,7 +168,13 @@ impl OpenAiCompatClient {
         let body = tokio::time::timeout(first_byte, read_limited(response, MAX_ERROR_BODY))
             .await
             .unwrap_or_default();
-        Err(error::from_response(&self.name, status, &headers, &body, &self.secrets()))
+        Err(error::from_response(
+            &self.name,
+            status,
+            &headers,
+            &body,
+            &self.secrets(),
+        ))
     }
 
     fn timeout(&self, phase: TimeoutPhase, after: Duration) -> Error {
@@ -290,11 +306,19 @@ impl OpenAiProvider {
     /// # Errors
     ///
     /// As [`OpenAiProvider::new`].
-    #[expect(clippy::needless_pass_by_value, reason = "the config is consumed by convention")]
+    #[expect(
+        clippy::needless_pass_by_value,
+        reason = "the config is consumed by convention"
+    )]
     pub fn with_http_client(config: OpenAiConfig, http: reqwest::Client) -> Result<Self> {
         let endpoint = OpenAiEndpoint::new(&config)?;
         Ok(Self {
-            client: OpenAiCompatClient::with_http_client(endpoint, config.model.clone(), config.timeouts, http),
+            client: OpenAiCompatClient::with_http_client(
+                endpoint,
+                config.model.clone(),
+                config.timeouts,
+                http,
+            ),
         })
     }
 }
@@ -337,7 +361,10 @@ impl AzureOpenAiProvider {
     /// # Errors
     ///
     /// As [`AzureOpenAiProvider::new`].
-    #[expect(clippy::needless_pass_by_value, reason = "the config is consumed by convention")]
+    #[expect(
+        clippy::needless_pass_by_value,
+        reason = "the config is consumed by convention"
+    )]
     pub fn with_http_client(config: AzureOpenAiConfig, http: reqwest::Client) -> Result<Self> {
         let endpoint = AzureEndpoint::new(&config)?;
         // The deployment is what Azure routes by; it is also the v1 path's body `model`.

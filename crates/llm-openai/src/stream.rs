@@ -18,17 +18,6 @@ use llm_core::{
 
 use crate::error::{self, ErrorEnvelope};
 
-/// What one event means.
-#[derive(Debug, PartialEq)]
-pub(crate) enum Step {
-    /// A chunk for the caller.
-    Chunk(ChatChunk),
-    /// Nothing for the caller (an Azure filter-results chunk).
-    Skip,
-    /// `[DONE]`: the stream is complete.
-    Done,
-}
-
 /// The per-stream translation state.
 #[derive(Debug)]
 pub(crate) struct ChunkTranslator {
@@ -40,23 +29,39 @@ pub(crate) struct ChunkTranslator {
     started: bool,
     /// The id of the first real chunk, used where later chunks have none.
     id: String,
+    /// `[DONE]` arrived: the stream is complete.
+    done: bool,
 }
 
 impl ChunkTranslator {
-    pub(crate) fn new(provider: Cow<'static, str>, secrets: Vec<SecretString>, model: String) -> Self {
+    pub(crate) fn new(
+        provider: Cow<'static, str>,
+        secrets: Vec<SecretString>,
+        model: String,
+    ) -> Self {
         Self {
             provider,
             secrets,
             model,
             started: false,
             id: String::new(),
+            done: false,
         }
     }
 
-    pub(crate) fn on_event(&mut self, event: &Event) -> Result<Step> {
+    /// Whether `[DONE]` arrived.
+    pub(crate) fn is_done(&self) -> bool {
+        self.done
+    }
+
+    /// The chunk an event carries for the caller: `None` for `[DONE]` (see
+    /// [`Self::is_done`]) and for Azure's filter-results chunks; an error for an in-band
+    /// error frame or an unparsable one.
+    pub(crate) fn on_event(&mut self, event: &Event) -> Result<Option<ChatChunk>> {
         let data = event.data.trim();
         if data == "[DONE]" {
-            return Ok(Step::Done);
+            self.done = true;
+            return Ok(None);
         }
         // Only frames that mention "error" can be error frames; parse those twice at worst.
         if data.contains("\"error\"")
@@ -73,7 +78,7 @@ impl ChunkTranslator {
             )
         })?;
         if chunk.choices.is_empty() && chunk.usage.is_none() {
-            return Ok(Step::Skip);
+            return Ok(None);
         }
         if chunk.id.is_empty() {
             chunk.id.clone_from(&self.id);
@@ -90,7 +95,7 @@ impl ChunkTranslator {
                 choice.delta.role.get_or_insert(Role::Assistant);
             }
         }
-        Ok(Step::Chunk(chunk))
+        Ok(Some(chunk))
     }
 }
 
@@ -107,7 +112,11 @@ struct State {
 /// Turn a streaming response body into a [`ChatStream`] that ends with `[DONE]`, or with
 /// exactly one error: an in-band error frame, an unparsable frame, a transport failure, or a
 /// body that ends before `[DONE]`.
-pub(crate) fn chat_stream(body: ByteStream, translator: ChunkTranslator, idle: Duration) -> ChatStream {
+pub(crate) fn chat_stream(
+    body: ByteStream,
+    translator: ChunkTranslator,
+    idle: Duration,
+) -> ChatStream {
     let state = State {
         body,
         decoder: Decoder::new(),
@@ -132,9 +141,9 @@ async fn next_item(state: &mut State) -> Option<Result<ChatChunk>> {
     loop {
         match state.decoder.next_event() {
             Ok(Some(event)) => match state.translator.on_event(&event) {
-                Ok(Step::Chunk(chunk)) => return Some(Ok(chunk)),
-                Ok(Step::Skip) => continue,
-                Ok(Step::Done) => return None,
+                Ok(Some(chunk)) => return Some(Ok(chunk)),
+                Ok(None) if state.translator.is_done() => return None,
+                Ok(None) => continue,
                 Err(err) => return Some(Err(err)),
             },
             Ok(None) => {}
@@ -149,7 +158,12 @@ async fn next_item(state: &mut State) -> Option<Result<ChatChunk>> {
         match state.body.next().await {
             Some(Ok(bytes)) => state.decoder.feed(&bytes),
             Some(Err(err)) => {
-                return Some(Err(error::transport(&provider, err, TimeoutPhase::Idle, state.idle)));
+                return Some(Err(error::transport(
+                    &provider,
+                    err,
+                    TimeoutPhase::Idle,
+                    state.idle,
+                )));
             }
             None => {
                 let detail = match state.decoder.finish() {
@@ -176,34 +190,52 @@ mod tests {
     }
 
     fn translator() -> ChunkTranslator {
-        ChunkTranslator::new(Cow::Borrowed("azure-openai"), Vec::new(), "gpt-4o".to_owned())
+        ChunkTranslator::new(
+            Cow::Borrowed("azure-openai"),
+            Vec::new(),
+            "gpt-4o".to_owned(),
+        )
     }
 
     #[test]
     fn azure_prompt_filter_chunk_is_skipped_and_ids_filled() {
         let mut t = translator();
         let first = r#"{"choices":[],"created":0,"id":"","model":"","object":"","prompt_filter_results":[{"prompt_index":0,"content_filter_results":{}}]}"#;
-        assert_eq!(t.on_event(&event(first)).unwrap(), Step::Skip);
-        let Step::Chunk(chunk) = t.on_event(&event(r#"{"id":"chatcmpl-1","object":"chat.completion.chunk","created":5,"model":"","choices":[{"index":0,"delta":{"content":"Hi"},"finish_reason":null,"content_filter_results":{}}]}"#)).unwrap() else {
+        assert_eq!(t.on_event(&event(first)).unwrap(), None);
+        assert!(!t.is_done());
+        let Some(chunk) = t.on_event(&event(r#"{"id":"chatcmpl-1","object":"chat.completion.chunk","created":5,"model":"","choices":[{"index":0,"delta":{"content":"Hi"},"finish_reason":null,"content_filter_results":{}}]}"#)).unwrap() else {
             panic!("expected a chunk");
         };
         assert_eq!(chunk.model, "gpt-4o");
-        assert_eq!(chunk.choices[0].delta.role, Some(Role::Assistant), "role is added to the first chunk");
-        let Step::Chunk(last) = t.on_event(&event(r#"{"id":"","choices":[{"index":0,"delta":{},"finish_reason":"content_filter"}]}"#)).unwrap() else {
+        assert_eq!(
+            chunk.choices[0].delta.role,
+            Some(Role::Assistant),
+            "role is added to the first chunk"
+        );
+        let Some(last) = t
+            .on_event(&event(
+                r#"{"id":"","choices":[{"index":0,"delta":{},"finish_reason":"content_filter"}]}"#,
+            ))
+            .unwrap()
+        else {
             panic!("expected a chunk");
         };
         assert_eq!(last.id, "chatcmpl-1");
         assert_eq!(last.object, "chat.completion.chunk");
-        assert_eq!(last.choices[0].finish_reason, Some(FinishReason::ContentFilter));
+        assert_eq!(
+            last.choices[0].finish_reason,
+            Some(FinishReason::ContentFilter)
+        );
         assert_eq!(last.choices[0].delta.role, None);
-        assert_eq!(t.on_event(&event("[DONE]")).unwrap(), Step::Done);
+        assert_eq!(t.on_event(&event("[DONE]")).unwrap(), None);
+        assert!(t.is_done());
     }
 
     #[test]
     fn content_mentioning_error_is_not_an_error() {
         let mut t = translator();
         let frame = r#"{"id":"c","choices":[{"index":0,"delta":{"content":"the \"error\" key"},"finish_reason":null}]}"#;
-        assert!(matches!(t.on_event(&event(frame)).unwrap(), Step::Chunk(_)));
+        assert!(t.on_event(&event(frame)).unwrap().is_some());
     }
 
     #[test]
@@ -211,6 +243,10 @@ mod tests {
         let mut t = translator();
         let err = t.on_event(&event("{not json")).unwrap_err();
         assert_eq!(err.kind(), ErrorKind::Protocol);
-        assert!(err.to_string().starts_with("azure-openai sent an unparsable response"), "{err}");
+        assert!(
+            err.to_string()
+                .starts_with("azure-openai sent an unparsable response"),
+            "{err}"
+        );
     }
 }

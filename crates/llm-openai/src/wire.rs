@@ -147,15 +147,30 @@ mod tests {
             stop: Some(Stop::Many(vec!["END".into(), "\n\n".into()])),
             temperature: Some(0.2),
             max_tokens: Some(100),
-            ..ChatRequest::new("gpt-4o", vec![Message::system("Be brief."), Message::user("Hi")])
+            ..ChatRequest::new(
+                "gpt-4o",
+                vec![Message::system("Be brief."), Message::user("Hi")],
+            )
         };
-        vec![("tools", tools), ("image", image), ("json_mode", json_mode), ("stop", stop)]
+        vec![
+            ("tools", tools),
+            ("image", image),
+            ("json_mode", json_mode),
+            ("stop", stop),
+        ]
     }
 
     #[test]
     fn body_snapshots() {
         for (name, request) in fixtures() {
-            let chat = WireRequest::new(&request, Some("gpt-4o-2024-08-06"), BodyMode { stream: false, include_usage: true });
+            let chat = WireRequest::new(
+                &request,
+                Some("gpt-4o-2024-08-06"),
+                BodyMode {
+                    stream: false,
+                    include_usage: true,
+                },
+            );
             insta::assert_json_snapshot!(format!("chat_{name}"), chat);
         }
     }
@@ -166,10 +181,20 @@ mod tests {
         request.stream = Some(false);
         request.stream_options = Some(StreamOptions {
             include_usage: Some(false),
-            extra: [("include_obfuscation".to_owned(), json!(false))].into_iter().collect(),
+            extra: [("include_obfuscation".to_owned(), json!(false))]
+                .into_iter()
+                .collect(),
         });
         request.extra.insert("metadata".into(), json!({"k": "v"}));
-        let body = serde_json::to_value(WireRequest::new(&request, Some("m"), BodyMode { stream: true, include_usage: true })).unwrap();
+        let body = serde_json::to_value(WireRequest::new(
+            &request,
+            Some("m"),
+            BodyMode {
+                stream: true,
+                include_usage: true,
+            },
+        ))
+        .unwrap();
         assert_eq!(
             body,
             json!({
@@ -181,10 +206,26 @@ mod tests {
             })
         );
         // Non-streaming bodies never carry stream fields (OpenAI rejects stream_options then).
-        let chat = serde_json::to_value(WireRequest::new(&request, Some("m"), BodyMode { stream: false, include_usage: true })).unwrap();
+        let chat = serde_json::to_value(WireRequest::new(
+            &request,
+            Some("m"),
+            BodyMode {
+                stream: false,
+                include_usage: true,
+            },
+        ))
+        .unwrap();
         assert!(chat.get("stream").is_none() && chat.get("stream_options").is_none());
         // Old Azure API versions get no stream_options at all.
-        let old = serde_json::to_value(WireRequest::new(&request, Some("m"), BodyMode { stream: true, include_usage: false })).unwrap();
+        let old = serde_json::to_value(WireRequest::new(
+            &request,
+            Some("m"),
+            BodyMode {
+                stream: true,
+                include_usage: false,
+            },
+        ))
+        .unwrap();
         assert!(old.get("stream_options").is_none());
     }
 }

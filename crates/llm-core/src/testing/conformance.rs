@@ -365,9 +365,10 @@ async fn text_chat<H: Harness + ?Sized>(harness: &H) -> Result<Check, Skip> {
         ensure(response.object == "chat.completion", || {
             format!("object is {:?}", response.object)
         })?;
-        ensure(response.text().as_deref() == Some(expected.as_str()), || {
-            format!("text is {:?}, expected {expected:?}", response.text())
-        })?;
+        ensure(
+            response.text().as_deref() == Some(expected.as_str()),
+            || format!("text is {:?}, expected {expected:?}", response.text()),
+        )?;
         let choice = &response.choices[0];
         ensure(choice.message.role == Role::Assistant, || {
             format!("role is {}", choice.message.role)
@@ -383,8 +384,11 @@ async fn text_chat<H: Harness + ?Sized>(harness: &H) -> Result<Check, Skip> {
 fn check_usage(usage: Option<&crate::Usage>) -> Check {
     let usage = usage.ok_or("no usage")?;
     ensure(
-        (usage.prompt_tokens, usage.completion_tokens, usage.total_tokens)
-            == (USAGE.0, USAGE.1, USAGE.0 + USAGE.1),
+        (
+            usage.prompt_tokens,
+            usage.completion_tokens,
+            usage.total_tokens,
+        ) == (USAGE.0, USAGE.1, USAGE.0 + USAGE.1),
         || format!("usage is {usage:?}, expected {USAGE:?}"),
     )
 }
@@ -401,14 +405,12 @@ fn stream_invariants(items: Vec<crate::Result<ChatChunk>>) -> Result<Vec<ChatChu
         || format!("first chunk has no role assistant: {first:?}"),
     )?;
     let id = &first.id;
-    ensure(
-        chunks.iter().all(|c| c.id == *id) && !id.is_empty(),
-        || format!("chunks do not share one non-empty id ({id:?})"),
-    )?;
-    ensure(
-        chunks.iter().all(|c| c.object == ChatChunk::OBJECT),
-        || "a chunk's object is not chat.completion.chunk".to_owned(),
-    )?;
+    ensure(chunks.iter().all(|c| c.id == *id) && !id.is_empty(), || {
+        format!("chunks do not share one non-empty id ({id:?})")
+    })?;
+    ensure(chunks.iter().all(|c| c.object == ChatChunk::OBJECT), || {
+        "a chunk's object is not chat.completion.chunk".to_owned()
+    })?;
     let last_with_choices = chunks
         .iter()
         .rposition(|c| !c.choices.is_empty())
@@ -418,9 +420,11 @@ fn stream_invariants(items: Vec<crate::Result<ChatChunk>>) -> Result<Vec<ChatChu
         || "the last chunk with choices has no finish_reason".to_owned(),
     )?;
     ensure(
-        chunks[..last_with_choices]
-            .iter()
-            .all(|c| c.choices.iter().all(|choice| choice.finish_reason.is_none())),
+        chunks[..last_with_choices].iter().all(|c| {
+            c.choices
+                .iter()
+                .all(|choice| choice.finish_reason.is_none())
+        }),
         || "finish_reason was set before the last chunk with choices".to_owned(),
     )?;
     let usage_chunks: Vec<usize> = chunks
@@ -484,9 +488,10 @@ async fn tool_calls_chat<H: Harness + ?Sized>(harness: &H) -> Result<Check, Skip
             .await
             .map_err(|e| format!("chat() failed: {e}"))?;
         let choice = response.choices.first().ok_or("no choice")?;
-        ensure(choice.finish_reason == Some(FinishReason::ToolCalls), || {
-            format!("finish_reason is {:?}", choice.finish_reason)
-        })?;
+        ensure(
+            choice.finish_reason == Some(FinishReason::ToolCalls),
+            || format!("finish_reason is {:?}", choice.finish_reason),
+        )?;
         check_tool_calls(&choice.message)
     }
     .await)
@@ -514,7 +519,11 @@ async fn tool_calls_stream<H: Harness + ?Sized>(harness: &H) -> Result<Check, Sk
             }
         }
         ensure(seen.len() == TOOL_CALLS.len(), || {
-            format!("fragments for {} calls, expected {}", seen.len(), TOOL_CALLS.len())
+            format!(
+                "fragments for {} calls, expected {}",
+                seen.len(),
+                TOOL_CALLS.len()
+            )
         })?;
         let stream: ChatStream = Box::pin(futures_util::stream::iter(chunks.into_iter().map(Ok)));
         let response = stream
@@ -522,9 +531,10 @@ async fn tool_calls_stream<H: Harness + ?Sized>(harness: &H) -> Result<Check, Sk
             .await
             .map_err(|e| format!("collect_response failed: {e}"))?;
         let choice = response.choices.first().ok_or("no choice")?;
-        ensure(choice.finish_reason == Some(FinishReason::ToolCalls), || {
-            format!("finish_reason is {:?}", choice.finish_reason)
-        })?;
+        ensure(
+            choice.finish_reason == Some(FinishReason::ToolCalls),
+            || format!("finish_reason is {:?}", choice.finish_reason),
+        )?;
         check_tool_calls(&choice.message)
     }
     .await)
@@ -532,13 +542,22 @@ async fn tool_calls_stream<H: Harness + ?Sized>(harness: &H) -> Result<Check, Sk
 
 fn check_error(err: &Error, case: ErrorCase) -> Check {
     ensure(err.kind() == case.expected_kind(), || {
-        format!("kind is {}, expected {} ({err})", err.kind(), case.expected_kind())
+        format!(
+            "kind is {}, expected {} ({err})",
+            err.kind(),
+            case.expected_kind()
+        )
     })?;
     if let ErrorCase::RateLimited(form) = case {
         match form.expected() {
             Some((low, high)) => ensure(
                 err.retry_after().is_some_and(|d| d >= low && d <= high),
-                || format!("retry_after is {:?}, expected {low:?}..={high:?}", err.retry_after()),
+                || {
+                    format!(
+                        "retry_after is {:?}, expected {low:?}..={high:?}",
+                        err.retry_after()
+                    )
+                },
             )?,
             None => ensure(err.retry_after().is_none(), || {
                 format!("retry_after is {:?} with no header", err.retry_after())
@@ -550,7 +569,9 @@ fn check_error(err: &Error, case: ErrorCase) -> Check {
             "quota exhaustion must carry no retry_after".to_owned()
         })?;
     }
-    ensure(!err.to_string().is_empty(), || "empty error message".to_owned())
+    ensure(!err.to_string().is_empty(), || {
+        "empty error message".to_owned()
+    })
 }
 
 async fn error_case<H: Harness + ?Sized>(
@@ -582,10 +603,12 @@ async fn error_case<H: Harness + ?Sized>(
 
 /// Content chunks, then exactly one error of `kind`, then nothing.
 fn ends_with_one_error(items: &[crate::Result<ChatChunk>], kind: ErrorKind) -> Check {
-    let error_at = items
-        .iter()
-        .position(Result::is_err)
-        .ok_or_else(|| format!("the stream ended without an error after {} chunks", items.len()))?;
+    let error_at = items.iter().position(Result::is_err).ok_or_else(|| {
+        format!(
+            "the stream ended without an error after {} chunks",
+            items.len()
+        )
+    })?;
     ensure(error_at == items.len() - 1, || {
         format!("{} items followed the error", items.len() - 1 - error_at)
     })?;
@@ -597,10 +620,11 @@ fn ends_with_one_error(items: &[crate::Result<ChatChunk>], kind: ErrorKind) -> C
         format!("content before the error is {content:?}")
     })?;
     ensure(
-        !items[..error_at]
-            .iter()
-            .flatten()
-            .any(|c| c.choices.iter().any(|choice| choice.finish_reason.is_some())),
+        !items[..error_at].iter().flatten().any(|c| {
+            c.choices
+                .iter()
+                .any(|choice| choice.finish_reason.is_some())
+        }),
         || "a finish_reason was sent before the failure".to_owned(),
     )?;
     match &items[error_at] {
@@ -674,7 +698,9 @@ fn error_texts(err: &Error) -> Vec<String> {
 async fn secrets<H: Harness + ?Sized>(harness: &H) -> Result<Check, Skip> {
     let secret = harness.secret().to_owned();
     if secret.len() < 8 {
-        return Ok(Err("the harness secret is too short to be searched for".to_owned()));
+        return Ok(Err(
+            "the harness secret is too short to be searched for".to_owned()
+        ));
     }
     let mut texts = Vec::new();
     for mode in [Mode::Chat, Mode::Stream] {
@@ -694,5 +720,7 @@ async fn secrets<H: Harness + ?Sized>(harness: &H) -> Result<Check, Skip> {
     Ok(texts
         .iter()
         .find(|text| text.contains(&secret))
-        .map_or(Ok(()), |text| Err(format!("the secret leaked into: {text}"))))
+        .map_or(Ok(()), |text| {
+            Err(format!("the secret leaked into: {text}"))
+        }))
 }

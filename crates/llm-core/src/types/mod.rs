@@ -14,8 +14,8 @@ pub use message::{
     ToolCall, ToolKind,
 };
 pub use request::{
-    ChatRequest, FunctionDefinition, FunctionName, JsonSchemaFormat, NamedFunction, ResponseFormat, Stop,
-    StreamOptions, Tool, ToolChoice, ToolChoiceMode,
+    ChatRequest, FunctionDefinition, FunctionName, JsonSchemaFormat, NamedFunction, ResponseFormat,
+    Stop, StreamOptions, Tool, ToolChoice, ToolChoiceMode,
 };
 pub use response::{
     ChatChunk, ChatResponse, Choice, ChunkChoice, CompletionTokensDetails, Delta, FinishReason,

@@ -71,7 +71,9 @@ impl ChatResponse {
     /// The first choice's text content, if any.
     #[must_use]
     pub fn text(&self) -> Option<String> {
-        self.choices.first().and_then(|choice| choice.message.text())
+        self.choices
+            .first()
+            .and_then(|choice| choice.message.text())
     }
 }
 
@@ -172,13 +174,22 @@ impl ChatChunk {
     pub fn has_content(&self) -> bool {
         self.choices.iter().any(|choice| {
             let delta = &choice.delta;
-            delta.content.as_deref().is_some_and(|text| !text.is_empty())
+            delta
+                .content
+                .as_deref()
+                .is_some_and(|text| !text.is_empty())
                 || delta
                     .reasoning_content
                     .as_deref()
                     .is_some_and(|text| !text.is_empty())
-                || delta.refusal.as_deref().is_some_and(|text| !text.is_empty())
-                || delta.tool_calls.as_ref().is_some_and(|calls| !calls.is_empty())
+                || delta
+                    .refusal
+                    .as_deref()
+                    .is_some_and(|text| !text.is_empty())
+                || delta
+                    .tool_calls
+                    .as_ref()
+                    .is_some_and(|calls| !calls.is_empty())
         })
     }
 

@@ -76,7 +76,12 @@ fn tool_call_response_round_trips() {
     // `content: null` is written out, as OpenAI does for tool-call messages.
     let back = serde_json::to_value(&response).unwrap();
     assert_eq!(back["choices"][0]["message"]["content"], Value::Null);
-    assert!(back["choices"][0]["message"].as_object().unwrap().contains_key("content"));
+    assert!(
+        back["choices"][0]["message"]
+            .as_object()
+            .unwrap()
+            .contains_key("content")
+    );
 }
 
 #[test]
@@ -103,7 +108,10 @@ fn chunk_fixtures_round_trip() {
     ];
     let chunks: Vec<ChatChunk> = fixtures.iter().map(round_trip).collect();
     assert_eq!(chunks[0].choices[0].delta.role, Some(Role::Assistant));
-    assert!(!chunks[0].has_content(), "an empty first delta is not content");
+    assert!(
+        !chunks[0].has_content(),
+        "an empty first delta is not content"
+    );
     assert!(chunks[1].has_content());
     assert_eq!(chunks[1].extra["obfuscation"], "x1y2");
     assert_eq!(chunks[2].usage.as_ref().unwrap().total_tokens, 11);
@@ -113,10 +121,20 @@ fn chunk_fixtures_round_trip() {
 
 #[test]
 fn chunk_finish_reason_is_always_written() {
-    let chunk = ChatChunk::new("id", 1, "m", vec![ChunkChoice::new(0, Delta::content("x"), None)]);
+    let chunk = ChatChunk::new(
+        "id",
+        1,
+        "m",
+        vec![ChunkChoice::new(0, Delta::content("x"), None)],
+    );
     let value = serde_json::to_value(&chunk).unwrap();
     assert_eq!(value["object"], "chat.completion.chunk");
-    assert!(value["choices"][0].as_object().unwrap().contains_key("finish_reason"));
+    assert!(
+        value["choices"][0]
+            .as_object()
+            .unwrap()
+            .contains_key("finish_reason")
+    );
     assert!(!value.as_object().unwrap().contains_key("usage"));
 }
 
@@ -128,10 +146,15 @@ fn unknown_enum_values_do_not_fail() {
     .unwrap();
     assert_eq!(
         chunk.choices[0].finish_reason,
-        Some(FinishReason::Other("insufficient_system_resource".to_owned()))
+        Some(FinishReason::Other(
+            "insufficient_system_resource".to_owned()
+        ))
     );
     let back = serde_json::to_value(&chunk).unwrap();
-    assert_eq!(back["choices"][0]["finish_reason"], "insufficient_system_resource");
+    assert_eq!(
+        back["choices"][0]["finish_reason"],
+        "insufficient_system_resource"
+    );
     // A missing `object` defaults to the right value.
     assert_eq!(chunk.object, ChatChunk::OBJECT);
 }
@@ -183,9 +206,15 @@ fn tool_choice_forms() {
     for (value, expected) in [
         (json!("auto"), ToolChoice::Mode(ToolChoiceMode::Auto)),
         (json!("none"), ToolChoice::Mode(ToolChoiceMode::None)),
-        (json!("required"), ToolChoice::Mode(ToolChoiceMode::Required)),
+        (
+            json!("required"),
+            ToolChoice::Mode(ToolChoiceMode::Required),
+        ),
     ] {
-        assert_eq!(serde_json::from_value::<ToolChoice>(value).unwrap(), expected);
+        assert_eq!(
+            serde_json::from_value::<ToolChoice>(value).unwrap(),
+            expected
+        );
     }
     let allowed = json!({"type": "allowed_tools", "allowed_tools": {"mode": "auto", "tools": []}});
     assert_eq!(
@@ -201,7 +230,10 @@ fn bad_messages_get_clear_errors() {
     }))
     .unwrap_err()
     .to_string();
-    assert!(unknown_role.contains("unknown variant `wizard`"), "{unknown_role}");
+    assert!(
+        unknown_role.contains("unknown variant `wizard`"),
+        "{unknown_role}"
+    );
 
     let wrong_content = serde_json::from_value::<ChatRequest>(json!({
         "messages": [{"role": "user", "content": 42}]
@@ -218,7 +250,10 @@ fn bad_messages_get_clear_errors() {
     }))
     .unwrap_err()
     .to_string();
-    assert!(bad_part.contains("unknown variant `hologram`"), "{bad_part}");
+    assert!(
+        bad_part.contains("unknown variant `hologram`"),
+        "{bad_part}"
+    );
 
     let missing = serde_json::from_value::<ChatRequest>(json!({"model": "x"}))
         .unwrap_err()

@@ -36,7 +36,8 @@ fn azure_completion() -> Value {
     let mut body = completion("Hello from Azure", (10, 3));
     body["prompt_filter_results"] = json!([{"prompt_index": 0, "content_filter_results": {
         "hate": {"filtered": false, "severity": "safe"}, "self_harm": {"filtered": false, "severity": "safe"}}}]);
-    body["choices"][0]["content_filter_results"] = json!({"hate": {"filtered": false, "severity": "safe"}});
+    body["choices"][0]["content_filter_results"] =
+        json!({"hate": {"filtered": false, "severity": "safe"}});
     body
 }
 
@@ -52,13 +53,22 @@ async fn classic_path_with_api_version_and_api_key_header() {
         .expect(1)
         .mount(&server)
         .await;
-    let request = ChatRequest { max_tokens: Some(5), ..ChatRequest::new("gpt-4o", vec![Message::user("hi")]) };
-    let response = azure(&server, key(), Some("2024-10-21")).chat(&request).await.unwrap();
+    let request = ChatRequest {
+        max_tokens: Some(5),
+        ..ChatRequest::new("gpt-4o", vec![Message::user("hi")])
+    };
+    let response = azure(&server, key(), Some("2024-10-21"))
+        .chat(&request)
+        .await
+        .unwrap();
     assert_eq!(response.text().as_deref(), Some("Hello from Azure"));
     // Azure's extra fields are passed through, not dropped.
     assert!(response.extra.contains_key("prompt_filter_results"));
     let sent = &server.received_requests().await.unwrap()[0];
-    assert!(!sent.headers.contains_key("authorization"), "api-key auth sends no bearer");
+    assert!(
+        !sent.headers.contains_key("authorization"),
+        "api-key auth sends no bearer"
+    );
 }
 
 #[tokio::test]
@@ -67,12 +77,17 @@ async fn v1_path_needs_no_api_version() {
     Mock::given(method("POST"))
         .and(path("/openai/v1/chat/completions"))
         .and(header("api-key", KEY))
-        .and(body_json(json!({"model": "gpt4o-prod", "messages": [{"role": "user", "content": "hi"}]})))
+        .and(body_json(
+            json!({"model": "gpt4o-prod", "messages": [{"role": "user", "content": "hi"}]}),
+        ))
         .respond_with(ResponseTemplate::new(200).set_body_json(azure_completion()))
         .expect(1)
         .mount(&server)
         .await;
-    azure(&server, key(), None).chat(&ChatRequest::from("hi")).await.unwrap();
+    azure(&server, key(), None)
+        .chat(&ChatRequest::from("hi"))
+        .await
+        .unwrap();
     let sent = &server.received_requests().await.unwrap()[0];
     assert_eq!(sent.url.query(), None);
 }
@@ -97,10 +112,18 @@ async fn entra_id_tokens_are_sent_as_bearer() {
         .expect(3)
         .mount(&server)
         .await;
-    let fixed = azure(&server, AzureAuth::EntraToken(SecretString::from("eyJ0eXAiOiJKV1Q.fixed")), Some("2024-10-21"));
+    let fixed = azure(
+        &server,
+        AzureAuth::EntraToken(SecretString::from("eyJ0eXAiOiJKV1Q.fixed")),
+        Some("2024-10-21"),
+    );
     fixed.chat(&ChatRequest::from("hi")).await.unwrap();
     let supplier = Arc::new(CountingTokens(AtomicUsize::new(0)));
-    let refreshed = azure(&server, AzureAuth::TokenProvider(supplier.clone()), Some("2024-10-21"));
+    let refreshed = azure(
+        &server,
+        AzureAuth::TokenProvider(supplier.clone()),
+        Some("2024-10-21"),
+    );
     refreshed.chat(&ChatRequest::from("hi")).await.unwrap();
     refreshed.chat(&ChatRequest::from("hi")).await.unwrap();
 
@@ -114,15 +137,28 @@ async fn entra_id_tokens_are_sent_as_bearer() {
             r.headers["authorization"].to_str().unwrap().to_owned()
         })
         .collect();
-    assert_eq!(auth, ["Bearer eyJ0eXAiOiJKV1Q.fixed", "Bearer entra-token-0", "Bearer entra-token-1"]);
-    assert_eq!(supplier.0.load(Ordering::SeqCst), 2, "asked once per request");
+    assert_eq!(
+        auth,
+        [
+            "Bearer eyJ0eXAiOiJKV1Q.fixed",
+            "Bearer entra-token-0",
+            "Bearer entra-token-1"
+        ]
+    );
+    assert_eq!(
+        supplier.0.load(Ordering::SeqCst),
+        2,
+        "asked once per request"
+    );
 }
 
 #[tokio::test]
 async fn stream_skips_the_empty_choices_filter_chunk_and_keeps_content_filter_finish() {
     let server = MockServer::start().await;
-    let mut frames = vec![json!({"choices": [], "created": 0, "id": "", "model": "", "object": "",
-        "prompt_filter_results": [{"prompt_index": 0, "content_filter_results": {}}]})];
+    let mut frames = vec![
+        json!({"choices": [], "created": 0, "id": "", "model": "", "object": "",
+        "prompt_filter_results": [{"prompt_index": 0, "content_filter_results": {}}]}),
+    ];
     frames.push(chunk(json!({"role": "assistant", "content": ""}), None));
     frames.push(chunk(json!({"content": "Partial"}), None));
     // A chunk with empty choices that carries only filter results mid-stream.
@@ -130,9 +166,13 @@ async fn stream_skips_the_empty_choices_filter_chunk_and_keeps_content_filter_fi
     frames.push(chunk(json!({}), Some("content_filter")));
     Mock::given(method("POST"))
         .and(path("/openai/deployments/gpt4o-prod/chat/completions"))
-        .and(body_json(json!({"model": "gpt4o-prod", "messages": [{"role": "user", "content": "hi"}],
-            "stream": true, "stream_options": {"include_usage": true}})))
-        .respond_with(ResponseTemplate::new(200).set_body_raw(sse(&frames, true), "text/event-stream"))
+        .and(body_json(
+            json!({"model": "gpt4o-prod", "messages": [{"role": "user", "content": "hi"}],
+            "stream": true, "stream_options": {"include_usage": true}}),
+        ))
+        .respond_with(
+            ResponseTemplate::new(200).set_body_raw(sse(&frames, true), "text/event-stream"),
+        )
         .expect(1)
         .mount(&server)
         .await;
@@ -144,7 +184,10 @@ async fn stream_skips_the_empty_choices_filter_chunk_and_keeps_content_filter_fi
         .await
         .unwrap();
     assert_eq!(response.text().as_deref(), Some("Partial"));
-    assert_eq!(response.choices[0].finish_reason, Some(FinishReason::ContentFilter));
+    assert_eq!(
+        response.choices[0].finish_reason,
+        Some(FinishReason::ContentFilter)
+    );
     assert_eq!(response.id, "chatcmpl-AbC1");
 }
 
@@ -180,19 +223,37 @@ async fn azure_errors_with_numeric_codes_and_retry_after_ms() {
         )
         .mount(&server)
         .await;
-    let err = azure(&server, key(), Some("2024-10-21")).chat(&ChatRequest::from("hi")).await.unwrap_err();
+    let err = azure(&server, key(), Some("2024-10-21"))
+        .chat(&ChatRequest::from("hi"))
+        .await
+        .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::RateLimited);
     assert_eq!(err.code(), Some("429"));
     assert_eq!(err.retry_after(), Some(std::time::Duration::from_secs(7)));
-    assert!(err.to_string().starts_with("azure-openai returned HTTP 429 (429): Requests to"), "{err}");
+    assert!(
+        err.to_string()
+            .starts_with("azure-openai returned HTTP 429 (429): Requests to"),
+        "{err}"
+    );
 }
 
 #[tokio::test]
 async fn invalid_configs_are_clear_errors() {
-    let bad_endpoint = AzureOpenAiProvider::new(AzureOpenAiConfig::with_key("contoso.openai.azure.com", KEY)).unwrap_err();
+    let bad_endpoint =
+        AzureOpenAiProvider::new(AzureOpenAiConfig::with_key("contoso.openai.azure.com", KEY))
+            .unwrap_err();
     assert_eq!(bad_endpoint.kind(), ErrorKind::Configuration);
-    assert!(bad_endpoint.to_string().contains("must start with https://"), "{bad_endpoint}");
-    let bad_key = AzureOpenAiProvider::new(AzureOpenAiConfig::with_key("https://x.openai.azure.com", "line\nbreak")).unwrap_err();
+    assert!(
+        bad_endpoint
+            .to_string()
+            .contains("must start with https://"),
+        "{bad_endpoint}"
+    );
+    let bad_key = AzureOpenAiProvider::new(AzureOpenAiConfig::with_key(
+        "https://x.openai.azure.com",
+        "line\nbreak",
+    ))
+    .unwrap_err();
     assert_eq!(bad_key.kind(), ErrorKind::Configuration);
     assert!(!bad_key.to_string().contains("line"), "{bad_key}");
 }

@@ -30,7 +30,9 @@ async fn sends_the_documented_request_and_returns_the_answer() {
             "max_tokens": 1000,
             "metadata": {"trace": "t-1"}
         })))
-        .respond_with(ResponseTemplate::new(200).set_body_json(completion("你好！我能帮你什么忙？", (9, 12))))
+        .respond_with(
+            ResponseTemplate::new(200).set_body_json(completion("你好！我能帮你什么忙？", (9, 12))),
+        )
         .expect(1)
         .mount(&server)
         .await;
@@ -40,9 +42,14 @@ async fn sends_the_documented_request_and_returns_the_answer() {
         max_tokens: Some(1000),
         // The caller asked for a stream elsewhere; `chat` never sends stream fields.
         stream: Some(true),
-        ..ChatRequest::new("ignored-by-config", vec![Message::system("Be brief."), Message::user("你好，世界！")])
+        ..ChatRequest::new(
+            "ignored-by-config",
+            vec![Message::system("Be brief."), Message::user("你好，世界！")],
+        )
     };
-    request.extra.insert("metadata".into(), json!({"trace": "t-1"}));
+    request
+        .extra
+        .insert("metadata".into(), json!({"trace": "t-1"}));
     let response = openai(&server.uri()).chat(&request).await.unwrap();
 
     assert_eq!(response.id, "chatcmpl-AbC123");
@@ -51,7 +58,14 @@ async fn sends_the_documented_request_and_returns_the_answer() {
     assert_eq!(response.text().as_deref(), Some("你好！我能帮你什么忙？"));
     assert_eq!(response.choices[0].finish_reason, Some(FinishReason::Stop));
     let usage = response.usage.unwrap();
-    assert_eq!((usage.prompt_tokens, usage.completion_tokens, usage.total_tokens), (9, 12, 21));
+    assert_eq!(
+        (
+            usage.prompt_tokens,
+            usage.completion_tokens,
+            usage.total_tokens
+        ),
+        (9, 12, 21)
+    );
     assert_eq!(usage.cached_tokens(), Some(0));
     assert_eq!(response.choices[0].message.extra["annotations"], json!([]));
 }
@@ -63,7 +77,9 @@ async fn request_model_is_used_when_the_config_has_none_and_org_headers_are_sent
         .and(path("/v1/chat/completions"))
         .and(header("openai-organization", "org-123"))
         .and(header("openai-project", "proj_abc"))
-        .and(body_json(json!({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]})))
+        .and(body_json(
+            json!({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}),
+        ))
         .respond_with(ResponseTemplate::new(200).set_body_json(completion("hello", (1, 1))))
         .expect(1)
         .mount(&server)
@@ -76,7 +92,10 @@ async fn request_model_is_used_when_the_config_has_none_and_org_headers_are_sent
     })
     .unwrap();
     let request = ChatRequest::new("gpt-4o-mini", vec![Message::user("hi")]);
-    assert_eq!(provider.chat(&request).await.unwrap().text().as_deref(), Some("hello"));
+    assert_eq!(
+        provider.chat(&request).await.unwrap().text().as_deref(),
+        Some("hello")
+    );
 
     // No model anywhere is a clear local error, and nothing is sent.
     let err = provider.chat(&ChatRequest::from("hi")).await.unwrap_err();
@@ -114,7 +133,9 @@ async fn tools_images_and_json_mode_are_forwarded_and_tool_calls_returned() {
             "Weather for a city",
             json!({"type": "object", "properties": {"city": {"type": "string"}}}),
         )]),
-        tool_choice: Some(llm_core::ToolChoice::Mode(llm_core::ToolChoiceMode::Required)),
+        tool_choice: Some(llm_core::ToolChoice::Mode(
+            llm_core::ToolChoiceMode::Required,
+        )),
         parallel_tool_calls: Some(true),
         response_format: Some(ResponseFormat::JsonObject),
         ..ChatRequest::new(
@@ -131,30 +152,47 @@ async fn tools_images_and_json_mode_are_forwarded_and_tool_calls_returned() {
     assert_eq!(choice.message.content, None);
     let calls = choice.message.tool_calls.as_ref().unwrap();
     assert_eq!(calls.len(), 2);
-    assert_eq!((calls[1].id.as_str(), calls[1].function.arguments.as_str()), ("call_2", r#"{"city":"Lyon"}"#));
+    assert_eq!(
+        (calls[1].id.as_str(), calls[1].function.arguments.as_str()),
+        ("call_2", r#"{"city":"Lyon"}"#)
+    );
 }
 
 #[tokio::test]
 async fn empty_messages_are_rejected_before_sending() {
     let server = MockServer::start().await;
-    Mock::given(method("POST")).respond_with(ResponseTemplate::new(200)).expect(0).mount(&server).await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(200))
+        .expect(0)
+        .mount(&server)
+        .await;
     let err = openai(&server.uri())
         .chat(&ChatRequest::new("gpt-4o", Vec::new()))
         .await
         .unwrap_err();
     assert_eq!(err.kind(), llm_core::ErrorKind::InvalidRequest);
-    assert_eq!(err.to_string(), "invalid request: `messages` must not be empty");
+    assert_eq!(
+        err.to_string(),
+        "invalid request: `messages` must not be empty"
+    );
 }
 
 #[tokio::test]
 async fn a_200_without_choices_or_with_garbage_is_a_protocol_error() {
-    for body in [r#"{"id":"x","object":"chat.completion","choices":[]}"#, "<html>oops</html>", ""] {
+    for body in [
+        r#"{"id":"x","object":"chat.completion","choices":[]}"#,
+        "<html>oops</html>",
+        "",
+    ] {
         let server = MockServer::start().await;
         Mock::given(method("POST"))
             .respond_with(ResponseTemplate::new(200).set_body_raw(body, "application/json"))
             .mount(&server)
             .await;
-        let err = openai(&server.uri()).chat(&ChatRequest::from("hi")).await.unwrap_err();
+        let err = openai(&server.uri())
+            .chat(&ChatRequest::from("hi"))
+            .await
+            .unwrap_err();
         assert_eq!(err.kind(), llm_core::ErrorKind::Protocol, "{body}: {err}");
     }
 }

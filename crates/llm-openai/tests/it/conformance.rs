@@ -28,22 +28,107 @@ struct OpenAiHarness(Flavor);
 fn error_script(case: ErrorCase, flavor: Flavor) -> Script {
     let unauthorized = UNAUTHORIZED_MESSAGE.replace("{key}", KEY);
     let (status, body, header): (u16, Value, Option<(&str, String)>) = match (case, flavor) {
-        (ErrorCase::Unauthorized, Flavor::OpenAi) => (401, error_body(&unauthorized, Some("invalid_request_error"), Some("invalid_api_key")), None),
-        (ErrorCase::Unauthorized, Flavor::Azure) => (401, json!({"error": {"code": "401", "message": unauthorized}}), None),
-        (ErrorCase::Forbidden, _) => (403, error_body("Country, region, or territory not supported", Some("invalid_request_error"), Some("unsupported_country_region_territory")), None),
-        (ErrorCase::NotFound, Flavor::OpenAi) => (404, error_body("The model `gpt-9` does not exist or you do not have access to it.", Some("invalid_request_error"), Some("model_not_found")), None),
-        (ErrorCase::NotFound, Flavor::Azure) => (404, json!({"error": {"code": "DeploymentNotFound", "message": "The API deployment for this resource does not exist."}}), None),
-        (ErrorCase::ContextLength, _) => (400, error_body("This model's maximum context length is 128000 tokens. However, your messages resulted in 130000 tokens.", Some("invalid_request_error"), Some("context_length_exceeded")), None),
-        (ErrorCase::RateLimited(form), Flavor::OpenAi) => (429, error_body("Rate limit reached for gpt-4o on requests per min (RPM): Limit 500.", Some("requests"), Some("rate_limit_exceeded")), form.header()),
-        (ErrorCase::RateLimited(form), Flavor::Azure) => (429, json!({"error": {"code": "429", "message": "Requests to the ChatCompletions_Create Operation have exceeded token rate limit of your current OpenAI S0 pricing tier."}}), form.header()),
-        (ErrorCase::QuotaExhausted, _) => (429, error_body("You exceeded your current quota, please check your plan and billing details.", Some("insufficient_quota"), Some("insufficient_quota")), Some(("retry-after", "20".to_owned()))),
-        (ErrorCase::ContentFilter, _) => (400, json!({"error": {"message": "The response was filtered due to the prompt triggering Azure OpenAI's content management policy.", "type": null, "param": "prompt", "code": "content_filter", "status": 400, "innererror": {"code": "ResponsibleAIPolicyViolation", "content_filter_result": {"jailbreak": {"filtered": true, "detected": true}}}}}), None),
-        (ErrorCase::ServerError, _) => (500, error_body("The server had an error while processing your request. Sorry about that!", Some("server_error"), None), None),
-        (ErrorCase::Unavailable, _) => (503, error_body("The engine is currently overloaded, please try again later", Some("service_unavailable_error"), Some("server_is_overloaded")), None),
+        (ErrorCase::Unauthorized, Flavor::OpenAi) => (
+            401,
+            error_body(
+                &unauthorized,
+                Some("invalid_request_error"),
+                Some("invalid_api_key"),
+            ),
+            None,
+        ),
+        (ErrorCase::Unauthorized, Flavor::Azure) => (
+            401,
+            json!({"error": {"code": "401", "message": unauthorized}}),
+            None,
+        ),
+        (ErrorCase::Forbidden, _) => (
+            403,
+            error_body(
+                "Country, region, or territory not supported",
+                Some("invalid_request_error"),
+                Some("unsupported_country_region_territory"),
+            ),
+            None,
+        ),
+        (ErrorCase::NotFound, Flavor::OpenAi) => (
+            404,
+            error_body(
+                "The model `gpt-9` does not exist or you do not have access to it.",
+                Some("invalid_request_error"),
+                Some("model_not_found"),
+            ),
+            None,
+        ),
+        (ErrorCase::NotFound, Flavor::Azure) => (
+            404,
+            json!({"error": {"code": "DeploymentNotFound", "message": "The API deployment for this resource does not exist."}}),
+            None,
+        ),
+        (ErrorCase::ContextLength, _) => (
+            400,
+            error_body(
+                "This model's maximum context length is 128000 tokens. However, your messages resulted in 130000 tokens.",
+                Some("invalid_request_error"),
+                Some("context_length_exceeded"),
+            ),
+            None,
+        ),
+        (ErrorCase::RateLimited(form), Flavor::OpenAi) => (
+            429,
+            error_body(
+                "Rate limit reached for gpt-4o on requests per min (RPM): Limit 500.",
+                Some("requests"),
+                Some("rate_limit_exceeded"),
+            ),
+            form.header(),
+        ),
+        (ErrorCase::RateLimited(form), Flavor::Azure) => (
+            429,
+            json!({"error": {"code": "429", "message": "Requests to the ChatCompletions_Create Operation have exceeded token rate limit of your current OpenAI S0 pricing tier."}}),
+            form.header(),
+        ),
+        (ErrorCase::QuotaExhausted, _) => (
+            429,
+            error_body(
+                "You exceeded your current quota, please check your plan and billing details.",
+                Some("insufficient_quota"),
+                Some("insufficient_quota"),
+            ),
+            Some(("retry-after", "20".to_owned())),
+        ),
+        (ErrorCase::ContentFilter, _) => (
+            400,
+            json!({"error": {"message": "The response was filtered due to the prompt triggering Azure OpenAI's content management policy.", "type": null, "param": "prompt", "code": "content_filter", "status": 400, "innererror": {"code": "ResponsibleAIPolicyViolation", "content_filter_result": {"jailbreak": {"filtered": true, "detected": true}}}}}),
+            None,
+        ),
+        (ErrorCase::ServerError, _) => (
+            500,
+            error_body(
+                "The server had an error while processing your request. Sorry about that!",
+                Some("server_error"),
+                None,
+            ),
+            None,
+        ),
+        (ErrorCase::Unavailable, _) => (
+            503,
+            error_body(
+                "The engine is currently overloaded, please try again later",
+                Some("service_unavailable_error"),
+                Some("server_is_overloaded"),
+            ),
+            None,
+        ),
         (other, _) => unreachable!("no script for {other:?}"),
     };
     let headers: Vec<(&str, &str)> = header.iter().map(|(n, v)| (*n, v.as_str())).collect();
-    Script::full(status, "application/json", &headers, body.to_string().as_bytes())
+    Script::full(
+        status,
+        "application/json",
+        &headers,
+        body.to_string().as_bytes(),
+    )
 }
 
 fn stream_script(frames: &[Value], done: bool, flavor: Flavor) -> Script {
@@ -58,12 +143,20 @@ fn stream_script(frames: &[Value], done: bool, flavor: Flavor) -> Script {
 }
 
 fn script(scenario: Scenario, mode: Mode, flavor: Flavor) -> Script {
-    let calls: Vec<(&str, &str, &[&str])> = TOOL_CALLS.iter().map(|c| (c.id, c.name, c.fragments)).collect();
+    let calls: Vec<(&str, &str, &[&str])> = TOOL_CALLS
+        .iter()
+        .map(|c| (c.id, c.name, c.fragments))
+        .collect();
     match (scenario, mode) {
         (Scenario::Text, Mode::Chat) => json_script(&completion(&TEXT_PIECES.concat(), USAGE)),
-        (Scenario::Text, Mode::Stream) => stream_script(&text_frames(&TEXT_PIECES, USAGE), true, flavor),
+        (Scenario::Text, Mode::Stream) => {
+            stream_script(&text_frames(&TEXT_PIECES, USAGE), true, flavor)
+        }
         (Scenario::ToolCalls, Mode::Chat) => json_script(&tool_completion(
-            &TOOL_CALLS.iter().map(|c| (c.id, c.name, c.arguments())).collect::<Vec<_>>(),
+            &TOOL_CALLS
+                .iter()
+                .map(|c| (c.id, c.name, c.arguments()))
+                .collect::<Vec<_>>(),
         )),
         (Scenario::ToolCalls, Mode::Stream) => {
             let mut frames = tool_frames(&calls);
@@ -73,7 +166,11 @@ fn script(scenario: Scenario, mode: Mode, flavor: Flavor) -> Script {
         (Scenario::Error(case), _) => error_script(case, flavor),
         (Scenario::InBandError, _) => {
             let mut frames = partial_frames();
-            frames.push(error_body("The server had an error while processing your request.", Some("server_error"), None));
+            frames.push(error_body(
+                "The server had an error while processing your request.",
+                Some("server_error"),
+                None,
+            ));
             stream_script(&frames, false, flavor)
         }
         (Scenario::Truncated, Mode::Stream) => stream_script(&partial_frames(), false, flavor),
@@ -88,7 +185,11 @@ fn script(scenario: Scenario, mode: Mode, flavor: Flavor) -> Script {
 
 fn partial_frames() -> Vec<Value> {
     let mut frames = vec![chunk(json!({"role": "assistant", "content": ""}), None)];
-    frames.extend(PARTIAL_PIECES.iter().map(|p| chunk(json!({"content": p}), None)));
+    frames.extend(
+        PARTIAL_PIECES
+            .iter()
+            .map(|p| chunk(json!({"content": p}), None)),
+    );
     frames
 }
 
@@ -99,8 +200,14 @@ fn json_script(body: &Value) -> Script {
 #[llm_core::async_trait]
 impl Harness for OpenAiHarness {
     async fn serve(&self, scenario: Scenario, mode: Mode) -> Result<Served, Skip> {
-        let server = ScriptedServer::start(vec![script(scenario, mode, self.0)]).await.unwrap();
-        let timeouts = if scenario == Scenario::Stall { short_timeouts() } else { Timeouts::default() };
+        let server = ScriptedServer::start(vec![script(scenario, mode, self.0)])
+            .await
+            .unwrap();
+        let timeouts = if scenario == Scenario::Stall {
+            short_timeouts()
+        } else {
+            Timeouts::default()
+        };
         let provider: Arc<dyn llm_core::ChatProvider> = match self.0 {
             Flavor::OpenAi => Arc::new(
                 OpenAiProvider::new(OpenAiConfig {

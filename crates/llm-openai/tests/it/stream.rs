@@ -4,8 +4,7 @@ use std::time::Duration;
 
 use futures_util::StreamExt;
 use llm_core::{
-    ChatProvider, ChatRequest, ChatStreamExt, ErrorKind, FinishReason, Message, Role,
-    TimeoutPhase,
+    ChatProvider, ChatRequest, ChatStreamExt, ErrorKind, FinishReason, Message, Role, TimeoutPhase,
     testing::{Script, ScriptedServer},
 };
 use serde_json::{Value, json};
@@ -15,7 +14,8 @@ use wiremock::{
 };
 
 use crate::support::{
-    KEY, chunk, error_body, openai, openai_with, pieces, short_timeouts, sse, text_frames, tool_frames,
+    KEY, chunk, error_body, openai, openai_with, pieces, short_timeouts, sse, text_frames,
+    tool_frames,
 };
 
 fn sse_response(body: String) -> ResponseTemplate {
@@ -35,12 +35,18 @@ async fn sends_stream_with_include_usage_and_returns_chunks_and_usage() {
             "stream": true,
             "stream_options": {"include_usage": true}
         })))
-        .respond_with(sse_response(sse(&text_frames(&["从前", "有座山"], (9, 2)), true)))
+        .respond_with(sse_response(sse(
+            &text_frames(&["从前", "有座山"], (9, 2)),
+            true,
+        )))
         .expect(1)
         .mount(&server)
         .await;
 
-    let stream = openai(&server.uri()).stream(&ChatRequest::from("写一个故事")).await.unwrap();
+    let stream = openai(&server.uri())
+        .stream(&ChatRequest::from("写一个故事"))
+        .await
+        .unwrap();
     let chunks: Vec<_> = stream.map(Result::unwrap).collect().await;
     assert_eq!(chunks.len(), 5, "role, two pieces, finish, usage");
     assert_eq!(chunks[0].choices[0].delta.role, Some(Role::Assistant));
@@ -50,7 +56,11 @@ async fn sends_stream_with_include_usage_and_returns_chunks_and_usage() {
     let last = chunks.last().unwrap();
     assert!(last.choices.is_empty());
     assert_eq!(last.usage.as_ref().unwrap().total_tokens, 11);
-    assert!(chunks.iter().all(|c| c.id == "chatcmpl-AbC1" && c.object == "chat.completion.chunk"));
+    assert!(
+        chunks
+            .iter()
+            .all(|c| c.id == "chatcmpl-AbC1" && c.object == "chat.completion.chunk")
+    );
 }
 
 #[tokio::test]
@@ -58,9 +68,12 @@ async fn frames_split_across_tcp_writes_decode_the_same() {
     let frames = text_frames(&["Hel", "lo ", "wörld ", "你好"], (5, 4));
     let body = sse(&frames, true).replace("\n\n", "\r\n\r\n");
     for size in [1, 2, 7, 64] {
-        let server = ScriptedServer::start(vec![Script::sse(pieces(&body, size), Duration::from_micros(200))])
-            .await
-            .unwrap();
+        let server = ScriptedServer::start(vec![Script::sse(
+            pieces(&body, size),
+            Duration::from_micros(200),
+        )])
+        .await
+        .unwrap();
         let response = openai(&server.url())
             .stream(&ChatRequest::from("hi"))
             .await
@@ -68,7 +81,11 @@ async fn frames_split_across_tcp_writes_decode_the_same() {
             .collect_response()
             .await
             .unwrap();
-        assert_eq!(response.text().as_deref(), Some("Hello wörld 你好"), "write size {size}");
+        assert_eq!(
+            response.text().as_deref(),
+            Some("Hello wörld 你好"),
+            "write size {size}"
+        );
         assert_eq!(response.usage.unwrap().completion_tokens, 4);
         // What we sent arrived intact too.
         let received = server.received().await;
@@ -92,7 +109,10 @@ async fn parallel_tool_calls_are_reassembled_by_index() {
         .expect(1)
         .mount(&server)
         .await;
-    let stream = openai(&server.uri()).stream(&ChatRequest::from("weather?")).await.unwrap();
+    let stream = openai(&server.uri())
+        .stream(&ChatRequest::from("weather?"))
+        .await
+        .unwrap();
     let chunks: Vec<_> = stream.map(Result::unwrap).collect().await;
     // Fragments arrive interleaved: a later fragment of call 0 follows call 1's.
     let indices: Vec<u32> = chunks
@@ -103,12 +123,19 @@ async fn parallel_tool_calls_are_reassembled_by_index() {
         .collect();
     assert_eq!(indices, [0, 1, 2, 0, 1, 2, 0, 1, 0]);
 
-    let replay: llm_core::ChatStream = Box::pin(futures_util::stream::iter(chunks.into_iter().map(Ok)));
+    let replay: llm_core::ChatStream =
+        Box::pin(futures_util::stream::iter(chunks.into_iter().map(Ok)));
     let response = replay.collect_response().await.unwrap();
     let calls = response.choices[0].message.tool_calls.as_ref().unwrap();
     let summary: Vec<(&str, &str, &str)> = calls
         .iter()
-        .map(|c| (c.id.as_str(), c.function.name.as_str(), c.function.arguments.as_str()))
+        .map(|c| {
+            (
+                c.id.as_str(),
+                c.function.name.as_str(),
+                c.function.arguments.as_str(),
+            )
+        })
         .collect();
     assert_eq!(
         summary,
@@ -118,14 +145,21 @@ async fn parallel_tool_calls_are_reassembled_by_index() {
             ("call_c", "get_time", "{}"),
         ]
     );
-    assert_eq!(response.choices[0].finish_reason, Some(FinishReason::ToolCalls));
+    assert_eq!(
+        response.choices[0].finish_reason,
+        Some(FinishReason::ToolCalls)
+    );
 }
 
 #[tokio::test]
 async fn in_band_error_after_content_ends_the_stream_with_one_error() {
     let server = MockServer::start().await;
     let mut frames = vec![chunk(json!({"role": "assistant", "content": "Once"}), None)];
-    frames.push(error_body("The server had an error while processing your request.", Some("server_error"), None));
+    frames.push(error_body(
+        "The server had an error while processing your request.",
+        Some("server_error"),
+        None,
+    ));
     // Whatever follows an error frame is never passed on.
     frames.push(chunk(json!({"content": "ghost"}), None));
     Mock::given(method("POST"))
@@ -157,17 +191,30 @@ async fn a_stream_cut_before_done_is_a_protocol_error() {
     let mut body = sse(&frames, false);
     // Also cut in the middle of the next frame.
     body.push_str("data: {\"id\":\"chatcmpl-AbC1\",\"cho");
-    let server = ScriptedServer::start(vec![Script::sse(pieces(&body, 40), Duration::ZERO)]).await.unwrap();
-    let items: Vec<_> = openai(&server.url()).stream(&ChatRequest::from("hi")).await.unwrap().collect().await;
+    let server = ScriptedServer::start(vec![Script::sse(pieces(&body, 40), Duration::ZERO)])
+        .await
+        .unwrap();
+    let items: Vec<_> = openai(&server.url())
+        .stream(&ChatRequest::from("hi"))
+        .await
+        .unwrap()
+        .collect()
+        .await;
     assert_eq!(items.len(), 3);
     let err = items[2].as_ref().unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Protocol);
-    assert!(err.to_string().contains("cut off in the middle of a frame"), "{err}");
+    assert!(
+        err.to_string().contains("cut off in the middle of a frame"),
+        "{err}"
+    );
 
     // `collect_response` surfaces the failure instead of returning half an answer.
-    let server = ScriptedServer::start(vec![Script::sse(pieces(&sse(&frames, false), 40), Duration::ZERO)])
-        .await
-        .unwrap();
+    let server = ScriptedServer::start(vec![Script::sse(
+        pieces(&sse(&frames, false), 40),
+        Duration::ZERO,
+    )])
+    .await
+    .unwrap();
     let err = openai(&server.url())
         .stream(&ChatRequest::from("hi"))
         .await
@@ -182,7 +229,10 @@ async fn a_stream_cut_before_done_is_a_protocol_error() {
 #[tokio::test]
 async fn a_stalled_stream_times_out_as_idle_and_a_silent_upstream_as_first_byte() {
     // Two chunks, then silence with the connection open.
-    let body = sse(&[chunk(json!({"role": "assistant", "content": "Hi"}), None)], false);
+    let body = sse(
+        &[chunk(json!({"role": "assistant", "content": "Hi"}), None)],
+        false,
+    );
     let server = ScriptedServer::start(vec![Script::new(vec![
         llm_core::testing::Step::Write(Script::head(200, "text/event-stream", &[])),
         llm_core::testing::Step::Write(body.into()),
@@ -191,7 +241,12 @@ async fn a_stalled_stream_times_out_as_idle_and_a_silent_upstream_as_first_byte(
     .await
     .unwrap();
     let provider = openai_with(&server.url(), short_timeouts());
-    let items: Vec<_> = provider.stream(&ChatRequest::from("hi")).await.unwrap().collect().await;
+    let items: Vec<_> = provider
+        .stream(&ChatRequest::from("hi"))
+        .await
+        .unwrap()
+        .collect()
+        .await;
     assert_eq!(items.len(), 2);
     match items[1].as_ref().unwrap_err() {
         llm_core::Error::Timeout { phase, .. } => assert_eq!(*phase, TimeoutPhase::Idle),
@@ -204,7 +259,16 @@ async fn a_stalled_stream_times_out_as_idle_and_a_silent_upstream_as_first_byte(
         .await
         .err()
         .expect("a timeout");
-    assert!(matches!(err, llm_core::Error::Timeout { phase: TimeoutPhase::FirstByte, .. }), "{err}");
+    assert!(
+        matches!(
+            err,
+            llm_core::Error::Timeout {
+                phase: TimeoutPhase::FirstByte,
+                ..
+            }
+        ),
+        "{err}"
+    );
     assert_eq!(err.http_status(), http::StatusCode::GATEWAY_TIMEOUT);
 }
 
@@ -212,12 +276,21 @@ async fn a_stalled_stream_times_out_as_idle_and_a_silent_upstream_as_first_byte(
 async fn a_json_answer_to_a_stream_request_is_a_clear_protocol_error() {
     let server = MockServer::start().await;
     Mock::given(method("POST"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(crate::support::completion("hi", (1, 1))))
+        .respond_with(
+            ResponseTemplate::new(200).set_body_json(crate::support::completion("hi", (1, 1))),
+        )
         .mount(&server)
         .await;
-    let err = openai(&server.uri()).stream(&ChatRequest::from("hi")).await.err().expect("an error");
+    let err = openai(&server.uri())
+        .stream(&ChatRequest::from("hi"))
+        .await
+        .err()
+        .expect("an error");
     assert_eq!(err.kind(), ErrorKind::Protocol);
-    assert!(err.to_string().contains("expected an event stream"), "{err}");
+    assert!(
+        err.to_string().contains("expected an event stream"),
+        "{err}"
+    );
 }
 
 #[tokio::test]
@@ -226,7 +299,10 @@ async fn keep_alive_comments_and_empty_lines_are_ignored() {
     let mut body = String::from(": keep-alive\n\n");
     body.push_str(&sse(&text_frames(&["ok"], (1, 1)), false));
     body.push_str(": keep-alive\n\ndata: [DONE]\n\n");
-    Mock::given(method("POST")).respond_with(sse_response(body)).mount(&server).await;
+    Mock::given(method("POST"))
+        .respond_with(sse_response(body))
+        .mount(&server)
+        .await;
     let response = openai(&server.uri())
         .stream(&ChatRequest::new("gpt-4o", vec![Message::user("hi")]))
         .await

@@ -70,12 +70,14 @@ pub(crate) fn tool_completion(calls: &[(&str, &str, String)]) -> Value {
 
 /// A chunk with one choice.
 pub(crate) fn chunk(delta: Value, finish: Option<&str>) -> Value {
-    json!({
+    let mut chunk = json!({
         "id": "chatcmpl-AbC1", "object": "chat.completion.chunk", "created": 1732600000,
         "model": "gpt-4o-2024-08-06", "system_fingerprint": "fp_f33640a400",
-        "choices": [{"index": 0, "delta": delta, "logprobs": null, "finish_reason": finish}],
+        "choices": [{"index": 0, "delta": {}, "logprobs": null, "finish_reason": finish}],
         "usage": null
-    })
+    });
+    chunk["choices"][0]["delta"] = delta;
+    chunk
 }
 
 pub(crate) fn usage_chunk(usage: (u64, u64)) -> Value {
@@ -89,7 +91,10 @@ pub(crate) fn usage_chunk(usage: (u64, u64)) -> Value {
 
 /// A text stream: the role chunk, one chunk per piece, the finish chunk and a usage chunk.
 pub(crate) fn text_frames(pieces: &[&str], usage: (u64, u64)) -> Vec<Value> {
-    let mut frames = vec![chunk(json!({"role": "assistant", "content": "", "refusal": null}), None)];
+    let mut frames = vec![chunk(
+        json!({"role": "assistant", "content": "", "refusal": null}),
+        None,
+    )];
     frames.extend(pieces.iter().map(|p| chunk(json!({"content": p}), None)));
     frames.push(chunk(json!({}), Some("stop")));
     frames.push(usage_chunk(usage));
@@ -112,7 +117,10 @@ pub(crate) fn tool_frames(calls: &[(&str, &str, &[&str])]) -> Vec<Value> {
     for step in 0..longest {
         for (index, (_, _, fragments)) in calls.iter().enumerate() {
             if let Some(fragment) = fragments.get(step) {
-                frames.push(chunk(json!({"tool_calls": [{"index": index, "function": {"arguments": fragment}}]}), None));
+                frames.push(chunk(
+                    json!({"tool_calls": [{"index": index, "function": {"arguments": fragment}}]}),
+                    None,
+                ));
             }
         }
     }
@@ -136,7 +144,10 @@ pub(crate) fn sse(frames: &[Value], done: bool) -> String {
 
 /// `body` cut into pieces of `size` bytes (splitting frames, lines and UTF-8 characters).
 pub(crate) fn pieces(body: &str, size: usize) -> Vec<Bytes> {
-    body.as_bytes().chunks(size).map(Bytes::copy_from_slice).collect()
+    body.as_bytes()
+        .chunks(size)
+        .map(Bytes::copy_from_slice)
+        .collect()
 }
 
 pub(crate) fn error_body(message: &str, kind: Option<&str>, code: Option<&str>) -> Value {

@@ -1,0 +1,216 @@
+//! `cargo xtask ci`: the gate every change passes, in the order that fails fastest.
+
+use std::fs;
+
+use crate::{cargo, project_root};
+
+/// The test command of the README's quick start; CI runs exactly this.
+pub(crate) const TEST_COMMAND: [&str; 3] = ["cargo", "test", "--workspace"];
+
+pub(crate) fn main(args: &[String]) -> Result<(), String> {
+    let quick = match args {
+        [] => false,
+        [flag] if flag == "--quick" => true,
+        other => {
+            return Err(format!(
+                "unexpected arguments {other:?}; usage: cargo xtask ci [--quick]"
+            ));
+        }
+    };
+
+    let mut fmt = cargo();
+    fmt.args(["fmt", "--all", "--check"]);
+    crate::run(fmt)?;
+
+    let mut clippy = cargo();
+    clippy.args([
+        "clippy",
+        "--workspace",
+        "--all-targets",
+        "--all-features",
+        "--locked",
+        "--",
+        "-D",
+        "warnings",
+    ]);
+    crate::run(clippy)?;
+
+    if !quick {
+        feature_isolation()?;
+    }
+
+    let mut test = cargo();
+    test.args(&TEST_COMMAND[1..]);
+    crate::run(test)?;
+
+    let mut doc = cargo();
+    doc.env("RUSTDOCFLAGS", "-D warnings").args([
+        "doc",
+        "--workspace",
+        "--no-deps",
+        "--all-features",
+        "--locked",
+    ]);
+    crate::run(doc)?;
+
+    if !quick {
+        deny()?;
+    }
+    println!("xtask ci: all checks passed");
+    Ok(())
+}
+
+/// Provider features of `llm-factory`, read from its manifest.
+fn factory_provider_features() -> Result<Vec<String>, String> {
+    let path = project_root().join("crates/llm-factory/Cargo.toml");
+    let manifest = fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+    Ok(provider_features(&manifest))
+}
+
+/// The `[features]` of a manifest other than `default` and `blocking`.
+fn provider_features(manifest: &str) -> Vec<String> {
+    let mut in_features = false;
+    let mut features = Vec::new();
+    for line in manifest.lines().map(str::trim) {
+        if line.starts_with('[') {
+            in_features = line == "[features]";
+            continue;
+        }
+        if in_features && let Some((name, _)) = line.split_once('=') {
+            let name = name.trim();
+            if !matches!(name, "default" | "blocking") && !name.starts_with('#') {
+                features.push(name.to_owned());
+            }
+        }
+    }
+    features
+}
+
+/// Each provider feature builds alone, and pulls in no other provider's SDK.
+fn feature_isolation() -> Result<(), String> {
+    let features = factory_provider_features()?;
+    if features.is_empty() {
+        println!("feature isolation: llm-factory declares no provider features yet");
+        return Ok(());
+    }
+    for feature in &features {
+        let mut check = cargo();
+        check.args([
+            "check",
+            "-p",
+            "llm-factory",
+            "--no-default-features",
+            "--features",
+            feature,
+            "--locked",
+        ]);
+        crate::run(check)?;
+
+        let output = cargo()
+            .args([
+                "tree",
+                "-p",
+                "llm-factory",
+                "--no-default-features",
+                "--features",
+                feature,
+                "-e",
+                "normal,build",
+                "--prefix",
+                "none",
+                "--locked",
+            ])
+            .output()
+            .map_err(|e| format!("cannot run cargo tree: {e}"))?;
+        if !output.status.success() {
+            return Err(format!("cargo tree failed for feature `{feature}`"));
+        }
+        let tree = String::from_utf8_lossy(&output.stdout);
+        let forbidden: &[&str] = match feature.as_str() {
+            "claude-bedrock" => &["google-cloud-"],
+            "gemini" => &["aws-"],
+            _ => &["aws-", "google-cloud-"],
+        };
+        for prefix in forbidden {
+            if let Some(line) = tree.lines().find(|line| line.starts_with(prefix)) {
+                return Err(format!(
+                    "feature `{feature}` pulls in `{line}`: another provider's SDK leaked into it"
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `cargo deny check bans licenses sources`, installing cargo-deny when it is missing.
+fn deny() -> Result<(), String> {
+    let installed = cargo()
+        .args(["deny", "--version"])
+        .output()
+        .is_ok_and(|output| output.status.success());
+    if !installed {
+        let mut install = cargo();
+        install.args(["install", "--locked", "cargo-deny"]);
+        crate::run(install)?;
+    }
+    let mut check = cargo();
+    check.args([
+        "deny",
+        "--all-features",
+        "check",
+        "bans",
+        "licenses",
+        "sources",
+    ]);
+    crate::run(check)?;
+
+    // The advisory database cannot be fetched here: check it only when a local copy exists,
+    // and report without failing.
+    let advisory_db = std::env::var_os("CARGO_HOME")
+        .map(std::path::PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|home| std::path::Path::new(&home).join(".cargo")))
+        .map(|home| home.join("advisory-dbs"));
+    if advisory_db.is_some_and(|path| path.exists()) {
+        let mut advisories = cargo();
+        advisories.args(["deny", "check", "--disable-fetch", "advisories"]);
+        if let Err(message) = crate::run(advisories) {
+            println!("advisories (reported, not failing): {message}");
+        }
+    } else {
+        println!("advisories: skipped, no local advisory database");
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn readme_quick_start_has_the_ci_test_command() {
+        let readme = fs::read_to_string(project_root().join("README.md")).unwrap();
+        let command = TEST_COMMAND.join(" ");
+        assert!(
+            readme.lines().any(|line| line.trim() == command),
+            "README.md must show `{command}` on a line of its own"
+        );
+    }
+
+    #[test]
+    fn ci_script_calls_xtask_ci() {
+        let script = fs::read_to_string(project_root().join(".ci/run")).unwrap();
+        assert!(
+            script
+                .lines()
+                .any(|line| line.trim() == "exec cargo xtask ci"),
+            "{script}"
+        );
+    }
+
+    #[test]
+    fn provider_features_are_read_from_the_manifest() {
+        let manifest = "[package]\nname = \"x\"\n\n[features]\ndefault = [\"openai\", \"gemini\"]\nopenai = [\"dep:llm-openai\"]\ngemini = [\"dep:llm-gemini\"]\nblocking = []\n\n[dependencies]\nserde = \"1\"\n";
+        assert_eq!(provider_features(manifest), ["openai", "gemini"]);
+        assert!(factory_provider_features().is_ok());
+    }
+}
