@@ -1,6 +1,10 @@
 //! `cargo xtask ci`: the gate every change passes, in the order that fails fastest.
 
-use std::fs;
+use std::{
+    fs,
+    io::{BufRead, BufReader},
+    process::{Command, Stdio},
+};
 
 use crate::{cargo, project_root};
 
@@ -41,7 +45,7 @@ pub(crate) fn main(args: &[String]) -> Result<(), String> {
 
     let mut test = cargo();
     test.args(&TEST_COMMAND[1..]);
-    crate::run(test)?;
+    let totals = run_tests(test)?;
 
     let mut doc = cargo();
     doc.env("RUSTDOCFLAGS", "-D warnings").args([
@@ -57,7 +61,70 @@ pub(crate) fn main(args: &[String]) -> Result<(), String> {
         deny()?;
     }
     println!("xtask ci: all checks passed");
+    // The plain closing line: how many tests ran, over every test binary and doctest.
+    println!(
+        "tests: {} passed, {} failed, {} skipped",
+        totals.passed, totals.failed, totals.ignored
+    );
     Ok(())
+}
+
+/// Test counts summed over every `test result:` line of a cargo test run.
+#[derive(Debug, Default, PartialEq, Eq)]
+struct Totals {
+    passed: u64,
+    failed: u64,
+    ignored: u64,
+}
+
+impl Totals {
+    /// Add the counts of one `test result: ok. 3 passed; 0 failed; 1 ignored; ...` line.
+    fn add_line(&mut self, line: &str) {
+        let Some(rest) = line.trim().strip_prefix("test result: ") else {
+            return;
+        };
+        for part in rest.split(['.', ';']) {
+            let mut words = part.split_whitespace();
+            if let (Some(count), Some(label)) = (words.next(), words.next())
+                && let Ok(count) = count.parse::<u64>()
+            {
+                match label {
+                    "passed" => self.passed += count,
+                    "failed" => self.failed += count,
+                    "ignored" => self.ignored += count,
+                    _ => {}
+                }
+            }
+        }
+    }
+}
+
+/// Run the test command, echoing its output as it comes, and count the tests.
+fn run_tests(mut command: Command) -> Result<Totals, String> {
+    let shown = crate::describe(&command);
+    println!("$ {shown}");
+    let mut child = command
+        .stdout(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("cannot run `{shown}`: {e}"))?;
+    let mut totals = Totals::default();
+    if let Some(stdout) = child.stdout.take() {
+        for line in BufReader::new(stdout).lines() {
+            let line = line.map_err(|e| format!("reading `{shown}` output: {e}"))?;
+            println!("{line}");
+            totals.add_line(&line);
+        }
+    }
+    let status = child
+        .wait()
+        .map_err(|e| format!("waiting for `{shown}`: {e}"))?;
+    if !status.success() {
+        return Err(format!("`{shown}` failed ({status})"));
+    }
+    if totals.passed == 0 {
+        return Err(format!("`{shown}` ran no test"));
+    }
+    Ok(totals)
 }
 
 /// Provider features of `llm-factory`, read from its manifest.
@@ -193,6 +260,26 @@ mod tests {
         assert!(
             readme.lines().any(|line| line.trim() == command),
             "README.md must show `{command}` on a line of its own"
+        );
+    }
+
+    #[test]
+    fn totals_sum_every_result_line() {
+        let mut totals = Totals::default();
+        for line in [
+            "test result: ok. 48 passed; 0 failed; 0 ignored; 0 measured; 0 filtered out; finished in 0.05s",
+            "running 3 tests",
+            "test result: FAILED. 5 passed; 1 failed; 2 ignored; 0 measured; 0 filtered out; finished in 0.63s",
+        ] {
+            totals.add_line(line);
+        }
+        assert_eq!(
+            totals,
+            Totals {
+                passed: 53,
+                failed: 1,
+                ignored: 2
+            }
         );
     }
 

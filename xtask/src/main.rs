@@ -64,6 +64,10 @@ fn project_root() -> PathBuf {
 fn cargo() -> Command {
     let mut command = Command::new(env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
     command.current_dir(project_root());
+    if env::var_os("CI").is_some() {
+        // Incremental artifacts only cost time and disk on a one-shot build.
+        command.env("CARGO_INCREMENTAL", "0");
+    }
     command
 }
 

@@ -17,7 +17,7 @@
 //! - an upstream that never answers is an [`ErrorKind::Timeout`];
 //! - the secret appears in no `Debug`, `Display` or error chain.
 //!
-//! ```ignore
+//! ```text
 //! #[tokio::test]
 //! async fn conformance() {
 //!     llm_core::testing::conformance::run_all(&MyHarness::new()).await.assert_all_passed();
