@@ -59,6 +59,9 @@ pub enum Error {
     /// The configuration is wrong.
     #[error("configuration error: {0}")]
     Config(Box<ConfigError>),
+    /// The requested model (or model group, or alias) is not configured.
+    #[error("{0}")]
+    ModelNotFound(Box<str>),
     /// Every deployment that was tried failed; each attempt is listed.
     #[error("{}", AttemptsDisplay(.0))]
     AllAttemptsFailed(Box<[Attempt]>),
@@ -110,6 +113,7 @@ impl Error {
             Self::Protocol { .. } => ErrorKind::Protocol,
             Self::InvalidRequest(_) => ErrorKind::InvalidRequest,
             Self::Config(_) => ErrorKind::Configuration,
+            Self::ModelNotFound(_) => ErrorKind::NotFound,
             Self::AllAttemptsFailed(_) => ErrorKind::AllAttemptsFailed,
         }
     }
@@ -117,7 +121,17 @@ impl Error {
     /// Whether another attempt (on another deployment, or later) may succeed.
     #[must_use]
     pub fn is_retryable(&self) -> bool {
-        self.kind().is_retryable()
+        match self {
+            // No deployment serves the model: asking another cannot help.
+            Self::ModelNotFound(_) => false,
+            Self::Upstream(_)
+            | Self::Timeout { .. }
+            | Self::Connection { .. }
+            | Self::Protocol { .. }
+            | Self::InvalidRequest(_)
+            | Self::Config(_)
+            | Self::AllAttemptsFailed(_) => self.kind().is_retryable(),
+        }
     }
 
     /// How long the upstream asked us to wait. For [`Error::AllAttemptsFailed`], the shortest
@@ -134,7 +148,8 @@ impl Error {
             | Self::Connection { .. }
             | Self::Protocol { .. }
             | Self::InvalidRequest(_)
-            | Self::Config(_) => None,
+            | Self::Config(_)
+            | Self::ModelNotFound(_) => None,
         }
     }
 
@@ -154,7 +169,8 @@ impl Error {
             | Self::Connection { .. }
             | Self::Protocol { .. }
             | Self::InvalidRequest(_)
-            | Self::Config(_) => self.kind().http_status(),
+            | Self::Config(_)
+            | Self::ModelNotFound(_) => self.kind().http_status(),
         }
     }
 
@@ -177,6 +193,7 @@ impl Error {
             | Self::Protocol { .. }
             | Self::InvalidRequest(_)
             | Self::Config(_)
+            | Self::ModelNotFound(_)
             | Self::AllAttemptsFailed(_) => self.kind().default_code(),
         }
     }
@@ -191,6 +208,7 @@ impl Error {
             | Self::Protocol { .. }
             | Self::InvalidRequest(_)
             | Self::Config(_)
+            | Self::ModelNotFound(_)
             | Self::AllAttemptsFailed(_) => None,
         }
     }
@@ -205,7 +223,8 @@ impl Error {
             | Self::Connection { .. }
             | Self::Protocol { .. }
             | Self::InvalidRequest(_)
-            | Self::Config(_) => &[],
+            | Self::Config(_)
+            | Self::ModelNotFound(_) => &[],
         }
     }
 }

@@ -18,6 +18,14 @@ use crate::{
     ToolCallDelta, ToolKind, UpstreamError, Usage,
 };
 
+/// A fast, well-mixed hash of `x` (the SplitMix64 finaliser).
+fn splitmix64(x: u64) -> u64 {
+    let mut z = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
 /// What the mock answers.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 #[non_exhaustive]
@@ -41,6 +49,14 @@ pub enum FailWhen {
     FirstCalls(u64),
     /// Every `n`-th call fails (call `n`, `2n`, ...).
     EveryNth(u64),
+    /// About `percent` % of calls fail, chosen by a hash of the call number and `seed`: the
+    /// same calls fail on every run.
+    Percent {
+        /// The share of calls that fail, 0 to 100.
+        percent: u8,
+        /// Selects which calls fail.
+        seed: u64,
+    },
 }
 
 impl FailWhen {
@@ -49,6 +65,7 @@ impl FailWhen {
             Self::Always => true,
             Self::FirstCalls(n) => call <= n,
             Self::EveryNth(n) => n > 0 && call.is_multiple_of(n),
+            Self::Percent { percent, seed } => splitmix64(seed ^ call) % 100 < u64::from(percent),
         }
     }
 }
@@ -548,6 +565,15 @@ mod tests {
             failed.push(first_two.chat(&request("x")).await.is_err());
         }
         assert_eq!(failed, [true, true, false, false]);
+
+        let percent = FailWhen::Percent { percent: 30, seed: 7 };
+        let failures = (1..=10_000).filter(|call| percent.fails(*call)).count();
+        assert!((2_800..=3_200).contains(&failures), "{failures}");
+        assert_eq!(
+            (1..=100).map(|c| percent.fails(c)).collect::<Vec<_>>(),
+            (1..=100).map(|c| percent.fails(c)).collect::<Vec<_>>(),
+            "deterministic"
+        );
     }
 
     #[tokio::test]
