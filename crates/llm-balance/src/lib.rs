@@ -1,8 +1,67 @@
-//! The balancer of LLM Factory: **not implemented yet**; this crate holds no code.
+//! The balancer of LLM Factory: many deployments (one provider instance and one credential
+//! each) behaving as one reliable [`ChatProvider`](llm_core::ChatProvider).
 //!
-//! It will hold the `Router`, itself a `llm_core::ChatProvider`, that makes many
-//! deployments (one provider instance and one credential each) behave as one reliable
-//! provider: model groups and aliases, the strategies `round_robin`, `random`,
-//! `first_available`, `weighted`, `least_busy` and `latency`, per-deployment health with
-//! cooldowns and probes, the one failover loop (pool-bounded rotation, fallback groups,
-//! deadline, retry budget) and the stream commit rule.
+//! - **Groups**: a request's `model` resolves to the deployments serving it (or an alias of
+//!   them); no model means every deployment.
+//! - **Strategies** ([`StrategyKind`]): `round_robin` (smooth weighted), `random`
+//!   (weighted), `first_available` (priority), `least_busy`, `latency` (power of two
+//!   choices over EWMA), per router or per request ([`RouteOptions`]).
+//! - **Health** per deployment, lock-free: cooldowns by [`CooldownPolicy`] (Retry-After
+//!   honoured and capped, long rests for bad credentials, exponential backoff after
+//!   repeated transient failures), one probe after a cooldown, rpm/tpm limits.
+//! - **Failover**: every candidate that is not resting, pass after pass with jittered
+//!   backoff, then fallback groups (and larger-context groups on context overflow), within a
+//!   deadline and a [retry budget](RetryBudgetConfig); non-retryable errors return at once;
+//!   when all rest, wait for the first if that fits the deadline, else fail with the shortest
+//!   `Retry-After`.
+//! - **Streams** are held until their first content: before it, any failure fails over
+//!   invisibly; after it, a failure ends the stream with one error item.
+//!
+//! ```
+//! use std::sync::Arc;
+//! use llm_balance::{Deployment, DeploymentConfig, Router, RouterConfig, StrategyKind};
+//! use llm_core::{ChatProvider, ChatRequest, ErrorKind, MockConfig, MockFailure, MockProvider};
+//!
+//! # tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap().block_on(async {
+//! let dead = MockProvider::new("dead", MockConfig {
+//!     failure: Some(MockFailure::always(ErrorKind::Authentication)),
+//!     ..MockConfig::default()
+//! });
+//! let router = Router::builder()
+//!     .config(RouterConfig { strategy: StrategyKind::FirstAvailable, ..RouterConfig::default() })
+//!     .deployment(Deployment::new(Arc::new(dead), DeploymentConfig::new("key-1", "gpt-4o")))
+//!     .deployment(Deployment::new(Arc::new(MockProvider::echo("gpt-4o")), DeploymentConfig::new("key-2", "gpt-4o")))
+//!     .build()?;
+//!
+//! // The first key is rejected; the router fails over to the second.
+//! let answer = router.chat(&ChatRequest::new("gpt-4o", vec![llm_core::Message::user("hi")])).await?;
+//! assert_eq!(answer.text().as_deref(), Some("hi"));
+//! assert_eq!(router.status()[0].last_error, Some("authentication"));
+//! # Ok::<_, llm_core::Error>(())
+//! # }).unwrap();
+//! ```
+//!
+//! # Features
+//!
+//! None.
+
+mod budget;
+mod cooldown;
+mod deployment;
+mod group;
+mod health;
+mod router;
+mod status;
+mod strategy;
+mod stream;
+
+pub use budget::RetryBudgetConfig;
+pub use cooldown::CooldownPolicy;
+pub use deployment::{Deployment, DeploymentConfig, DeploymentTimeouts};
+pub use group::Group;
+pub use router::{RouteOptions, Router, RouterBuilder, RouterConfig};
+pub use status::{DeploymentStatus, HealthState};
+pub use strategy::{
+    FirstAvailable, Latency, LeastBusy, RandomSource, RoundRobin, SplitMix64, Strategy,
+    StrategyKind, WeightedRandom,
+};

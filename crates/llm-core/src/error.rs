@@ -448,8 +448,11 @@ impl fmt::Display for AttemptsDisplay<'_> {
 }
 
 /// What callers branch on. Each kind has one row in the failover table.
+///
+/// Deliberately exhaustive (not `#[non_exhaustive]`): the balancer's cooldown table and the
+/// gateway's status mapping match on it without a wildcard, so adding a kind fails to
+/// compile until every table has declared what the new kind means.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[non_exhaustive]
 pub enum ErrorKind {
     /// The request is malformed or unsupported. Not retried.
     InvalidRequest,

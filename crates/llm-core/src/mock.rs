@@ -566,7 +566,10 @@ mod tests {
         }
         assert_eq!(failed, [true, true, false, false]);
 
-        let percent = FailWhen::Percent { percent: 30, seed: 7 };
+        let percent = FailWhen::Percent {
+            percent: 30,
+            seed: 7,
+        };
         let failures = (1..=10_000).filter(|call| percent.fails(*call)).count();
         assert!((2_800..=3_200).contains(&failures), "{failures}");
         assert_eq!(
