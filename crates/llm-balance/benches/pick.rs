@@ -5,7 +5,10 @@
 //! cargo bench -p llm-balance --bench pick
 //! ```
 
-#![expect(clippy::panic, reason = "a benchmark that cannot set up should stop loudly")]
+#![expect(
+    clippy::panic,
+    reason = "a benchmark that cannot set up should stop loudly"
+)]
 
 use std::sync::Arc;
 

@@ -292,3 +292,116 @@ impl Drop for Permit {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use llm_core::{MockProvider, UpstreamError};
+
+    use super::*;
+    use crate::DeploymentConfig;
+
+    fn error(kind: ErrorKind, retry_after: Option<u64>) -> Error {
+        let mut upstream = UpstreamError::new("t", None, kind, "x");
+        upstream.retry_after = retry_after.map(Duration::from_secs);
+        Error::from(upstream)
+    }
+
+    #[test]
+    fn a_re_cool_keeps_the_later_deadline() {
+        let health = Health::default();
+        let policy = CooldownPolicy::default();
+        health.record_failure(
+            &error(ErrorKind::Authentication, None),
+            &policy,
+            1_000,
+            false,
+        );
+        assert_eq!(health.cooldown_until(), 301_000);
+        // A shorter rate-limit rest reported by a request that was already in flight.
+        health.record_failure(
+            &error(ErrorKind::RateLimited, Some(7)),
+            &policy,
+            2_000,
+            false,
+        );
+        assert_eq!(health.cooldown_until(), 301_000);
+        // A longer one extends it.
+        health.record_failure(
+            &error(ErrorKind::RateLimited, Some(60)),
+            &policy,
+            290_000,
+            false,
+        );
+        assert_eq!(health.cooldown_until(), 350_000);
+    }
+
+    #[test]
+    fn one_probe_at_a_time_and_a_dropped_probe_is_released() {
+        let deployment = Arc::new(Deployment::new(
+            Arc::new(MockProvider::echo("m")),
+            DeploymentConfig::new("d", "m"),
+        ));
+        let health = &deployment.health;
+        health.record_failure(
+            &error(ErrorKind::Authentication, None),
+            &CooldownPolicy::default(),
+            1,
+            false,
+        );
+        assert_eq!(
+            health.try_acquire(100, None, None),
+            Err(Unavailable::Cooling(300_001))
+        );
+        assert_eq!(
+            health.try_acquire(300_001, None, None),
+            Ok(true),
+            "the first caller probes"
+        );
+        assert_eq!(
+            health.try_acquire(300_002, None, None),
+            Err(Unavailable::Probing)
+        );
+        // The probe's request is cancelled: the permit is dropped unresolved.
+        drop(Permit::new(Arc::clone(&deployment), true));
+        assert_eq!(health.in_flight(), 0);
+        assert_eq!(
+            health.try_acquire(300_003, None, None),
+            Ok(true),
+            "a new probe may go"
+        );
+        let permit = Permit::new(Arc::clone(&deployment), true);
+        permit.succeed(Some(Duration::from_millis(20)), 10);
+        assert_eq!(health.cooldown_until(), 0);
+        assert_eq!(
+            health.try_acquire(300_004, None, None),
+            Ok(false),
+            "full traffic"
+        );
+        assert_eq!(health.successes(), 1);
+    }
+
+    #[test]
+    fn ewma_moves_towards_new_samples() {
+        let health = Health::default();
+        health.mark_responsive(Duration::from_millis(100), false);
+        assert!((health.ewma_us() - 100_000.0).abs() < 1.0);
+        health.mark_responsive(Duration::from_millis(200), false);
+        assert!((health.ewma_us() - 130_000.0).abs() < 1.0);
+    }
+
+    #[test]
+    fn tpm_limits_count_reported_tokens() {
+        let health = Health::default();
+        assert_eq!(health.try_acquire(1, None, Some(100)), Ok(false));
+        health.add_tokens(100);
+        assert_eq!(
+            health.try_acquire(2, None, Some(100)),
+            Err(Unavailable::Limited(60_000))
+        );
+        assert_eq!(
+            health.try_acquire(60_000, None, Some(100)),
+            Ok(false),
+            "a new window"
+        );
+    }
+}

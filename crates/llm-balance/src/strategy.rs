@@ -156,7 +156,10 @@ impl FromStr for StrategyKind {
 /// `first`, then every other member in ring order after it.
 fn ring_from(first: u32, len: usize, out: &mut Vec<u32>) {
     let len32 = to_u32(len);
-    out.extend((0..len32).map(|step| (first + step) % len32));
+    let first = first.min(len32);
+    // Two plain ranges rather than a modulo per element: this runs on every request.
+    out.extend(first..len32);
+    out.extend(0..first);
 }
 
 /// Smooth weighted round robin.

@@ -193,3 +193,59 @@ async fn usage_arrives_after_failover_and_counts_tokens() {
     let chat = router.chat(&req).await.unwrap();
     assert_eq!(chat.usage.unwrap().total_tokens, 4);
 }
+
+/// A provider whose streams open fine and then end without a single chunk.
+#[derive(Debug)]
+struct EmptyStreams;
+
+#[llm_core::async_trait]
+impl ChatProvider for EmptyStreams {
+    fn name(&self) -> &str {
+        "empty"
+    }
+
+    async fn chat(
+        &self,
+        _request: &llm_core::ChatRequest,
+    ) -> llm_core::Result<llm_core::ChatResponse> {
+        Err(Error::invalid_request("chat is not used in this test"))
+    }
+
+    async fn stream(
+        &self,
+        _request: &llm_core::ChatRequest,
+    ) -> llm_core::Result<llm_core::ChatStream> {
+        Ok(Box::pin(futures_util::stream::empty()))
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_empty_stream_is_a_failed_attempt() {
+    let good = healthy("good");
+    let router = router(
+        vec![
+            llm_balance::Deployment::new(
+                Arc::new(EmptyStreams),
+                llm_balance::DeploymentConfig {
+                    priority: 0,
+                    ..llm_balance::DeploymentConfig::new("empty", "m")
+                },
+            ),
+            with(&good, "m", |c| c.priority = 1),
+        ],
+        first_available(),
+    );
+    let response = router
+        .stream(&request("m"))
+        .await
+        .unwrap()
+        .collect_response()
+        .await
+        .unwrap();
+    assert_eq!(response.model, "good");
+    let status = router.status();
+    assert_eq!(
+        (status[0].failures, status[0].last_error),
+        (1, Some("protocol"))
+    );
+}
