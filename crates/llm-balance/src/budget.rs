@@ -1,10 +1,9 @@
 //! A retry budget, so an outage cannot turn into a retry storm (tower's `TpsBudget` idea,
 //! reqwest's default of about 20% extra load).
 
-use std::{
-    sync::atomic::{AtomicU64, Ordering},
-    time::Duration,
-};
+use std::{sync::atomic::Ordering, time::Duration};
+
+use crate::window::WindowCounters;
 
 /// How many retries the router may add to its traffic.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -27,60 +26,40 @@ impl Default for RetryBudgetConfig {
     }
 }
 
-/// The budget's live counters (lock-free; windows roll on demand).
+/// The budget's live counters: requests (`first`) and retries (`second`) this window.
 #[derive(Debug)]
 pub(crate) struct RetryBudget {
     config: RetryBudgetConfig,
-    window_ms: u64,
-    window: AtomicU64,
-    requests: AtomicU64,
-    retries: AtomicU64,
+    counters: WindowCounters,
 }
 
 impl RetryBudget {
     pub(crate) fn new(config: RetryBudgetConfig) -> Self {
+        let window_ms = u64::try_from(config.window.as_millis()).unwrap_or(u64::MAX);
         Self {
             config,
-            window_ms: u64::try_from(config.window.as_millis())
-                .unwrap_or(u64::MAX)
-                .max(1),
-            window: AtomicU64::new(0),
-            requests: AtomicU64::new(0),
-            retries: AtomicU64::new(0),
-        }
-    }
-
-    fn roll(&self, now_ms: u64) {
-        let window = now_ms / self.window_ms;
-        let current = self.window.load(Ordering::Acquire);
-        if current != window
-            && self
-                .window
-                .compare_exchange(current, window, Ordering::AcqRel, Ordering::Acquire)
-                .is_ok()
-        {
-            self.requests.store(0, Ordering::Release);
-            self.retries.store(0, Ordering::Release);
+            counters: WindowCounters::new(window_ms),
         }
     }
 
     /// Count a new request.
     pub(crate) fn deposit(&self, now_ms: u64) {
-        self.roll(now_ms);
-        self.requests.fetch_add(1, Ordering::AcqRel);
+        self.counters.roll(now_ms);
+        self.counters.first.fetch_add(1, Ordering::AcqRel);
     }
 
     /// Take one retry from the budget, if there is one left.
     pub(crate) fn try_withdraw(&self, now_ms: u64) -> bool {
-        self.roll(now_ms);
-        let requests = self.requests.load(Ordering::Acquire) as f64;
+        self.counters.roll(now_ms);
+        let requests = self.counters.first.load(Ordering::Acquire) as f64;
         let floor = f64::from(self.config.min_per_second) * self.config.window.as_secs_f64();
         let allowed = floor + self.config.ratio * requests;
-        let taken = self.retries.fetch_add(1, Ordering::AcqRel);
+        let retries = &self.counters.second;
+        let taken = retries.fetch_add(1, Ordering::AcqRel);
         if (taken as f64) < allowed {
             true
         } else {
-            self.retries.fetch_sub(1, Ordering::AcqRel);
+            retries.fetch_sub(1, Ordering::AcqRel);
             false
         }
     }

@@ -11,7 +11,7 @@ use std::{
 use llm_core::{Error, ErrorKind};
 use tokio::time::Instant;
 
-use crate::{CooldownPolicy, Deployment};
+use crate::{CooldownPolicy, Deployment, window::WindowCounters};
 
 /// Milliseconds since a router's start, on tokio's clock (so tests can pause time).
 /// Readings start at 1 so that 0 can mean "never".
@@ -41,7 +41,7 @@ impl Clock {
 const RPM_WINDOW_MS: u64 = 60_000;
 
 /// The health of one deployment.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct Health {
     /// 0 when healthy; else the clock reading until which the deployment rests. Stays set
     /// after it passes until a probe succeeds.
@@ -56,10 +56,24 @@ pub(crate) struct Health {
     failures: AtomicU64,
     /// 0 for none, else the index of the last error's kind in `ErrorKind::ALL`, plus one.
     last_error: AtomicU8,
-    /// The current rpm/tpm window (clock ms / 60 000) and its counts.
-    window: AtomicU64,
-    window_requests: AtomicU64,
-    window_tokens: AtomicU64,
+    /// Requests (`first`) and tokens (`second`) in the current minute, for rpm/tpm limits.
+    minute: WindowCounters,
+}
+
+impl Default for Health {
+    fn default() -> Self {
+        Self {
+            cooldown_until: AtomicU64::new(0),
+            probing: AtomicBool::new(false),
+            consecutive_failures: AtomicU32::new(0),
+            in_flight: AtomicU32::new(0),
+            ewma_us: AtomicU64::new(0),
+            successes: AtomicU64::new(0),
+            failures: AtomicU64::new(0),
+            last_error: AtomicU8::new(0),
+            minute: WindowCounters::new(RPM_WINDOW_MS),
+        }
+    }
 }
 
 /// Why a deployment cannot take a request now.
@@ -99,40 +113,25 @@ impl Health {
             return Err(Unavailable::Probing);
         };
         if rpm.is_some() || tpm.is_some() {
-            self.roll_window(now);
-            let requests = self.window_requests.load(Ordering::Acquire);
-            let tokens = self.window_tokens.load(Ordering::Acquire);
+            self.minute.roll(now);
+            let requests = self.minute.first.load(Ordering::Acquire);
+            let tokens = self.minute.second.load(Ordering::Acquire);
             if rpm.is_some_and(|limit| requests >= limit)
                 || tpm.is_some_and(|limit| tokens >= limit)
             {
                 if probe {
                     self.probing.store(false, Ordering::Release);
                 }
-                let next_window = (now / RPM_WINDOW_MS + 1) * RPM_WINDOW_MS;
-                return Err(Unavailable::Limited(next_window));
+                return Err(Unavailable::Limited(self.minute.next_start(now)));
             }
-            self.window_requests.fetch_add(1, Ordering::AcqRel);
+            self.minute.first.fetch_add(1, Ordering::AcqRel);
         }
         self.in_flight.fetch_add(1, Ordering::AcqRel);
         Ok(probe)
     }
 
-    fn roll_window(&self, now: u64) {
-        let window = now / RPM_WINDOW_MS;
-        let current = self.window.load(Ordering::Acquire);
-        if current != window
-            && self
-                .window
-                .compare_exchange(current, window, Ordering::AcqRel, Ordering::Acquire)
-                .is_ok()
-        {
-            self.window_requests.store(0, Ordering::Release);
-            self.window_tokens.store(0, Ordering::Release);
-        }
-    }
-
     pub(crate) fn add_tokens(&self, tokens: u64) {
-        self.window_tokens.fetch_add(tokens, Ordering::AcqRel);
+        self.minute.second.fetch_add(tokens, Ordering::AcqRel);
     }
 
     fn release(&self) {

@@ -54,6 +54,7 @@ mod router;
 mod status;
 mod strategy;
 mod stream;
+mod window;
 
 pub use budget::RetryBudgetConfig;
 pub use cooldown::CooldownPolicy;

@@ -398,8 +398,8 @@ impl Router {
                         let kind = attempts
                             .last()
                             .map_or(ErrorKind::UpstreamServer, |a| a.kind);
-                        attempts.push(note(
-                            &inner.name,
+                        attempts.push(Attempt::note(
+                            inner.name.as_str(),
                             kind,
                             "retry budget exhausted: no more retries allowed right now",
                             None,
@@ -572,14 +572,6 @@ fn record(attempts: &mut Vec<Attempt>, deployment: &str, error: &Error) {
     }
 }
 
-fn note(label: &str, kind: ErrorKind, message: &str, retry_after: Option<Duration>) -> Attempt {
-    let mut attempt = Attempt::new(label, &Error::invalid_request(message));
-    attempt.kind = kind;
-    message.clone_into(&mut attempt.message);
-    attempt.retry_after = retry_after;
-    attempt
-}
-
 /// Explain a group whose every member was resting.
 fn resting(group: &Group, clock: Clock, attempts: &mut Vec<Attempt>) {
     let now = clock.now_ms();
@@ -594,10 +586,10 @@ fn resting(group: &Group, clock: Clock, attempts: &mut Vec<Attempt>) {
             }
             _ => "over its requests- or tokens-per-minute limit".to_owned(),
         };
-        attempts.push(note(
+        attempts.push(Attempt::note(
             deployment.id(),
             last.unwrap_or(ErrorKind::RateLimited),
-            &message,
+            message,
             (until > now).then_some(left),
         ));
     }

@@ -430,6 +430,25 @@ impl Attempt {
     }
 }
 
+impl Attempt {
+    /// An entry that explains why a deployment was not (or no longer) tried, such as a
+    /// cooldown or an exhausted retry budget.
+    #[must_use]
+    pub fn note(
+        deployment: impl Into<String>,
+        kind: ErrorKind,
+        message: impl Into<String>,
+        retry_after: Option<Duration>,
+    ) -> Self {
+        Self {
+            deployment: deployment.into(),
+            kind,
+            message: message.into(),
+            retry_after,
+        }
+    }
+}
+
 struct AttemptsDisplay<'a>(&'a [Attempt]);
 
 impl fmt::Display for AttemptsDisplay<'_> {

@@ -332,8 +332,14 @@ pub async fn run_all<H: Harness + ?Sized>(harness: &H) -> Report {
             );
         }
     }
-    record("in_band_error/stream".into(), in_band_error(harness).await);
-    record("truncated/stream".into(), truncated_stream(harness).await);
+    record(
+        "in_band_error/stream".into(),
+        partial_then_error(harness, Scenario::InBandError, ErrorKind::UpstreamServer).await,
+    );
+    record(
+        "truncated/stream".into(),
+        partial_then_error(harness, Scenario::Truncated, ErrorKind::Protocol).await,
+    );
     record("truncated/chat".into(), truncated_chat(harness).await);
     record("stall/chat".into(), stall(harness, Mode::Chat).await);
     record("stall/stream".into(), stall(harness, Mode::Stream).await);
@@ -635,20 +641,16 @@ fn ends_with_one_error(items: &[crate::Result<ChatChunk>], kind: ErrorKind) -> C
     }
 }
 
-async fn in_band_error<H: Harness + ?Sized>(harness: &H) -> Result<Check, Skip> {
-    let served = harness.serve(Scenario::InBandError, Mode::Stream).await?;
+/// Stream `scenario` and check it ends with [`PARTIAL_PIECES`] then one error of `kind`.
+async fn partial_then_error<H: Harness + ?Sized>(
+    harness: &H,
+    scenario: Scenario,
+    kind: ErrorKind,
+) -> Result<Check, Skip> {
+    let served = harness.serve(scenario, Mode::Stream).await?;
     Ok(async {
         let items = drain(open_stream(&served).await?).await;
-        ends_with_one_error(&items, ErrorKind::UpstreamServer)
-    }
-    .await)
-}
-
-async fn truncated_stream<H: Harness + ?Sized>(harness: &H) -> Result<Check, Skip> {
-    let served = harness.serve(Scenario::Truncated, Mode::Stream).await?;
-    Ok(async {
-        let items = drain(open_stream(&served).await?).await;
-        ends_with_one_error(&items, ErrorKind::Protocol)
+        ends_with_one_error(&items, kind)
     }
     .await)
 }
