@@ -1,7 +1,78 @@
-//! The LLM Factory facade: **not implemented yet**; this crate holds no code.
+//! LLM Factory: many LLM providers and API keys behind one OpenAI-shaped interface, with
+//! load balancing and automatic failover — the Rust form of the original LLM Factory.
 //!
-//! It will hold `LlmFactory`, `ModelConfig` and `ProviderType`: a factory built from one
-//! or many configs, from `{P}_API_KEYS`-style environment variables and `.env` files, or
-//! from YAML with `${VAR}` interpolation, balancing over the providers compiled in through
-//! the Cargo features `openai`, `qwen`, `deepseek`, `claude-bedrock` and `gemini`, with a
-//! blocking API behind `blocking`.
+//! Build an [`LlmFactory`] from one [`ModelConfig`] or many, from `{P}_API_KEYS`-style
+//! environment variables and `.env` files ([`LlmFactory::from_env`],
+//! [`LlmFactory::from_env_file`]), or from YAML with `${VAR}` interpolation
+//! ([`LlmFactory::from_yaml`]); then `chat`, `chat_with` (a strategy per call) and `stream`.
+//! Every key becomes a deployment of the [`llm_balance::Router`], which balances and fails
+//! over between them.
+//!
+//! ```
+//! use futures_util::StreamExt;
+//! use llm_factory::{ChatOptions, LlmFactory, ModelConfig, ProviderType};
+//!
+//! # tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap().block_on(async {
+//! // The built-in mock provider needs no keys; real providers take `api_key(s)`.
+//! let factory = LlmFactory::new(ModelConfig {
+//!     provider: ProviderType::Mock,
+//!     model_name: "mock-echo".into(),
+//!     ..ModelConfig::default()
+//! })?;
+//! let answer = factory.chat("你好，世界！").await?;
+//! assert_eq!(answer.text().as_deref(), Some("你好，世界！"));
+//!
+//! let options = ChatOptions::strategy("first_available".parse()?);
+//! let mut stream = factory.stream_with("写一个故事", &options).await?;
+//! while let Some(chunk) = stream.next().await {
+//!     let _text = chunk?.content().map(str::to_owned);
+//! }
+//! # Ok::<_, llm_core::Error>(())
+//! # }).unwrap();
+//! ```
+//!
+//! # Configuration
+//!
+//! - **Environment**: for each provider prefix `OPENAI`, `AZURE_OPENAI`, `QWEN`,
+//!   `DEEPSEEK`, `CLAUDE`, `GEMINI` (and registered providers' names): `{P}_API_KEYS`
+//!   (comma list) or `{P}_API_KEY`, `{P}_API_BASES` or `{P}_API_BASE`, `{P}_MODEL` (comma
+//!   list allowed), `{P}_API_VERSION`; Claude also `{P}_REGION(S)`, Gemini `{P}_PROJECT`,
+//!   `{P}_LOCATION`, `{P}_CREDENTIALS_FILE`. Keys and bases pair by position; one base
+//!   serves all keys. `OPENAI` is Azure OpenAI when an API version or an Azure host is given.
+//! - **YAML**: `providers:` entries with the [`ModelConfig`] fields, a `router:` section
+//!   ([`RouterSettings`]) and a `server:` section ([`ServerSettings`]). Unknown fields are
+//!   rejected; errors name the file, line and field path.
+//!
+//! # Features
+//!
+//! - `openai` (default): OpenAI and Azure OpenAI through `llm-openai`.
+//! - `blocking`: [`blocking::LlmFactory`], the same API for code without async.
+//!
+//! Qwen, DeepSeek, Claude on Bedrock and Gemini get their features (`qwen`, `deepseek`,
+//! `claude-bedrock`, `gemini`) with their provider crates; until then a configuration
+//! naming them is a clear "not available in this build yet" error.
+
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+#[cfg(feature = "blocking")]
+#[cfg_attr(docsrs, doc(cfg(feature = "blocking")))]
+pub mod blocking;
+mod config;
+mod defaults;
+mod factory;
+mod registry;
+
+pub use config::{
+    CooldownSettings, FactoryConfig, ModelConfig, ProviderType, RetryBudgetSettings,
+    RouterSettings, ServerSettings, load_env,
+};
+pub use factory::{ChatOptions, LlmFactory, LlmFactoryBuilder};
+pub use llm_balance::{DeploymentConfig, DeploymentStatus, StrategyKind};
+pub use llm_core::{
+    ChatChunk, ChatRequest, ChatResponse, ChatStream, Error, ErrorKind, Message, Result,
+};
+#[cfg(feature = "openai")]
+#[cfg_attr(docsrs, doc(cfg(feature = "openai")))]
+pub use llm_openai as openai;
+pub use registry::{ProviderConstructor, ProviderSpec};
+pub use {llm_balance as balance, llm_core as core};

@@ -44,6 +44,6 @@ pub use config::{
     AzureAuth, AzureOpenAiConfig, OPENAI_BASE_URL, OpenAiConfig, Timeouts, TokenProvider,
 };
 pub use endpoint::{Endpoint, secret_header};
-pub use provider::{AzureOpenAiProvider, OpenAiCompatClient, OpenAiProvider};
+pub use provider::{AzureOpenAiProvider, OpenAiCompatClient, OpenAiProvider, http_client};
 /// The HTTP client crate, for [`OpenAiProvider::with_http_client`] and friends.
 pub use reqwest;

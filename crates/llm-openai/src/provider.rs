@@ -46,8 +46,13 @@ impl fmt::Debug for OpenAiCompatClient {
     }
 }
 
-/// A reqwest client with the configured connect and idle-read timeouts.
-fn build_http_client(timeouts: &Timeouts) -> Result<reqwest::Client> {
+/// A reqwest client with the connect and idle-read timeouts of `timeouts`, to share among
+/// the providers of several keys (one connection pool per account, not per key).
+///
+/// # Errors
+///
+/// [`ErrorKind::Configuration`](llm_core::ErrorKind) when the TLS stack cannot be set up.
+pub fn http_client(timeouts: &Timeouts) -> Result<reqwest::Client> {
     reqwest::Client::builder()
         .connect_timeout(timeouts.connect)
         .read_timeout(timeouts.idle)
@@ -69,7 +74,7 @@ impl OpenAiCompatClient {
         model: Option<String>,
         timeouts: Timeouts,
     ) -> Result<Self> {
-        let http = build_http_client(&timeouts)?;
+        let http = http_client(&timeouts)?;
         Ok(Self::with_http_client(endpoint, model, timeouts, http))
     }
 
@@ -297,7 +302,7 @@ impl OpenAiProvider {
     /// [`ErrorKind::Configuration`](llm_core::ErrorKind) for an invalid base URL, a key or
     /// header that cannot be sent, or an HTTP client that cannot be built.
     pub fn new(config: OpenAiConfig) -> Result<Self> {
-        let http = build_http_client(&config.timeouts)?;
+        let http = http_client(&config.timeouts)?;
         Self::with_http_client(config, http)
     }
 
@@ -352,7 +357,7 @@ impl AzureOpenAiProvider {
     /// [`ErrorKind::Configuration`](llm_core::ErrorKind) for an invalid endpoint or API
     /// version, a key that cannot be sent as a header, or an HTTP client that cannot be built.
     pub fn new(config: AzureOpenAiConfig) -> Result<Self> {
-        let http = build_http_client(&config.timeouts)?;
+        let http = http_client(&config.timeouts)?;
         Self::with_http_client(config, http)
     }
 
