@@ -1,39 +1,24 @@
-//! One request, one answer.
+//! One request, one answer: `factory.chat("你好，世界！")`.
 //!
 //! ```text
 //! cargo run -p examples --example chat
 //! ```
 //!
-//! Offline by default (the mock provider). Set `OPENAI_API_KEY` (optionally `OPENAI_MODEL`,
-//! `OPENAI_BASE_URL`) for OpenAI, or `AZURE_OPENAI_ENDPOINT`, `AZURE_OPENAI_API_KEY`,
-//! `AZURE_OPENAI_DEPLOYMENT` and `OPENAI_API_VERSION` for Azure OpenAI.
-
-use llm_core::{ChatRequest, Message};
+//! Offline by default (the mock provider echoes). With `OPENAI_API_KEYS` (or
+//! `OPENAI_API_KEY`) and `OPENAI_MODEL` set — plus `OPENAI_API_BASES` and
+//! `OPENAI_API_VERSION` for Azure OpenAI — it asks the real model.
+#![expect(clippy::print_stdout, reason = "examples print their results")]
 
 #[tokio::main]
-async fn main() -> llm_core::Result<()> {
-    let provider = examples::provider_from_env()?;
-    let request = ChatRequest::new(
-        "gpt-4o-mini",
-        vec![
-            Message::system("You are a helpful assistant."),
-            Message::user("你好，世界！"),
-        ],
-    );
-    let response = provider.chat(&request).await?;
-    #[expect(clippy::print_stdout, reason = "an example prints its result")]
-    {
+async fn main() -> llm_factory::Result<()> {
+    let factory = examples::factory()?;
+    let response = factory.chat("你好，世界！").await?;
+    println!("{}", response.text().unwrap_or_default());
+    if let Some(usage) = response.usage {
         println!(
-            "[{}] {}",
-            provider.name(),
-            response.text().unwrap_or_default()
+            "[{} prompt + {} completion tokens]",
+            usage.prompt_tokens, usage.completion_tokens
         );
-        if let Some(usage) = &response.usage {
-            println!(
-                "tokens: {} in, {} out",
-                usage.prompt_tokens, usage.completion_tokens
-            );
-        }
     }
     Ok(())
 }

@@ -1,40 +1,35 @@
-//! A streamed answer, printed as it arrives; usage from the final chunk.
+//! A streamed answer, printed as it arrives, with the usage of the final chunk.
 //!
 //! ```text
 //! cargo run -p examples --example stream
 //! ```
 //!
-//! Offline by default (the mock provider). Set `OPENAI_API_KEY` or the Azure variables
-//! (see the `chat` example) to stream from a real deployment.
-
-use std::io::Write;
+//! Offline by default; set `OPENAI_API_KEYS` and `OPENAI_MODEL` (see the `chat` example) to
+//! stream from a real model.
+#![expect(clippy::print_stdout, reason = "examples print their results")]
 
 use futures_util::StreamExt;
-use llm_core::{ChatRequest, Message, StreamOptions};
+use llm_factory::{ChatRequest, core::StreamOptions};
 
 #[tokio::main]
-async fn main() -> llm_core::Result<()> {
-    let provider = examples::provider_from_env()?;
+async fn main() -> llm_factory::Result<()> {
+    let factory = examples::factory()?;
     let request = ChatRequest {
         stream_options: Some(StreamOptions {
             include_usage: Some(true),
             ..StreamOptions::default()
         }),
-        ..ChatRequest::new("gpt-4o-mini", vec![Message::user("写一个故事")])
+        ..ChatRequest::from("写一个故事")
     };
-    let mut stream = provider.stream(&request).await?;
-    let mut out = std::io::stdout().lock();
+    let mut stream = factory.stream(request).await?;
     while let Some(chunk) = stream.next().await {
-        // A failure mid-stream is an error item: report it, never pretend the story ended.
+        // A failure mid-stream is an error item: report it rather than pretend the story ended.
         let chunk = chunk?;
-        if let Some(text) = chunk.content() {
-            let _ = write!(out, "{text}");
-            let _ = out.flush();
-        }
+        print!("{}", chunk.content().unwrap_or_default());
         if let Some(usage) = chunk.usage {
-            let _ = writeln!(out, "\n[{} tokens]", usage.total_tokens);
+            println!("\n[{} tokens]", usage.total_tokens);
         }
     }
-    let _ = writeln!(out);
+    println!();
     Ok(())
 }

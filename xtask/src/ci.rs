@@ -47,6 +47,8 @@ pub(crate) fn main(args: &[String]) -> Result<(), String> {
     test.args(&TEST_COMMAND[1..]);
     let totals = run_tests(test)?;
 
+    run_examples()?;
+
     let mut doc = cargo();
     doc.env("RUSTDOCFLAGS", "-D warnings").args([
         "doc",
@@ -127,6 +129,38 @@ fn run_tests(mut command: Command) -> Result<Totals, String> {
     Ok(totals)
 }
 
+/// Run every example offline (no provider variables), as a user would.
+fn run_examples() -> Result<(), String> {
+    let dir = project_root().join("examples/examples");
+    let mut names: Vec<String> = fs::read_dir(&dir)
+        .map_err(|e| format!("{}: {e}", dir.display()))?
+        .filter_map(|entry| {
+            let path = entry.ok()?.path();
+            if path.extension()? != "rs" {
+                return None;
+            }
+            Some(path.file_stem()?.to_string_lossy().into_owned())
+        })
+        .collect();
+    names.sort();
+    for name in names {
+        let mut example = cargo();
+        example.args(["run", "--quiet", "-p", "examples", "--example", &name]);
+        for prefix in [
+            "OPENAI",
+            "AZURE_OPENAI",
+            "QWEN",
+            "DEEPSEEK",
+            "CLAUDE",
+            "GEMINI",
+        ] {
+            example.env_remove(format!("{prefix}_MODEL"));
+        }
+        crate::run(example)?;
+    }
+    Ok(())
+}
+
 /// Provider features of `llm-factory`, read from its manifest.
 fn factory_provider_features() -> Result<Vec<String>, String> {
     let path = project_root().join("crates/llm-factory/Cargo.toml");
@@ -155,12 +189,17 @@ fn provider_features(manifest: &str) -> Vec<String> {
 
 /// Each provider feature builds alone, and pulls in no other provider's SDK.
 fn feature_isolation() -> Result<(), String> {
-    let features = factory_provider_features()?;
-    if features.is_empty() {
-        println!("feature isolation: llm-factory declares no provider features yet");
-        return Ok(());
-    }
-    for feature in &features {
+    // No provider at all must build too (a user with only custom providers).
+    let mut bare = cargo();
+    bare.args([
+        "check",
+        "-p",
+        "llm-factory",
+        "--no-default-features",
+        "--locked",
+    ]);
+    crate::run(bare)?;
+    for feature in &factory_provider_features()? {
         let mut check = cargo();
         check.args([
             "check",

@@ -104,7 +104,11 @@ pub(crate) fn deployments(
         let key_hint = api_key.map(mask_key);
         let id = match &key_hint {
             Some(hint) => format!("{}/{}/{hint}", config.provider, config.model_name),
-            None => format!("{}/{}/{index}", config.provider, config.model_name),
+            None if index == 0 => format!("{}/{}/{position}", config.provider, config.model_name),
+            None => format!(
+                "{}/{}/{position}.{index}",
+                config.provider, config.model_name
+            ),
         };
         out.push((
             provider,
