@@ -66,3 +66,8 @@ pub use strategy::{
     FirstAvailable, Latency, LeastBusy, RandomSource, RoundRobin, SplitMix64, Strategy,
     StrategyKind, WeightedRandom,
 };
+
+/// The README's examples, compiled as doctests so they stay true.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

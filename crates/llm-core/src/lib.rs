@@ -62,3 +62,8 @@ pub use secrecy::{ExposeSecret, SecretString};
 pub use secret::{mask_key, redact};
 pub use stream::{ChatStreamExt, Collector};
 pub use types::*;
+
+/// The README's examples, compiled as doctests so they stay true.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

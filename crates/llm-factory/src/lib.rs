@@ -76,3 +76,13 @@ pub use llm_core::{
 pub use llm_openai as openai;
 pub use registry::{ProviderConstructor, ProviderSpec};
 pub use {llm_balance as balance, llm_core as core};
+
+/// The README's examples, compiled as doctests so they stay true.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
+
+/// The workspace README's examples, compiled as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../../../README.md")]
+pub struct WorkspaceReadmeDoctests;

@@ -47,3 +47,8 @@ pub use endpoint::{Endpoint, secret_header};
 pub use provider::{AzureOpenAiProvider, OpenAiCompatClient, OpenAiProvider, http_client};
 /// The HTTP client crate, for [`OpenAiProvider::with_http_client`] and friends.
 pub use reqwest;
+
+/// The README's examples, compiled as doctests so they stay true.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
