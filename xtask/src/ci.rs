@@ -232,12 +232,15 @@ fn feature_isolation() -> Result<(), String> {
             return Err(format!("cargo tree failed for feature `{feature}`"));
         }
         let tree = String::from_utf8_lossy(&output.stdout);
-        let forbidden: &[&str] = match feature.as_str() {
-            "claude-bedrock" => &["google-cloud-"],
-            "gemini" => &["aws-"],
-            _ => &["aws-", "google-cloud-"],
+        // The AWS SDK's crates (not `aws-lc-rs`, rustls' crypto, which every TLS stack here uses).
+        const AWS: &[&str] = &["aws-sdk-", "aws-config", "aws-smithy-", "aws-sigv4", "aws-runtime", "aws-types", "aws-credential-types"];
+        const GOOGLE: &[&str] = &["google-cloud-"];
+        let forbidden: Vec<&str> = match feature.as_str() {
+            "claude-bedrock" => GOOGLE.to_vec(),
+            "gemini" => AWS.to_vec(),
+            _ => [AWS, GOOGLE].concat(),
         };
-        for prefix in forbidden {
+        for prefix in &forbidden {
             if let Some(line) = tree.lines().find(|line| line.starts_with(prefix)) {
                 return Err(format!(
                     "feature `{feature}` pulls in `{line}`: another provider's SDK leaked into it"

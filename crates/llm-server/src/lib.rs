@@ -1,7 +1,141 @@
-//! The OpenAI-compatible gateway of LLM Factory: **not implemented yet**; this crate holds
-//! no code and no binary.
+//! The OpenAI-compatible HTTP gateway of LLM Factory, as a library and as the `llm-server`
+//! binary.
 //!
-//! It will hold `router(factory) -> axum::Router` and the `llm-server` binary serving
-//! `POST /v1/chat/completions` (JSON and SSE), `GET /v1/models`, `GET /v1/providers/status`,
-//! health and Prometheus metrics, with OpenAI-style errors, gateway keys, body limits,
-//! load shedding and graceful shutdown.
+//! [`router`] turns an [`LlmFactory`] into an axum [`Router`] serving
+//! `POST /v1/chat/completions` (JSON, or SSE with `data: [DONE]`), `GET /v1/models`,
+//! `GET /v1/providers/status`, `GET /health/live`, `GET /health/ready` and `GET /metrics`.
+//! Mount it anywhere in your own axum app, as the original `include_router` did:
+//!
+//! ```no_run
+//! use llm_factory::{LlmFactory, ModelConfig, ProviderType};
+//!
+//! # async fn run() -> anyhow::Result<()> {
+//! let factory = LlmFactory::new(ModelConfig {
+//!     provider: ProviderType::Mock,
+//!     model_name: "mock-echo".into(),
+//!     ..ModelConfig::default()
+//! })?;
+//! let app = axum::Router::new().nest("/llm", llm_server::router(factory));
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:8000").await?;
+//! axum::serve(listener, app).await?;
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! Errors are OpenAI-shaped (`{"error":{"message","type","param","code"}}`) with the status
+//! of their kind; a failure after a stream started is one error event and no `[DONE]`.
+//! [`GatewayOptions`] adds gateway keys (`Authorization: Bearer`, compared in constant
+//! time; health stays open), a body size limit (413), a per-request deadline and bounded
+//! concurrency that sheds load with 503. Every response carries `x-request-id` (the
+//! client's, or a new one). Logs carry no secrets and no prompt text.
+//!
+//! # Features
+//!
+//! - `openai` (default): OpenAI and Azure OpenAI upstreams.
+
+mod error;
+mod handlers;
+mod metrics;
+mod middleware;
+
+use std::{sync::Arc, time::Duration};
+
+use axum::{
+    Router,
+    extract::DefaultBodyLimit,
+    routing::{get, post},
+};
+use llm_factory::{LlmFactory, ServerSettings, core::SecretString};
+use tokio::sync::Semaphore;
+
+/// How the gateway guards itself.
+#[derive(Clone)]
+pub struct GatewayOptions {
+    /// Keys clients must present as `Authorization: Bearer`; empty means open.
+    pub api_keys: Vec<SecretString>,
+    /// The largest request body; larger ones get 413.
+    pub max_body_bytes: usize,
+    /// The deadline of a non-streaming request (streams are bounded by the router's
+    /// time-to-first-token and idle timeouts instead).
+    pub request_timeout: Duration,
+    /// Requests (and open streams) served at once; more are shed with 503.
+    pub max_concurrency: usize,
+}
+
+impl Default for GatewayOptions {
+    fn default() -> Self {
+        Self {
+            api_keys: Vec::new(),
+            max_body_bytes: 8 * 1024 * 1024,
+            request_timeout: Duration::from_secs(600),
+            max_concurrency: 1024,
+        }
+    }
+}
+
+impl std::fmt::Debug for GatewayOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let keys: Vec<String> = self.api_keys.iter().map(llm_factory::core::mask_key).collect();
+        f.debug_struct("GatewayOptions")
+            .field("api_keys", &keys)
+            .field("max_body_bytes", &self.max_body_bytes)
+            .field("request_timeout", &self.request_timeout)
+            .field("max_concurrency", &self.max_concurrency)
+            .finish()
+    }
+}
+
+impl GatewayOptions {
+    /// Options from a configuration's `server:` section, defaults elsewhere.
+    #[must_use]
+    pub fn from_settings(settings: &ServerSettings) -> Self {
+        let defaults = Self::default();
+        Self {
+            api_keys: settings.api_keys.clone(),
+            max_body_bytes: settings.max_body_bytes.unwrap_or(defaults.max_body_bytes),
+            request_timeout: settings
+                .request_timeout
+                .and_then(|secs| Duration::try_from_secs_f64(secs).ok())
+                .unwrap_or(defaults.request_timeout),
+            max_concurrency: settings.max_concurrency.unwrap_or(defaults.max_concurrency).max(1),
+        }
+    }
+}
+
+/// What every handler shares.
+#[derive(Debug)]
+pub(crate) struct AppState {
+    pub(crate) factory: LlmFactory,
+    pub(crate) options: GatewayOptions,
+    pub(crate) slots: Arc<Semaphore>,
+}
+
+/// The gateway's routes for `factory`, with the options of its `server:` settings.
+pub fn router(factory: LlmFactory) -> Router {
+    let options = GatewayOptions::from_settings(factory.server_settings());
+    router_with(factory, options)
+}
+
+/// The gateway's routes for `factory` with explicit options.
+pub fn router_with(factory: LlmFactory, options: GatewayOptions) -> Router {
+    let state = Arc::new(AppState {
+        slots: Arc::new(Semaphore::new(options.max_concurrency)),
+        factory,
+        options,
+    });
+    let guarded = Router::new()
+        .route("/v1/chat/completions", post(handlers::chat_completions))
+        .route("/v1/models", get(handlers::models))
+        .route("/v1/providers/status", get(handlers::status))
+        .route("/metrics", get(handlers::metrics))
+        .layer(axum::middleware::from_fn_with_state(Arc::clone(&state), middleware::shed_load))
+        .layer(axum::middleware::from_fn_with_state(Arc::clone(&state), middleware::authenticate));
+    Router::new()
+        .route("/health/live", get(handlers::live))
+        .route("/health/ready", get(handlers::ready))
+        .merge(guarded)
+        .fallback(handlers::not_found)
+        .layer(DefaultBodyLimit::max(state.options.max_body_bytes))
+        .layer(axum::middleware::from_fn(middleware::request_id))
+        .with_state(state)
+}

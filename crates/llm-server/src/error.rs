@@ -1,0 +1,93 @@
+//! Errors as OpenAI-shaped HTTP responses.
+
+use axum::{
+    Json,
+    http::{HeaderValue, StatusCode, header::RETRY_AFTER},
+    response::{IntoResponse, Response},
+};
+use llm_factory::Error;
+use serde_json::json;
+
+/// An error the gateway answers with: `{"error":{"message","type","param","code"}}` and the
+/// status its kind maps to (429 with `Retry-After`).
+#[derive(Debug)]
+pub(crate) struct ApiError {
+    status: StatusCode,
+    message: String,
+    kind: &'static str,
+    param: Option<String>,
+    code: Option<String>,
+    retry_after_secs: Option<u64>,
+}
+
+impl ApiError {
+    pub(crate) fn new(status: StatusCode, kind: &'static str, code: Option<&str>, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            message: message.into(),
+            kind,
+            param: None,
+            code: code.map(str::to_owned),
+            retry_after_secs: None,
+        }
+    }
+
+    pub(crate) fn bad_request(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "invalid_request_error", None, message)
+    }
+
+    pub(crate) fn with_param(mut self, param: impl Into<String>) -> Self {
+        self.param = Some(param.into());
+        self
+    }
+
+    pub(crate) fn status(&self) -> StatusCode {
+        self.status
+    }
+
+    /// The OpenAI error type.
+    pub(crate) fn kind(&self) -> &'static str {
+        self.kind
+    }
+
+    /// The body of an error event inside a stream.
+    pub(crate) fn body(&self) -> serde_json::Value {
+        json!({"error": {
+            "message": self.message,
+            "type": self.kind,
+            "param": self.param,
+            "code": self.code,
+        }})
+    }
+}
+
+impl From<Error> for ApiError {
+    fn from(error: Error) -> Self {
+        let status = StatusCode::from_u16(error.http_status().as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
+        let param = error.upstream().and_then(|u| u.param.clone());
+        Self {
+            status,
+            message: error.to_string(),
+            kind: error.openai_type(),
+            param,
+            code: error.code().map(str::to_owned),
+            // Whole seconds, rounded up, so a client never retries early.
+            retry_after_secs: (status == StatusCode::TOO_MANY_REQUESTS)
+                .then(|| error.retry_after())
+                .flatten()
+                .map(|wait| wait.as_secs() + u64::from(wait.subsec_nanos() > 0)),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut response = (self.status, Json(self.body())).into_response();
+        if let Some(seconds) = self.retry_after_secs
+            && let Ok(value) = HeaderValue::try_from(seconds.to_string())
+        {
+            response.headers_mut().insert(RETRY_AFTER, value);
+        }
+        response
+    }
+}

@@ -1,0 +1,237 @@
+//! The endpoints.
+
+use std::{convert::Infallible, sync::Arc, time::Instant};
+
+use axum::{
+    Extension, Json,
+    body::Bytes,
+    extract::{State, rejection::BytesRejection},
+    http::{Method, StatusCode, Uri, header::CONTENT_TYPE},
+    response::{
+        IntoResponse, Response,
+        sse::{Event, KeepAlive, Sse},
+    },
+};
+use futures_util::{StreamExt, stream};
+use llm_factory::{
+    ChatOptions, ChatRequest, ChatStream, StrategyKind, balance::HealthState,
+};
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::{AppState, error::ApiError, metrics, middleware::RequestId};
+
+/// The request body: OpenAI's, plus the original LLM Factory's `load_balance_strategy`.
+#[derive(Debug, Deserialize)]
+struct GatewayRequest {
+    #[serde(flatten)]
+    request: ChatRequest,
+    #[serde(default)]
+    load_balance_strategy: Option<String>,
+}
+
+/// The most choices a request may ask for.
+const MAX_N: u32 = 16;
+
+fn parse(body: &[u8]) -> Result<GatewayRequest, ApiError> {
+    let mut deserializer = serde_json::Deserializer::from_slice(body);
+    serde_path_to_error::deserialize::<_, GatewayRequest>(&mut deserializer).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        if path == "." {
+            ApiError::bad_request(format!("the request body is not a valid chat completion request: {inner}"))
+        } else {
+            ApiError::bad_request(format!("invalid `{path}`: {inner}")).with_param(path)
+        }
+    })
+}
+
+fn validate(request: &ChatRequest) -> Result<(), ApiError> {
+    if request.messages.is_empty() {
+        return Err(ApiError::bad_request("`messages` must contain at least one message").with_param("messages"));
+    }
+    if request.n.is_some_and(|n| n == 0 || n > MAX_N) {
+        return Err(ApiError::bad_request(format!("`n` must be between 1 and {MAX_N}")).with_param("n"));
+    }
+    if let Some(model) = &request.model
+        && (model.len() > 256 || model.chars().any(char::is_control))
+    {
+        return Err(ApiError::bad_request("`model` must be a plain name of at most 256 characters").with_param("model"));
+    }
+    Ok(())
+}
+
+pub(crate) async fn chat_completions(
+    State(state): State<Arc<AppState>>,
+    Extension(request_id): Extension<RequestId>,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let started = Instant::now();
+    match serve_chat(&state, &request_id, body, started).await {
+        Ok(response) => response,
+        Err(error) => {
+            metrics::count_error(&error);
+            error.into_response()
+        }
+    }
+}
+
+async fn serve_chat(
+    state: &AppState,
+    request_id: &RequestId,
+    body: Result<Bytes, BytesRejection>,
+    started: Instant,
+) -> Result<Response, ApiError> {
+    let body = body.map_err(|rejection| {
+        let status = rejection.status();
+        if status == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::new(
+                status,
+                "invalid_request_error",
+                Some("request_too_large"),
+                format!("the request body is larger than {} bytes", state.options.max_body_bytes),
+            )
+        } else {
+            ApiError::new(status, "invalid_request_error", None, rejection.body_text())
+        }
+    })?;
+    let GatewayRequest { request, load_balance_strategy } = parse(&body)?;
+    validate(&request)?;
+    let options = match load_balance_strategy.as_deref() {
+        Some(name) => ChatOptions::strategy(
+            name.parse::<StrategyKind>()
+                .map_err(|e| ApiError::from(e).with_param("load_balance_strategy"))?,
+        ),
+        None => ChatOptions::default(),
+    };
+    let stream = request.stream == Some(true);
+    tracing::debug!(request_id = %request_id.0, model = request.model.as_deref().unwrap_or(""), stream, "chat completion");
+    metrics::count_request(stream);
+    if !stream {
+        let answer = tokio::time::timeout(state.options.request_timeout, state.factory.chat_with(request, &options))
+            .await
+            .map_err(|_| {
+                ApiError::new(
+                    StatusCode::GATEWAY_TIMEOUT,
+                    "timeout_error",
+                    Some("timeout"),
+                    format!("the request took longer than {:?}", state.options.request_timeout),
+                )
+            })??;
+        metrics::observe_answer(started, answer.usage.as_ref());
+        return Ok(Json(answer).into_response());
+    }
+    let include_usage = request.include_usage();
+    let upstream = state.factory.stream_with(request, &options).await?;
+    Ok(sse(upstream, include_usage, started).into_response())
+}
+
+/// Chunks as `data:` events, then `data: [DONE]`; a failure is one error event and the
+/// end, without `[DONE]`.
+fn sse(upstream: ChatStream, include_usage: bool, started: Instant) -> Sse<impl futures_util::Stream<Item = Result<Event, Infallible>>> {
+    struct State {
+        upstream: ChatStream,
+        finished: bool,
+        first_token: bool,
+    }
+    let events = stream::unfold(
+        State { upstream, finished: false, first_token: false },
+        move |mut state| async move {
+            if state.finished {
+                return None;
+            }
+            loop {
+                match state.upstream.next().await {
+                    Some(Ok(mut chunk)) => {
+                        if !state.first_token && chunk.has_content() {
+                            state.first_token = true;
+                            metrics::observe_first_token(started);
+                        }
+                        if let Some(usage) = &chunk.usage {
+                            metrics::count_tokens(usage);
+                        }
+                        if !include_usage {
+                            // The caller did not ask for usage: drop the usage-only chunk.
+                            if chunk.choices.is_empty() {
+                                continue;
+                            }
+                            chunk.usage = None;
+                        }
+                        let data = serde_json::to_string(&chunk).unwrap_or_else(|e| {
+                            json!({"error": {"message": format!("cannot encode a chunk: {e}"), "type": "api_error"}}).to_string()
+                        });
+                        return Some((Ok(Event::default().data(data)), state));
+                    }
+                    Some(Err(error)) => {
+                        state.finished = true;
+                        let error = ApiError::from(error);
+                        metrics::count_error(&error);
+                        return Some((Ok(Event::default().data(error.body().to_string())), state));
+                    }
+                    None => {
+                        state.finished = true;
+                        metrics::observe_duration(started);
+                        return Some((Ok(Event::default().data("[DONE]")), state));
+                    }
+                }
+            }
+        },
+    );
+    Sse::new(events).keep_alive(KeepAlive::default())
+}
+
+pub(crate) async fn models(State(state): State<Arc<AppState>>) -> Json<serde_json::Value> {
+    let data: Vec<serde_json::Value> = state
+        .factory
+        .models()
+        .into_iter()
+        .map(|id| json!({"id": id, "object": "model", "created": 0, "owned_by": "llm-factory"}))
+        .collect();
+    Json(json!({"object": "list", "data": data}))
+}
+
+pub(crate) async fn status(State(state): State<Arc<AppState>>) -> Json<serde_json::Value> {
+    Json(json!({"object": "list", "data": state.factory.status()}))
+}
+
+pub(crate) async fn live() -> Json<serde_json::Value> {
+    Json(json!({"status": "ok"}))
+}
+
+pub(crate) async fn ready(State(state): State<Arc<AppState>>) -> Response {
+    let available = state
+        .factory
+        .status()
+        .iter()
+        .filter(|d| matches!(d.state, HealthState::Healthy | HealthState::AwaitingProbe))
+        .count();
+    let body = json!({"status": if available > 0 { "ready" } else { "unavailable" }, "available_deployments": available});
+    let status = if available > 0 { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    (status, Json(body)).into_response()
+}
+
+pub(crate) async fn metrics(State(state): State<Arc<AppState>>) -> Response {
+    match metrics::handle() {
+        Some(handle) => (
+            [(CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+            metrics::render(handle, &state.factory.status()),
+        )
+            .into_response(),
+        None => ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "api_error",
+            None,
+            "metrics are unavailable: the application installed its own metrics recorder",
+        )
+        .into_response(),
+    }
+}
+
+pub(crate) async fn not_found(method: Method, uri: Uri) -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "invalid_request_error",
+        Some("unknown_url"),
+        format!("unknown endpoint `{method} {}`", uri.path()),
+    )
+}

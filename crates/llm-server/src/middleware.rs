@@ -1,0 +1,146 @@
+//! Request ids, gateway keys and load shedding.
+
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::{Instant, SystemTime, UNIX_EPOCH},
+};
+
+use axum::{
+    body::Body,
+    extract::{Request, State},
+    http::{HeaderValue, StatusCode, header::AUTHORIZATION},
+    middleware::Next,
+    response::{IntoResponse, Response},
+};
+use futures_util::StreamExt;
+use llm_factory::core::ExposeSecret;
+use subtle::ConstantTimeEq;
+
+use crate::{AppState, error::ApiError};
+
+/// The request id of the current request (the client's `x-request-id`, or a new one).
+#[derive(Debug, Clone)]
+pub(crate) struct RequestId(pub(crate) String);
+
+const REQUEST_ID: &str = "x-request-id";
+
+/// A client id is kept only if it is short and plain, so it cannot smuggle anything into
+/// logs or headers.
+fn acceptable(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= 128
+        && id.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'))
+}
+
+fn new_id() -> String {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    static SEED: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    let seed = *SEED.get_or_init(|| {
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_nanos() & u128::from(u64::MAX)).unwrap_or(0))
+    });
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let mut z = seed ^ n.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    format!("req_{:016x}{n:08x}", z ^ (z >> 31))
+}
+
+/// Accept or assign `x-request-id`, return it on the response, and log one line per
+/// request (no bodies, no secrets).
+pub(crate) async fn request_id(mut request: Request, next: Next) -> Response {
+    let id = request
+        .headers()
+        .get(REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| acceptable(v))
+        .map_or_else(new_id, str::to_owned);
+    let method = request.method().clone();
+    let path = request.uri().path().to_owned();
+    request.extensions_mut().insert(RequestId(id.clone()));
+    let started = Instant::now();
+    let mut response = next.run(request).await;
+    if let Ok(value) = HeaderValue::try_from(id.as_str()) {
+        response.headers_mut().insert(REQUEST_ID, value);
+    }
+    tracing::info!(
+        request_id = %id,
+        method = %method,
+        path = %path,
+        status = response.status().as_u16(),
+        latency_ms = started.elapsed().as_secs_f64() * 1000.0,
+        "request"
+    );
+    response
+}
+
+/// Require a gateway key when any is configured.
+pub(crate) async fn authenticate(State(state): State<Arc<AppState>>, request: Request, next: Next) -> Response {
+    let keys = &state.options.api_keys;
+    if keys.is_empty() {
+        return next.run(request).await;
+    }
+    let presented = request
+        .headers()
+        .get(AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim)
+        .unwrap_or_default();
+    // Compare against every key, in constant time per key, without stopping early.
+    let mut accepted = subtle::Choice::from(0);
+    for key in keys {
+        accepted |= presented.as_bytes().ct_eq(key.expose_secret().as_bytes());
+    }
+    if bool::from(accepted) && !presented.is_empty() {
+        return next.run(request).await;
+    }
+    ApiError::new(
+        StatusCode::UNAUTHORIZED,
+        "authentication_error",
+        Some("invalid_api_key"),
+        "a valid gateway API key is required: send `Authorization: Bearer <key>`",
+    )
+    .into_response()
+}
+
+/// Serve at most `max_concurrency` requests (and open streams) at once; shed the rest
+/// with 503 at once rather than queueing them.
+pub(crate) async fn shed_load(State(state): State<Arc<AppState>>, request: Request, next: Next) -> Response {
+    let Ok(permit) = Arc::clone(&state.slots).try_acquire_owned() else {
+        return ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "api_error",
+            Some("server_overloaded"),
+            "the gateway is at its concurrency limit; retry shortly",
+        )
+        .into_response();
+    };
+    let response = next.run(request).await;
+    // The slot is held until the body is sent in full (a stream holds it while open).
+    let (parts, body) = response.into_parts();
+    let body = Body::from_stream(body.into_data_stream().map(move |frame| {
+        let _slot = &permit;
+        frame
+    }));
+    Response::from_parts(parts, body)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_ids() {
+        assert!(acceptable("abc-123_X.y:z"));
+        assert!(!acceptable("evil\r\nx-injected: 1"));
+        assert!(!acceptable(&"a".repeat(129)));
+        let (a, b) = (new_id(), new_id());
+        assert_ne!(a, b);
+        assert!(acceptable(&a) && a.starts_with("req_"));
+    }
+}
