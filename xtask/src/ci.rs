@@ -233,7 +233,15 @@ fn feature_isolation() -> Result<(), String> {
         }
         let tree = String::from_utf8_lossy(&output.stdout);
         // The AWS SDK's crates (not `aws-lc-rs`, rustls' crypto, which every TLS stack here uses).
-        const AWS: &[&str] = &["aws-sdk-", "aws-config", "aws-smithy-", "aws-sigv4", "aws-runtime", "aws-types", "aws-credential-types"];
+        const AWS: &[&str] = &[
+            "aws-sdk-",
+            "aws-config",
+            "aws-smithy-",
+            "aws-sigv4",
+            "aws-runtime",
+            "aws-types",
+            "aws-credential-types",
+        ];
         const GOOGLE: &[&str] = &["google-cloud-"];
         let forbidden: Vec<&str> = match feature.as_str() {
             "claude-bedrock" => GOOGLE.to_vec(),

@@ -13,50 +13,62 @@ use axum::{
     },
 };
 use futures_util::{StreamExt, stream};
-use llm_factory::{
-    ChatOptions, ChatRequest, ChatStream, StrategyKind, balance::HealthState,
-};
-use serde::Deserialize;
+use llm_factory::{ChatOptions, ChatRequest, ChatStream, StrategyKind, balance::HealthState};
 use serde_json::json;
 
 use crate::{AppState, error::ApiError, metrics, middleware::RequestId};
 
-/// The request body: OpenAI's, plus the original LLM Factory's `load_balance_strategy`.
-#[derive(Debug, Deserialize)]
-struct GatewayRequest {
-    #[serde(flatten)]
-    request: ChatRequest,
-    #[serde(default)]
-    load_balance_strategy: Option<String>,
-}
-
 /// The most choices a request may ask for.
 const MAX_N: u32 = 16;
 
-fn parse(body: &[u8]) -> Result<GatewayRequest, ApiError> {
+/// The request body: OpenAI's, plus the original LLM Factory's `load_balance_strategy`,
+/// which is taken out so it never reaches an upstream.
+fn parse(body: &[u8]) -> Result<(ChatRequest, Option<String>), ApiError> {
     let mut deserializer = serde_json::Deserializer::from_slice(body);
-    serde_path_to_error::deserialize::<_, GatewayRequest>(&mut deserializer).map_err(|e| {
-        let path = e.path().to_string();
-        let inner = e.into_inner();
-        if path == "." {
-            ApiError::bad_request(format!("the request body is not a valid chat completion request: {inner}"))
-        } else {
-            ApiError::bad_request(format!("invalid `{path}`: {inner}")).with_param(path)
+    let mut request: ChatRequest =
+        serde_path_to_error::deserialize(&mut deserializer).map_err(|e| {
+            let path = e.path().to_string();
+            let inner = e.into_inner();
+            if path == "." {
+                ApiError::bad_request(format!(
+                    "the request body is not a valid chat completion request: {inner}"
+                ))
+            } else {
+                ApiError::bad_request(format!("invalid `{path}`: {inner}")).with_param(path)
+            }
+        })?;
+    let strategy = match request.extra.remove("load_balance_strategy") {
+        None | Some(serde_json::Value::Null) => None,
+        Some(serde_json::Value::String(name)) => Some(name),
+        Some(other) => {
+            return Err(ApiError::bad_request(format!(
+                "`load_balance_strategy` must be a string, not {other}"
+            ))
+            .with_param("load_balance_strategy"));
         }
-    })
+    };
+    Ok((request, strategy))
 }
 
 fn validate(request: &ChatRequest) -> Result<(), ApiError> {
     if request.messages.is_empty() {
-        return Err(ApiError::bad_request("`messages` must contain at least one message").with_param("messages"));
+        return Err(
+            ApiError::bad_request("`messages` must contain at least one message")
+                .with_param("messages"),
+        );
     }
     if request.n.is_some_and(|n| n == 0 || n > MAX_N) {
-        return Err(ApiError::bad_request(format!("`n` must be between 1 and {MAX_N}")).with_param("n"));
+        return Err(
+            ApiError::bad_request(format!("`n` must be between 1 and {MAX_N}")).with_param("n"),
+        );
     }
     if let Some(model) = &request.model
         && (model.len() > 256 || model.chars().any(char::is_control))
     {
-        return Err(ApiError::bad_request("`model` must be a plain name of at most 256 characters").with_param("model"));
+        return Err(ApiError::bad_request(
+            "`model` must be a plain name of at most 256 characters",
+        )
+        .with_param("model"));
     }
     Ok(())
 }
@@ -89,13 +101,16 @@ async fn serve_chat(
                 status,
                 "invalid_request_error",
                 Some("request_too_large"),
-                format!("the request body is larger than {} bytes", state.options.max_body_bytes),
+                format!(
+                    "the request body is larger than {} bytes",
+                    state.options.max_body_bytes
+                ),
             )
         } else {
             ApiError::new(status, "invalid_request_error", None, rejection.body_text())
         }
     })?;
-    let GatewayRequest { request, load_balance_strategy } = parse(&body)?;
+    let (request, load_balance_strategy) = parse(&body)?;
     validate(&request)?;
     let options = match load_balance_strategy.as_deref() {
         Some(name) => ChatOptions::strategy(
@@ -108,16 +123,22 @@ async fn serve_chat(
     tracing::debug!(request_id = %request_id.0, model = request.model.as_deref().unwrap_or(""), stream, "chat completion");
     metrics::count_request(stream);
     if !stream {
-        let answer = tokio::time::timeout(state.options.request_timeout, state.factory.chat_with(request, &options))
-            .await
-            .map_err(|_| {
-                ApiError::new(
-                    StatusCode::GATEWAY_TIMEOUT,
-                    "timeout_error",
-                    Some("timeout"),
-                    format!("the request took longer than {:?}", state.options.request_timeout),
-                )
-            })??;
+        let answer = tokio::time::timeout(
+            state.options.request_timeout,
+            state.factory.chat_with(request, &options),
+        )
+        .await
+        .map_err(|_| {
+            ApiError::new(
+                StatusCode::GATEWAY_TIMEOUT,
+                "timeout_error",
+                Some("timeout"),
+                format!(
+                    "the request took longer than {:?}",
+                    state.options.request_timeout
+                ),
+            )
+        })??;
         metrics::observe_answer(started, answer.usage.as_ref());
         return Ok(Json(answer).into_response());
     }
@@ -128,14 +149,22 @@ async fn serve_chat(
 
 /// Chunks as `data:` events, then `data: [DONE]`; a failure is one error event and the
 /// end, without `[DONE]`.
-fn sse(upstream: ChatStream, include_usage: bool, started: Instant) -> Sse<impl futures_util::Stream<Item = Result<Event, Infallible>>> {
+fn sse(
+    upstream: ChatStream,
+    include_usage: bool,
+    started: Instant,
+) -> Sse<impl futures_util::Stream<Item = Result<Event, Infallible>>> {
     struct State {
         upstream: ChatStream,
         finished: bool,
         first_token: bool,
     }
     let events = stream::unfold(
-        State { upstream, finished: false, first_token: false },
+        State {
+            upstream,
+            finished: false,
+            first_token: false,
+        },
         move |mut state| async move {
             if state.finished {
                 return None;
@@ -206,7 +235,11 @@ pub(crate) async fn ready(State(state): State<Arc<AppState>>) -> Response {
         .filter(|d| matches!(d.state, HealthState::Healthy | HealthState::AwaitingProbe))
         .count();
     let body = json!({"status": if available > 0 { "ready" } else { "unavailable" }, "available_deployments": available});
-    let status = if available > 0 { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    let status = if available > 0 {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
     (status, Json(body)).into_response()
 }
 

@@ -75,7 +75,11 @@ impl Default for GatewayOptions {
 
 impl std::fmt::Debug for GatewayOptions {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let keys: Vec<String> = self.api_keys.iter().map(llm_factory::core::mask_key).collect();
+        let keys: Vec<String> = self
+            .api_keys
+            .iter()
+            .map(llm_factory::core::mask_key)
+            .collect();
         f.debug_struct("GatewayOptions")
             .field("api_keys", &keys)
             .field("max_body_bytes", &self.max_body_bytes)
@@ -97,7 +101,10 @@ impl GatewayOptions {
                 .request_timeout
                 .and_then(|secs| Duration::try_from_secs_f64(secs).ok())
                 .unwrap_or(defaults.request_timeout),
-            max_concurrency: settings.max_concurrency.unwrap_or(defaults.max_concurrency).max(1),
+            max_concurrency: settings
+                .max_concurrency
+                .unwrap_or(defaults.max_concurrency)
+                .max(1),
         }
     }
 }
@@ -118,6 +125,8 @@ pub fn router(factory: LlmFactory) -> Router {
 
 /// The gateway's routes for `factory` with explicit options.
 pub fn router_with(factory: LlmFactory, options: GatewayOptions) -> Router {
+    // Install the metrics recorder before the first request is counted.
+    let _ = metrics::handle();
     let state = Arc::new(AppState {
         slots: Arc::new(Semaphore::new(options.max_concurrency)),
         factory,
@@ -128,8 +137,14 @@ pub fn router_with(factory: LlmFactory, options: GatewayOptions) -> Router {
         .route("/v1/models", get(handlers::models))
         .route("/v1/providers/status", get(handlers::status))
         .route("/metrics", get(handlers::metrics))
-        .layer(axum::middleware::from_fn_with_state(Arc::clone(&state), middleware::shed_load))
-        .layer(axum::middleware::from_fn_with_state(Arc::clone(&state), middleware::authenticate));
+        .layer(axum::middleware::from_fn_with_state(
+            Arc::clone(&state),
+            middleware::shed_load,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            Arc::clone(&state),
+            middleware::authenticate,
+        ));
     Router::new()
         .route("/health/live", get(handlers::live))
         .route("/health/ready", get(handlers::ready))

@@ -23,7 +23,11 @@ use llm_factory::{
 use llm_server::GatewayOptions;
 
 #[derive(Debug, Parser)]
-#[command(name = "llm-server", version, about = "The OpenAI-compatible gateway of LLM Factory")]
+#[command(
+    name = "llm-server",
+    version,
+    about = "The OpenAI-compatible gateway of LLM Factory"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
@@ -65,7 +69,11 @@ enum LogFormat {
 fn init_logs(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(ansi)
+        .with_writer(std::io::stderr);
     match format {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().init(),
@@ -101,9 +109,18 @@ fn demo_factory() -> llm_factory::Result<LlmFactory> {
         },
     );
     LlmFactory::builder()
-        .provider(echo("mock-steady", None), DeploymentConfig::new("mock-echo/steady", "mock-echo"))
-        .provider(echo("mock-flaky", Some(flaky)), DeploymentConfig::new("mock-echo/flaky", "mock-echo"))
-        .provider(Arc::new(story), DeploymentConfig::new("mock-story/0", "mock-story"))
+        .provider(
+            echo("mock-steady", None),
+            DeploymentConfig::new("mock-echo/steady", "mock-echo"),
+        )
+        .provider(
+            echo("mock-flaky", Some(flaky)),
+            DeploymentConfig::new("mock-echo/flaky", "mock-echo"),
+        )
+        .provider(
+            Arc::new(story),
+            DeploymentConfig::new("mock-story/0", "mock-story"),
+        )
         .build()
 }
 
@@ -112,7 +129,10 @@ fn load(cli: &Cli) -> llm_factory::Result<LlmFactory> {
         return demo_factory();
     }
     let default_yaml = PathBuf::from("config.yaml");
-    let yaml = cli.config.clone().or_else(|| default_yaml.exists().then_some(default_yaml));
+    let yaml = cli
+        .config
+        .clone()
+        .or_else(|| default_yaml.exists().then_some(default_yaml));
     match (&yaml, &cli.env_file) {
         (Some(path), _) => LlmFactory::from_yaml(path),
         (None, Some(env_file)) => LlmFactory::from_env_file(env_file),
@@ -178,19 +198,30 @@ async fn main() -> anyhow::Result<()> {
 
     let settings = factory.server_settings().clone();
     let options = GatewayOptions::from_settings(&settings);
-    let host = cli.host.clone().or(settings.host.clone()).unwrap_or_else(|| "127.0.0.1".to_owned());
+    let host = cli
+        .host
+        .clone()
+        .or(settings.host.clone())
+        .unwrap_or_else(|| "127.0.0.1".to_owned());
     let port = cli.port.or(settings.port).unwrap_or(8000);
-    let addr: SocketAddr = format!("{host}:{port}").parse().with_context(|| format!("`{host}:{port}` is not an address"))?;
+    let addr: SocketAddr = format!("{host}:{port}")
+        .parse()
+        .with_context(|| format!("`{host}:{port}` is not an address"))?;
     let models = factory.models().join(", ");
     let app = llm_server::router_with(factory, options);
-    let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr}"))?;
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot listen on {addr}"))?;
     tracing::info!(%addr, models = %models, demo = cli.demo, "llm-server listening");
 
     let grace = Duration::from_secs(cli.shutdown_grace);
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let server = axum::serve(listener, app).with_graceful_shutdown(async move {
         shutdown_signal().await;
-        tracing::info!(grace_secs = grace.as_secs(), "shutting down: draining in-flight requests");
+        tracing::info!(
+            grace_secs = grace.as_secs(),
+            "shutting down: draining in-flight requests"
+        );
         let _ = stop_tx.send(true);
     });
     let mut stop = stop_rx;

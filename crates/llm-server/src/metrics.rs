@@ -8,7 +8,8 @@ use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
 /// Latency buckets in seconds, from sub-millisecond gateway overhead to slow generations.
 const BUCKETS: [f64; 16] = [
-    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+    60.0,
 ];
 
 static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
@@ -30,7 +31,10 @@ pub(crate) fn handle() -> Option<&'static PrometheusHandle> {
 /// Record per-deployment gauges from a status snapshot, then render.
 pub(crate) fn render(handle: &PrometheusHandle, status: &[DeploymentStatus]) -> String {
     for deployment in status {
-        let labels = [("deployment", deployment.id.clone()), ("model", deployment.model.clone())];
+        let labels = [
+            ("deployment", deployment.id.clone()),
+            ("model", deployment.model.clone()),
+        ];
         let healthy = matches!(deployment.state, HealthState::Healthy);
         metrics::gauge!("llm_deployment_healthy", &labels).set(if healthy { 1.0 } else { 0.0 });
         metrics::gauge!("llm_deployment_in_flight", &labels).set(f64::from(deployment.in_flight));
@@ -43,7 +47,8 @@ pub(crate) fn render(handle: &PrometheusHandle, status: &[DeploymentStatus]) -> 
 }
 
 pub(crate) fn count_request(stream: bool) {
-    metrics::counter!("llm_requests_total", "stream" => if stream { "true" } else { "false" }).increment(1);
+    metrics::counter!("llm_requests_total", "stream" => if stream { "true" } else { "false" })
+        .increment(1);
 }
 
 pub(crate) fn count_error(error: &crate::error::ApiError) {
@@ -57,7 +62,8 @@ pub(crate) fn count_error(error: &crate::error::ApiError) {
 
 pub(crate) fn count_tokens(usage: &llm_factory::core::Usage) {
     metrics::counter!("llm_tokens_total", "type" => "prompt").increment(usage.prompt_tokens);
-    metrics::counter!("llm_tokens_total", "type" => "completion").increment(usage.completion_tokens);
+    metrics::counter!("llm_tokens_total", "type" => "completion")
+        .increment(usage.completion_tokens);
 }
 
 pub(crate) fn observe_duration(started: std::time::Instant) {
@@ -68,7 +74,10 @@ pub(crate) fn observe_first_token(started: std::time::Instant) {
     metrics::histogram!("llm_time_to_first_token_seconds").record(started.elapsed().as_secs_f64());
 }
 
-pub(crate) fn observe_answer(started: std::time::Instant, usage: Option<&llm_factory::core::Usage>) {
+pub(crate) fn observe_answer(
+    started: std::time::Instant,
+    usage: Option<&llm_factory::core::Usage>,
+) {
     observe_duration(started);
     if let Some(usage) = usage {
         count_tokens(usage);

@@ -32,16 +32,18 @@ const REQUEST_ID: &str = "x-request-id";
 fn acceptable(id: &str) -> bool {
     !id.is_empty()
         && id.len() <= 128
-        && id.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'))
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'))
 }
 
 fn new_id() -> String {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     static SEED: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
     let seed = *SEED.get_or_init(|| {
-        SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| u64::try_from(d.as_nanos() & u128::from(u64::MAX)).unwrap_or(0))
+        SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| {
+            u64::try_from(d.as_nanos() & u128::from(u64::MAX)).unwrap_or(0)
+        })
     });
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
     let mut z = seed ^ n.wrapping_mul(0x9E37_79B9_7F4A_7C15);
@@ -79,7 +81,11 @@ pub(crate) async fn request_id(mut request: Request, next: Next) -> Response {
 }
 
 /// Require a gateway key when any is configured.
-pub(crate) async fn authenticate(State(state): State<Arc<AppState>>, request: Request, next: Next) -> Response {
+pub(crate) async fn authenticate(
+    State(state): State<Arc<AppState>>,
+    request: Request,
+    next: Next,
+) -> Response {
     let keys = &state.options.api_keys;
     if keys.is_empty() {
         return next.run(request).await;
@@ -110,7 +116,11 @@ pub(crate) async fn authenticate(State(state): State<Arc<AppState>>, request: Re
 
 /// Serve at most `max_concurrency` requests (and open streams) at once; shed the rest
 /// with 503 at once rather than queueing them.
-pub(crate) async fn shed_load(State(state): State<Arc<AppState>>, request: Request, next: Next) -> Response {
+pub(crate) async fn shed_load(
+    State(state): State<Arc<AppState>>,
+    request: Request,
+    next: Next,
+) -> Response {
     let Ok(permit) = Arc::clone(&state.slots).try_acquire_owned() else {
         return ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,

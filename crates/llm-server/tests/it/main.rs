@@ -1,0 +1,9 @@
+//! Gateway tests over a real socket: reqwest → llm-server → factory → router → provider
+//! crates → local mock upstreams.
+
+#![expect(clippy::unwrap_used, reason = "test helpers fail loudly")]
+
+mod api;
+mod hardening;
+mod streaming;
+mod support;

@@ -1,0 +1,106 @@
+use std::{net::SocketAddr, sync::Arc, time::Duration};
+
+use llm_factory::{
+    DeploymentConfig, LlmFactory, ModelConfig, ProviderType,
+    core::{ChatProvider, MockConfig, MockProvider},
+};
+use llm_server::GatewayOptions;
+use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
+
+/// A running gateway on 127.0.0.1; stops when dropped (or gracefully via `shutdown`).
+pub(crate) struct Gateway {
+    pub(crate) addr: SocketAddr,
+    pub(crate) factory: LlmFactory,
+    shutdown: Option<oneshot::Sender<()>>,
+    pub(crate) task: Option<JoinHandle<()>>,
+}
+
+impl Gateway {
+    pub(crate) async fn start(factory: LlmFactory, options: GatewayOptions) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (tx, rx) = oneshot::channel::<()>();
+        let app = llm_server::router_with(factory.clone(), options);
+        let task = tokio::spawn(async move {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(async move {
+                    let _ = rx.await;
+                })
+                .await
+                .unwrap();
+        });
+        Self {
+            addr,
+            factory,
+            shutdown: Some(tx),
+            task: Some(task),
+        }
+    }
+
+    pub(crate) fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    pub(crate) fn shutdown(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        if let Some(task) = self.task.take() {
+            task.abort();
+        }
+    }
+}
+
+pub(crate) fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(20))
+        .build()
+        .unwrap()
+}
+
+/// A factory with an instant echo model and a slow story model.
+pub(crate) fn mock_factory() -> LlmFactory {
+    let story = MockProvider::new(
+        "story",
+        MockConfig {
+            model: "mock-story".into(),
+            reply: llm_factory::core::MockReply::Text("one two three four five six".into()),
+            chunk_delay: Duration::from_millis(100),
+            ..MockConfig::default()
+        },
+    );
+    LlmFactory::builder()
+        .model(ModelConfig {
+            provider: ProviderType::Mock,
+            model_name: "mock-echo".into(),
+            ..ModelConfig::default()
+        })
+        .provider(
+            Arc::new(story) as Arc<dyn ChatProvider>,
+            DeploymentConfig::new("story", "mock-story"),
+        )
+        .build()
+        .unwrap()
+}
+
+pub(crate) fn chat_body(model: &str, text: &str, stream: bool) -> serde_json::Value {
+    serde_json::json!({"model": model, "messages": [{"role": "user", "content": text}], "stream": stream})
+}
+
+/// The `data:` payloads of an SSE body.
+pub(crate) fn sse_data(body: &str) -> Vec<String> {
+    body.split("\n\n")
+        .filter_map(|frame| {
+            let data: Vec<&str> = frame
+                .lines()
+                .filter_map(|l| l.strip_prefix("data: ").or_else(|| l.strip_prefix("data:")))
+                .collect();
+            (!data.is_empty()).then(|| data.join("\n"))
+        })
+        .collect()
+}
