@@ -48,6 +48,9 @@ pub(crate) fn main(args: &[String]) -> Result<(), String> {
     let totals = run_tests(test)?;
 
     run_examples()?;
+    if !quick {
+        crate::sdk::main()?;
+    }
 
     let mut doc = cargo();
     doc.env("RUSTDOCFLAGS", "-D warnings").args([

@@ -16,6 +16,7 @@
 )]
 
 mod ci;
+mod sdk;
 #[cfg(test)]
 mod tidy;
 
@@ -29,6 +30,7 @@ fn main() -> ExitCode {
     let args: Vec<String> = env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
         Some("ci") => ci::main(&args[1..]),
+        Some("sdk") => sdk::main(),
         Some("help" | "--help" | "-h") | None => {
             print_help();
             Ok(())
@@ -48,8 +50,9 @@ fn print_help() {
     println!(
         "cargo xtask <task>\n\n\
          tasks:\n  \
-         ci [--quick]   fmt, clippy, feature isolation, tests, docs, cargo-deny\n                 \
-         (--quick skips feature isolation and cargo-deny)"
+         ci [--quick]   fmt, clippy, feature isolation, tests, examples, SDK check, docs,\n                 \
+         cargo-deny (--quick skips feature isolation, the SDK check and cargo-deny)\n  \
+         sdk            the OpenAI Python SDK against `llm-server --demo`"
     );
 }
 
