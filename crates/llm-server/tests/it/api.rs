@@ -334,3 +334,75 @@ async fn upstream_failures_map_to_gateway_statuses() {
     let text = body.to_string();
     assert!(!text.contains("PLANTED"), "{text}");
 }
+
+#[tokio::test]
+async fn a_slow_upstream_hits_the_request_deadline_with_504() {
+    let upstream = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(200).set_delay(std::time::Duration::from_secs(10)))
+        .mount(&upstream)
+        .await;
+    let factory = LlmFactory::new(ModelConfig {
+        api_base: Some(format!("{}/v1", upstream.uri())),
+        ..ModelConfig::new(ProviderType::OpenAi, "gpt-4o", UPSTREAM_KEY)
+    })
+    .unwrap();
+    let gateway = Gateway::start(
+        factory,
+        GatewayOptions {
+            request_timeout: std::time::Duration::from_millis(300),
+            ..GatewayOptions::default()
+        },
+    )
+    .await;
+    let (status, body, _) = error(
+        &gateway,
+        serde_json::to_vec(&chat_body("gpt-4o", "hi", false))
+            .unwrap()
+            .into(),
+    )
+    .await;
+    assert_eq!(status, 504, "{body}");
+    assert_eq!(body["error"]["type"], "timeout_error");
+}
+
+#[tokio::test]
+async fn the_router_mounts_under_any_prefix() {
+    let app = axum::Router::new()
+        .route("/", axum::routing::get(|| async { "my app" }))
+        .nest("/llm", llm_server::router(mock_factory()));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let models: Value = client()
+        .get(format!("http://{addr}/llm/v1/models"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(models["data"][0]["id"], "mock-echo");
+    let answer: Value = client()
+        .post(format!("http://{addr}/llm/v1/chat/completions"))
+        .json(&chat_body("mock-echo", "mounted", false))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(answer["choices"][0]["message"]["content"], "mounted");
+    assert_eq!(
+        client()
+            .get(format!("http://{addr}/"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap(),
+        "my app"
+    );
+    server.abort();
+}
