@@ -334,10 +334,7 @@ impl LlmFactoryBuilder {
                     if file.router != RouterSettings::default() {
                         config.router = file.router;
                     }
-                    if file.server.host.is_some()
-                        || file.server.port.is_some()
-                        || !file.server.api_keys.is_empty()
-                    {
+                    if !file.server.is_empty() {
                         config.server = file.server;
                     }
                 }

@@ -432,6 +432,20 @@ pub struct ServerSettings {
     pub log_format: Option<String>,
 }
 
+impl ServerSettings {
+    /// Whether no setting is given.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.host.is_none()
+            && self.port.is_none()
+            && self.api_keys.is_empty()
+            && self.max_body_bytes.is_none()
+            && self.request_timeout.is_none()
+            && self.max_concurrency.is_none()
+            && self.log_format.is_none()
+    }
+}
+
 impl fmt::Debug for ServerSettings {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let keys: Vec<String> = self.api_keys.iter().map(mask_key).collect();

@@ -267,3 +267,23 @@ fn a_malformed_env_file_names_its_line() {
     let text = err.to_string();
     assert!(text.contains(".env:2: malformed entry"), "{text}");
 }
+
+#[test]
+fn the_server_section_is_read() {
+    let file = temp_file(
+        "config.yaml",
+        &format!(
+            "{GOOD}server:\n  max_concurrency: 7\n  api_keys: [\"${{GATEWAY_KEY}}\"]\n  request_timeout: 30\n"
+        ),
+    );
+    let factory = LlmFactory::builder()
+        .vars(vars(&[("GATEWAY_KEY", "gw-0123456789abcdef")]))
+        .yaml_file(&file)
+        .build()
+        .unwrap();
+    let server = factory.server_settings();
+    assert_eq!(server.max_concurrency, Some(7));
+    assert_eq!(server.request_timeout, Some(30.0));
+    assert_eq!(server.api_keys.len(), 1);
+    assert!(!format!("{server:?}").contains("0123456789"), "{server:?}");
+}
