@@ -15,6 +15,7 @@
     reason = "a command-line tool prints its progress and reads its environment"
 )]
 
+mod bench;
 mod ci;
 mod sdk;
 #[cfg(test)]
@@ -31,6 +32,7 @@ fn main() -> ExitCode {
     let result = match args.first().map(String::as_str) {
         Some("ci") => ci::main(&args[1..]),
         Some("sdk") => sdk::main(),
+        Some("bench") => bench::main(&args[1..]),
         Some("help" | "--help" | "-h") | None => {
             print_help();
             Ok(())
@@ -52,7 +54,8 @@ fn print_help() {
          tasks:\n  \
          ci [--quick]   fmt, clippy, feature isolation, tests, examples, SDK check, docs,\n                 \
          cargo-deny (--quick skips feature isolation, the SDK check and cargo-deny)\n  \
-         sdk            the OpenAI Python SDK against `llm-server --demo`"
+         sdk            the OpenAI Python SDK against `llm-server --demo`\n  \
+         bench [--quick] gateway overhead, throughput, memory and streaming (writes BENCHMARKS.md)"
     );
 }
 

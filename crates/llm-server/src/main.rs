@@ -15,6 +15,7 @@
 use std::{net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
 
 use anyhow::Context as _;
+use axum::serve::ListenerExt as _;
 use clap::{Parser, Subcommand, ValueEnum};
 use llm_factory::{
     DeploymentConfig, ErrorKind, LlmFactory,
@@ -209,9 +210,16 @@ async fn main() -> anyhow::Result<()> {
         .with_context(|| format!("`{host}:{port}` is not an address"))?;
     let models = factory.models().join(", ");
     let app = llm_server::router_with(factory, options);
+    // TCP_NODELAY: streamed chunks are small writes; Nagle's algorithm with delayed ACKs
+    // would hold each one up to 40 ms.
     let listener = tokio::net::TcpListener::bind(addr)
         .await
-        .with_context(|| format!("cannot listen on {addr}"))?;
+        .with_context(|| format!("cannot listen on {addr}"))?
+        .tap_io(|tcp| {
+            if let Err(error) = tcp.set_nodelay(true) {
+                tracing::debug!(%error, "cannot set TCP_NODELAY");
+            }
+        });
     tracing::info!(%addr, models = %models, demo = cli.demo, "llm-server listening");
 
     let grace = Duration::from_secs(cli.shutdown_grace);

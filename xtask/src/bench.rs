@@ -1,0 +1,685 @@
+//! `cargo xtask bench [--quick]`: the gateway's overhead, throughput, memory and streaming,
+//! measured on loopback against a fast mock upstream, with the direct path and a bare
+//! one-hop proxy as baselines. Writes `BENCHMARKS.md` (full runs) and JSON under
+//! `target/bench/`.
+//!
+//! Layout: the gateway (and the one-hop proxy) pinned to core 0; the mock upstream and the
+//! load generator pinned to core 1, so the gateway's figures are per core.
+
+use std::{
+    fmt::Write as _,
+    fs,
+    net::{TcpListener, TcpStream},
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    thread,
+    time::{Duration, Instant},
+};
+
+use crate::{cargo, project_root, run};
+
+/// A child process killed on drop.
+struct Proc {
+    child: Child,
+}
+
+impl Proc {
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> Result<u16, String> {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .map_err(|e| format!("no free port: {e}"))
+}
+
+fn has_taskset() -> bool {
+    Command::new("taskset")
+        .arg("-V")
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+/// Start `binary` with `args`, pinned to `core` when taskset exists.
+fn spawn(binary: &Path, args: &[String], core: u32, envs: &[(&str, &str)]) -> Result<Proc, String> {
+    let mut command = if has_taskset() {
+        let mut c = Command::new("taskset");
+        c.args(["-c", &core.to_string()]).arg(binary);
+        c
+    } else {
+        Command::new(binary)
+    };
+    command
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    for (k, v) in envs {
+        command.env(k, v);
+    }
+    let child = command
+        .spawn()
+        .map_err(|e| format!("cannot start {}: {e}", binary.display()))?;
+    Ok(Proc { child })
+}
+
+fn wait_for_port(port: u16) -> Result<Duration, String> {
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(30) {
+        if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return Ok(started.elapsed());
+        }
+        thread::sleep(Duration::from_millis(1));
+    }
+    Err(format!("nothing listened on port {port} within 30 s"))
+}
+
+/// Resident memory of `pid` in KiB.
+fn rss_kib(pid: u32) -> u64 {
+    fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+/// CPU time of `pid` (user + system) in clock ticks.
+fn cpu_ticks(pid: u32) -> u64 {
+    fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| {
+            // Fields after the command name, which may contain spaces, in parentheses.
+            let rest = &s[s.rfind(')')? + 2..];
+            let fields: Vec<&str> = rest.split_whitespace().collect();
+            Some(fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?)
+        })
+        .unwrap_or(0)
+}
+
+fn clock_ticks_per_second() -> f64 {
+    Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8(o.stdout).ok())
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(100.0)
+}
+
+/// One load run's JSON report.
+fn load(
+    bin: &Path,
+    port: u16,
+    concurrency: usize,
+    seconds: f64,
+    stream: bool,
+) -> Result<serde_json_lite::Object, String> {
+    let mut args = vec![
+        "--url".to_owned(),
+        format!("http://127.0.0.1:{port}/v1/chat/completions"),
+        "--concurrency".to_owned(),
+        concurrency.to_string(),
+        "--seconds".to_owned(),
+        seconds.to_string(),
+    ];
+    if stream {
+        args.push("--stream".to_owned());
+    }
+    let mut command = if has_taskset() {
+        let mut c = Command::new("taskset");
+        c.args(["-c", "1"]).arg(bin.join("bench-load"));
+        c
+    } else {
+        Command::new(bin.join("bench-load"))
+    };
+    let output = command
+        .args(&args)
+        .output()
+        .map_err(|e| format!("bench-load: {e}"))?;
+    if !output.status.success() {
+        return Err(format!(
+            "bench-load failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        ));
+    }
+    serde_json_lite::parse(&String::from_utf8_lossy(&output.stdout))
+}
+
+/// A very small JSON reader for bench-load's flat report (xtask keeps no dependencies).
+mod serde_json_lite {
+    use std::collections::BTreeMap;
+
+    pub(crate) type Object = BTreeMap<String, String>;
+
+    pub(crate) fn parse(text: &str) -> Result<Object, String> {
+        let body = text
+            .trim()
+            .strip_prefix('{')
+            .and_then(|t| t.strip_suffix('}'))
+            .ok_or("not a JSON object")?;
+        let mut object = Object::new();
+        let mut rest = body;
+        while let Some(start) = rest.find('"') {
+            let after = &rest[start + 1..];
+            let end = after.find('"').ok_or("unterminated key")?;
+            let key = after[..end].to_owned();
+            let value_start = &after[end + 1..];
+            let value_start = value_start
+                .trim_start()
+                .strip_prefix(':')
+                .ok_or("missing colon")?
+                .trim_start();
+            let (value, next) = if let Some(string) = value_start.strip_prefix('"') {
+                let mut end = 0;
+                let bytes = string.as_bytes();
+                while end < bytes.len()
+                    && !(bytes[end] == b'"' && (end == 0 || bytes[end - 1] != b'\\'))
+                {
+                    end += 1;
+                }
+                (
+                    string[..end].to_owned(),
+                    &string[(end + 1).min(string.len())..],
+                )
+            } else {
+                let end = value_start.find(',').unwrap_or(value_start.len());
+                (value_start[..end].trim().to_owned(), &value_start[end..])
+            };
+            object.insert(key, value);
+            rest = next.trim_start().strip_prefix(',').unwrap_or(next);
+        }
+        Ok(object)
+    }
+
+    pub(crate) fn num(object: &Object, key: &str) -> f64 {
+        object.get(key).and_then(|v| v.parse().ok()).unwrap_or(0.0)
+    }
+}
+
+use serde_json_lite::num;
+
+fn gateway_config(
+    dir: &Path,
+    upstream: u16,
+    deployments: usize,
+    strategy: &str,
+) -> Result<PathBuf, String> {
+    let mut yaml =
+        String::from("providers:\n  - provider: openai\n    model_name: gpt-4o\n    api_keys:\n");
+    for i in 0..deployments {
+        let _ = writeln!(yaml, "      - sk-bench-{i:06}-0123456789abcdef");
+    }
+    let _ = write!(
+        yaml,
+        "    api_base: http://127.0.0.1:{upstream}/v1\nrouter:\n  strategy: {strategy}\nserver:\n  max_concurrency: 8192\n"
+    );
+    let path = dir.join(format!("gateway-{deployments}-{strategy}.yaml"));
+    fs::write(&path, yaml).map_err(|e| format!("{}: {e}", path.display()))?;
+    Ok(path)
+}
+
+struct Gateway {
+    proc: Proc,
+    port: u16,
+    start_to_ready: Duration,
+}
+
+fn start_gateway(bin: &Path, config: &Path) -> Result<Gateway, String> {
+    let port = free_port()?;
+    let started = Instant::now();
+    let proc = spawn(
+        &bin.join("llm-server"),
+        &[
+            "--config".to_owned(),
+            config.display().to_string(),
+            "--port".to_owned(),
+            port.to_string(),
+        ],
+        0,
+        &[("RUST_LOG", "warn")],
+    )?;
+    wait_for_port(port)?;
+    Ok(Gateway {
+        proc,
+        port,
+        start_to_ready: started.elapsed(),
+    })
+}
+
+struct Row {
+    name: String,
+    concurrency: usize,
+    report: serde_json_lite::Object,
+    cpu_us_per_request: Option<f64>,
+}
+
+pub(crate) fn main(args: &[String]) -> Result<(), String> {
+    let quick = args.iter().any(|a| a == "--quick");
+    let root = project_root();
+    let mut build = cargo();
+    build.args([
+        "build",
+        "--release",
+        "--quiet",
+        "-p",
+        "llm-server",
+        "-p",
+        "bench",
+    ]);
+    run(build)?;
+    let bin = root.join("target/release");
+    let out_dir = root.join("target/bench");
+    fs::create_dir_all(&out_dir).map_err(|e| e.to_string())?;
+    let seconds = if quick { 2.0 } else { 4.0 };
+    let levels: &[usize] = if quick { &[1, 16] } else { &[1, 16, 64, 256] };
+    let ticks = clock_ticks_per_second();
+    let pinned = has_taskset();
+
+    let upstream_port = free_port()?;
+    let _upstream = spawn(
+        &bin.join("bench-upstream"),
+        &["--port".to_owned(), upstream_port.to_string()],
+        1,
+        &[],
+    )?;
+    wait_for_port(upstream_port)?;
+
+    let mut rows: Vec<Row> = Vec::new();
+    let mut gateway_errors = 0.0;
+    // Direct: load generator → upstream.
+    for &c in levels {
+        let report = load(&bin, upstream_port, c, seconds, false)?;
+        rows.push(Row {
+            name: "direct".into(),
+            concurrency: c,
+            report,
+            cpu_us_per_request: None,
+        });
+    }
+    // One-hop floor: load generator → bare proxy → upstream.
+    if !quick {
+        let proxy_port = free_port()?;
+        let proxy = spawn(
+            &bin.join("bench-proxy"),
+            &[
+                "--port".to_owned(),
+                proxy_port.to_string(),
+                "--upstream".to_owned(),
+                format!("127.0.0.1:{upstream_port}"),
+            ],
+            0,
+            &[],
+        )?;
+        wait_for_port(proxy_port)?;
+        for &c in levels {
+            let before = cpu_ticks(proxy.pid());
+            let report = load(&bin, proxy_port, c, seconds, false)?;
+            let cpu = per_request(cpu_ticks(proxy.pid()) - before, ticks, &report);
+            rows.push(Row {
+                name: "one-hop proxy".into(),
+                concurrency: c,
+                report,
+                cpu_us_per_request: cpu,
+            });
+        }
+    }
+    // The gateway, by deployment count and strategy.
+    let configs: Vec<(usize, &str)> = if quick {
+        vec![(16, "round_robin")]
+    } else {
+        vec![
+            (1, "round_robin"),
+            (16, "round_robin"),
+            (1000, "round_robin"),
+            (1, "latency"),
+            (16, "latency"),
+            (1000, "latency"),
+        ]
+    };
+    let mut memory = Vec::new();
+    let mut readiness = Vec::new();
+    for (deployments, strategy) in &configs {
+        let config = gateway_config(&out_dir, upstream_port, *deployments, strategy)?;
+        let gateway = start_gateway(&bin, &config)?;
+        readiness.push((*deployments, gateway.start_to_ready));
+        let idle = rss_kib(gateway.proc.pid());
+        for &c in levels {
+            let before = cpu_ticks(gateway.proc.pid());
+            let report = load(&bin, gateway.port, c, seconds, false)?;
+            gateway_errors += num(&report, "errors");
+            let cpu = per_request(cpu_ticks(gateway.proc.pid()) - before, ticks, &report);
+            rows.push(Row {
+                name: format!("gateway {deployments} × {strategy}"),
+                concurrency: c,
+                report,
+                cpu_us_per_request: cpu,
+            });
+        }
+        let peak = rss_kib(gateway.proc.pid());
+        memory.push((format!("{deployments} × {strategy}"), idle, peak));
+    }
+    // Streams: time to first byte and chunks relayed.
+    let stream_levels: &[usize] = if quick { &[16] } else { &[1, 16, 64] };
+    for &c in stream_levels {
+        let report = load(&bin, upstream_port, c, seconds, true)?;
+        rows.push(Row {
+            name: "direct stream".into(),
+            concurrency: c,
+            report,
+            cpu_us_per_request: None,
+        });
+    }
+    let config = gateway_config(&out_dir, upstream_port, 1, "round_robin")?;
+    let gateway = start_gateway(&bin, &config)?;
+    for &c in stream_levels {
+        let before = cpu_ticks(gateway.proc.pid());
+        let report = load(&bin, gateway.port, c, seconds, true)?;
+        gateway_errors += num(&report, "errors");
+        let cpu = per_request(cpu_ticks(gateway.proc.pid()) - before, ticks, &report);
+        rows.push(Row {
+            name: "gateway stream".into(),
+            concurrency: c,
+            report,
+            cpu_us_per_request: cpu,
+        });
+    }
+    drop(gateway);
+
+    // 1,000 open streams: RSS idle, at peak, and after.
+    let open_streams = if quick {
+        None
+    } else {
+        Some(open_streams(&bin, &out_dir)?)
+    };
+
+    let json = to_json(&rows, &memory, &readiness, open_streams, pinned);
+    let json_path = out_dir.join(if quick { "quick.json" } else { "results.json" });
+    fs::write(&json_path, &json).map_err(|e| e.to_string())?;
+    println!("{}", table(&rows));
+    println!("results: {}", json_path.display());
+    if !quick {
+        let markdown = report_markdown(&rows, &memory, &readiness, open_streams, pinned);
+        fs::write(root.join("BENCHMARKS.md"), markdown).map_err(|e| e.to_string())?;
+        println!("wrote BENCHMARKS.md");
+    }
+    if gateway_errors > 0.0 {
+        return Err(format!(
+            "the gateway returned {gateway_errors} errors during the run"
+        ));
+    }
+    Ok(())
+}
+
+fn per_request(
+    ticks_used: u64,
+    ticks_per_second: f64,
+    report: &serde_json_lite::Object,
+) -> Option<f64> {
+    let requests = num(report, "requests");
+    (requests > 0.0).then(|| ticks_used as f64 / ticks_per_second * 1e6 / requests)
+}
+
+/// Hold 1,000 streams open through the gateway (the upstream paces 20 chunks 50 ms apart)
+/// and sample the gateway's memory before, during and after.
+fn open_streams(bin: &Path, out_dir: &Path) -> Result<(u64, u64, u64, f64), String> {
+    let slow_port = free_port()?;
+    let _slow = spawn(
+        &bin.join("bench-upstream"),
+        &[
+            "--port".to_owned(),
+            slow_port.to_string(),
+            "--chunk-delay-ms".to_owned(),
+            "50".to_owned(),
+        ],
+        1,
+        &[],
+    )?;
+    wait_for_port(slow_port)?;
+    let config = gateway_config(out_dir, slow_port, 1, "round_robin")?;
+    let gateway = start_gateway(bin, &config)?;
+    let pid = gateway.proc.pid();
+    let idle = rss_kib(pid);
+    let port = gateway.port;
+    let bin = bin.to_path_buf();
+    let loader = thread::spawn(move || load(&bin, port, 1000, 6.0, true));
+    let mut peak = idle;
+    let started = Instant::now();
+    while !loader.is_finished() && started.elapsed() < Duration::from_secs(60) {
+        peak = peak.max(rss_kib(pid));
+        thread::sleep(Duration::from_millis(50));
+    }
+    let report = loader
+        .join()
+        .map_err(|_| "the load thread panicked".to_owned())??;
+    thread::sleep(Duration::from_secs(2));
+    let after = rss_kib(pid);
+    Ok((idle, peak, after, num(&report, "errors")))
+}
+
+fn table(rows: &[Row]) -> String {
+    let mut out = String::from(
+        "| path | concurrency | req/s | p50 µs | p90 µs | p99 µs | TTFB p50 µs | TTFB p99 µs | chunks/s | CPU µs/req | errors |\n|---|---|---|---|---|---|---|---|---|---|---|\n",
+    );
+    for row in rows {
+        let r = &row.report;
+        let stream = r.get("stream").is_some_and(|s| s == "true");
+        let dash = |v: f64| {
+            if stream {
+                format!("{v:.0}")
+            } else {
+                "–".to_owned()
+            }
+        };
+        let _ = writeln!(
+            out,
+            "| {} | {} | {:.0} | {:.0} | {:.0} | {:.0} | {} | {} | {} | {} | {:.0} |",
+            row.name,
+            row.concurrency,
+            num(r, "rps"),
+            num(r, "p50_us"),
+            num(r, "p90_us"),
+            num(r, "p99_us"),
+            dash(num(r, "ttfb_p50_us")),
+            dash(num(r, "ttfb_p99_us")),
+            dash(num(r, "chunks_per_s")),
+            row.cpu_us_per_request
+                .map_or_else(|| "–".to_owned(), |c| format!("{c:.1}")),
+            num(r, "errors"),
+        );
+    }
+    out
+}
+
+/// Gateway minus direct at each percentile, per concurrency level.
+fn added_latency(rows: &[Row], gateway: &str, baseline: &str) -> String {
+    let mut out = String::new();
+    for row in rows.iter().filter(|r| r.name == gateway) {
+        if let Some(base) = rows
+            .iter()
+            .find(|r| r.name == baseline && r.concurrency == row.concurrency)
+        {
+            let d = |k: &str| num(&row.report, k) - num(&base.report, k);
+            let _ = writeln!(
+                out,
+                "| {} | {} | {:+.0} | {:+.0} | {:+.0} |",
+                gateway,
+                row.concurrency,
+                d("p50_us"),
+                d("p90_us"),
+                d("p99_us")
+            );
+        }
+    }
+    out
+}
+
+fn machine() -> String {
+    let cpu = fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("model name"))
+                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_owned())
+        })
+        .unwrap_or_else(|| "unknown".to_owned());
+    let cores = thread::available_parallelism().map_or(0, |n| n.get());
+    let kernel = Command::new("uname")
+        .arg("-r")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8(o.stdout).ok())
+        .unwrap_or_default();
+    let rustc = Command::new("rustc")
+        .arg("--version")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8(o.stdout).ok())
+        .unwrap_or_default();
+    format!(
+        "{cpu}, {cores} cores, Linux {}, {}",
+        kernel.trim(),
+        rustc.trim()
+    )
+}
+
+fn report_markdown(
+    rows: &[Row],
+    memory: &[(String, u64, u64)],
+    readiness: &[(usize, Duration)],
+    open: Option<(u64, u64, u64, f64)>,
+    pinned: bool,
+) -> String {
+    let mut md = String::from(
+        "# Benchmarks\n\nGenerated by `cargo xtask bench` (do not edit by hand; rerun it).\n\n",
+    );
+    let _ = writeln!(md, "Machine: {}.\n", machine());
+    let _ = writeln!(
+        md,
+        "Method: everything on loopback. The mock upstream (`bench-upstream`, release) answers a fixed completion, or streams 20 chunks, at once. \
+         `bench-load` runs closed-loop connections (each sends its next request when the previous answer is complete) for 4 s per row. \
+         {} Gateway logging at `warn`. Added latency = gateway − direct at the same concurrency and percentile.\n",
+        if pinned {
+            "The gateway and the one-hop proxy are pinned to core 0 with `taskset`; the upstream and the load generator share core 1, so the gateway's figures are per core."
+        } else {
+            "`taskset` was not available: nothing is pinned."
+        }
+    );
+    md.push_str("Commands: `cargo xtask bench` (full, writes this file and `target/bench/results.json`); `cargo xtask bench --quick` (CI smoke, `target/bench/quick.json`, fails on any gateway error).\n\n");
+    md.push_str("## Latency and throughput\n\n");
+    md.push_str(&table(rows));
+    md.push_str("\n## Added latency (gateway − direct), µs\n\n| path | concurrency | p50 | p90 | p99 |\n|---|---|---|---|---|\n");
+    for name in rows
+        .iter()
+        .map(|r| r.name.clone())
+        .filter(|n| n.starts_with("gateway") && !n.contains("stream"))
+        .collect::<std::collections::BTreeSet<_>>()
+    {
+        md.push_str(&added_latency(rows, &name, "direct"));
+    }
+    md.push_str(&added_latency(rows, "one-hop proxy", "direct"));
+    md.push_str(&added_latency(rows, "gateway stream", "direct stream").replace("p50_us", "ttfb"));
+    md.push_str("\n## Memory and start-up\n\n| gateway | RSS idle MiB | RSS after load MiB |\n|---|---|---|\n");
+    for (name, idle, peak) in memory {
+        let _ = writeln!(
+            md,
+            "| {name} | {:.1} | {:.1} |",
+            *idle as f64 / 1024.0,
+            *peak as f64 / 1024.0
+        );
+    }
+    if let Some((idle, peak, after, errors)) = open {
+        let _ = writeln!(
+            md,
+            "\n1,000 concurrent open streams through one deployment: RSS idle {:.1} MiB, peak {:.1} MiB, 2 s after {:.1} MiB; {errors:.0} errors.",
+            idle as f64 / 1024.0,
+            peak as f64 / 1024.0,
+            after as f64 / 1024.0
+        );
+    }
+    md.push_str("\nStart to ready (process spawn to the port accepting connections):");
+    for (deployments, time) in readiness {
+        let _ = write!(
+            md,
+            " {deployments} deployments {:.0} ms;",
+            time.as_secs_f64() * 1000.0
+        );
+    }
+    md.push('\n');
+    md
+}
+
+fn to_json(
+    rows: &[Row],
+    memory: &[(String, u64, u64)],
+    readiness: &[(usize, Duration)],
+    open: Option<(u64, u64, u64, f64)>,
+    pinned: bool,
+) -> String {
+    let mut out = format!(
+        "{{\"machine\":{:?},\"pinned\":{pinned},\"rows\":[",
+        machine()
+    );
+    for (i, row) in rows.iter().enumerate() {
+        let fields: Vec<String> = row
+            .report
+            .iter()
+            .map(|(k, v)| {
+                let quoted =
+                    v.parse::<f64>().is_err() && v != "true" && v != "false" && v != "null";
+                if quoted {
+                    format!("{k:?}:{v:?}")
+                } else {
+                    format!("{k:?}:{v}")
+                }
+            })
+            .collect();
+        let _ = write!(
+            out,
+            "{}{{\"path\":{:?},\"cpu_us_per_request\":{},{}}}",
+            if i > 0 { "," } else { "" },
+            row.name,
+            row.cpu_us_per_request
+                .map_or_else(|| "null".to_owned(), |c| format!("{c:.2}")),
+            fields.join(",")
+        );
+    }
+    out.push_str("],\"memory_kib\":[");
+    for (i, (name, idle, peak)) in memory.iter().enumerate() {
+        let _ = write!(
+            out,
+            "{}{{\"gateway\":{name:?},\"idle\":{idle},\"after_load\":{peak}}}",
+            if i > 0 { "," } else { "" }
+        );
+    }
+    out.push_str("],\"start_to_ready_ms\":[");
+    for (i, (n, t)) in readiness.iter().enumerate() {
+        let _ = write!(
+            out,
+            "{}{{\"deployments\":{n},\"ms\":{:.1}}}",
+            if i > 0 { "," } else { "" },
+            t.as_secs_f64() * 1000.0
+        );
+    }
+    out.push(']');
+    if let Some((idle, peak, after, errors)) = open {
+        let _ = write!(
+            out,
+            ",\"open_streams_1000_kib\":{{\"idle\":{idle},\"peak\":{peak},\"after\":{after},\"errors\":{errors}}}"
+        );
+    }
+    out.push('}');
+    out
+}
