@@ -50,6 +50,8 @@ pub(crate) fn main(args: &[String]) -> Result<(), String> {
     run_examples()?;
     if !quick {
         crate::sdk::main()?;
+        // The benchmark smoke: a short run that fails on any gateway error.
+        crate::bench::main(&["--quick".to_owned()])?;
     }
 
     let mut doc = cargo();
