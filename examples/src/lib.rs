@@ -17,16 +17,9 @@ use llm_factory::{LlmFactory, ModelConfig, ProviderType, Result};
     reason = "examples decide between offline and real providers from the environment"
 )]
 pub fn real_keys_configured() -> bool {
-    [
-        "OPENAI",
-        "AZURE_OPENAI",
-        "QWEN",
-        "DEEPSEEK",
-        "CLAUDE",
-        "GEMINI",
-    ]
-    .iter()
-    .any(|p| std::env::var(format!("{p}_MODEL")).is_ok_and(|v| !v.is_empty()))
+    llm_factory::ENV_PREFIXES
+        .iter()
+        .any(|p| std::env::var(format!("{p}_MODEL")).is_ok_and(|v| !v.is_empty()))
 }
 
 /// The factory the examples use: [`LlmFactory::from_env`] when real keys are configured,

@@ -63,7 +63,7 @@ mod factory;
 mod registry;
 
 pub use config::{
-    CooldownSettings, FactoryConfig, ModelConfig, ProviderType, RetryBudgetSettings,
+    CooldownSettings, ENV_PREFIXES, FactoryConfig, ModelConfig, ProviderType, RetryBudgetSettings,
     RouterSettings, ServerSettings, load_env,
 };
 pub use factory::{ChatOptions, LlmFactory, LlmFactoryBuilder};

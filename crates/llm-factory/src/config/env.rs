@@ -129,16 +129,32 @@ fn list(value: &str) -> Vec<String> {
         .collect()
 }
 
+/// The variable prefixes of the built-in providers (`OPENAI_API_KEYS`, ...), in the order
+/// they are read.
+pub const ENV_PREFIXES: [&str; 6] = [
+    "OPENAI",
+    "AZURE_OPENAI",
+    "QWEN",
+    "DEEPSEEK",
+    "CLAUDE",
+    "GEMINI",
+];
+
 /// The provider prefixes read from the environment, and their types.
 fn prefixes(registered: &[String]) -> Vec<(String, ProviderType)> {
-    let mut prefixes = vec![
-        ("OPENAI".to_owned(), ProviderType::OpenAi),
-        ("AZURE_OPENAI".to_owned(), ProviderType::AzureOpenAi),
-        ("QWEN".to_owned(), ProviderType::Qwen),
-        ("DEEPSEEK".to_owned(), ProviderType::DeepSeek),
-        ("CLAUDE".to_owned(), ProviderType::Claude),
-        ("GEMINI".to_owned(), ProviderType::Gemini),
+    let types = [
+        ProviderType::OpenAi,
+        ProviderType::AzureOpenAi,
+        ProviderType::Qwen,
+        ProviderType::DeepSeek,
+        ProviderType::Claude,
+        ProviderType::Gemini,
     ];
+    let mut prefixes: Vec<(String, ProviderType)> = ENV_PREFIXES
+        .iter()
+        .zip(types)
+        .map(|(prefix, provider)| ((*prefix).to_owned(), provider))
+        .collect();
     for name in registered {
         let prefix: String = name
             .chars()

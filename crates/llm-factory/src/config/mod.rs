@@ -13,7 +13,7 @@ use llm_core::{ConfigError, Error, Result, SecretString, mask_key};
 use serde::{Deserialize, Deserializer};
 
 pub(crate) use env::from_env_map;
-pub use env::load_env;
+pub use env::{ENV_PREFIXES, load_env};
 pub(crate) use yaml::{from_yaml_str, line_of};
 
 /// Which provider a [`ModelConfig`] talks to.
