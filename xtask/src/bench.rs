@@ -50,15 +50,20 @@ fn has_taskset() -> bool {
         .is_ok_and(|o| o.status.success())
 }
 
-/// Start `binary` with `args`, pinned to `core` when taskset exists.
-fn spawn(binary: &Path, args: &[String], core: u32, envs: &[(&str, &str)]) -> Result<Proc, String> {
-    let mut command = if has_taskset() {
-        let mut c = Command::new("taskset");
-        c.args(["-c", &core.to_string()]).arg(binary);
-        c
+/// A command running `binary` pinned to `core` when taskset exists.
+fn pinned(binary: &Path, core: u32) -> Command {
+    if has_taskset() {
+        let mut command = Command::new("taskset");
+        command.args(["-c", &core.to_string()]).arg(binary);
+        command
     } else {
         Command::new(binary)
-    };
+    }
+}
+
+/// Start `binary` with `args`, pinned to `core` when taskset exists.
+fn spawn(binary: &Path, args: &[String], core: u32, envs: &[(&str, &str)]) -> Result<Proc, String> {
+    let mut command = pinned(binary, core);
     command
         .args(args)
         .stdout(Stdio::null())
@@ -138,14 +143,7 @@ fn load(
     if stream {
         args.push("--stream".to_owned());
     }
-    let mut command = if has_taskset() {
-        let mut c = Command::new("taskset");
-        c.args(["-c", "1"]).arg(bin.join("bench-load"));
-        c
-    } else {
-        Command::new(bin.join("bench-load"))
-    };
-    let output = command
+    let output = pinned(&bin.join("bench-load"), 1)
         .args(&args)
         .output()
         .map_err(|e| format!("bench-load: {e}"))?;

@@ -485,6 +485,16 @@ fn check_tool_calls(message: &Message) -> Check {
     Ok(())
 }
 
+/// The answer's first choice ends with `tool_calls` and carries the two fixture calls.
+fn check_tool_call_answer(response: &crate::ChatResponse) -> Check {
+    let choice = response.choices.first().ok_or("no choice")?;
+    ensure(
+        choice.finish_reason == Some(FinishReason::ToolCalls),
+        || format!("finish_reason is {:?}", choice.finish_reason),
+    )?;
+    check_tool_calls(&choice.message)
+}
+
 async fn tool_calls_chat<H: Harness + ?Sized>(harness: &H) -> Result<Check, Skip> {
     let served = harness.serve(Scenario::ToolCalls, Mode::Chat).await?;
     Ok(async {
@@ -493,12 +503,7 @@ async fn tool_calls_chat<H: Harness + ?Sized>(harness: &H) -> Result<Check, Skip
             .chat(&request())
             .await
             .map_err(|e| format!("chat() failed: {e}"))?;
-        let choice = response.choices.first().ok_or("no choice")?;
-        ensure(
-            choice.finish_reason == Some(FinishReason::ToolCalls),
-            || format!("finish_reason is {:?}", choice.finish_reason),
-        )?;
-        check_tool_calls(&choice.message)
+        check_tool_call_answer(&response)
     }
     .await)
 }
@@ -536,12 +541,7 @@ async fn tool_calls_stream<H: Harness + ?Sized>(harness: &H) -> Result<Check, Sk
             .collect_response()
             .await
             .map_err(|e| format!("collect_response failed: {e}"))?;
-        let choice = response.choices.first().ok_or("no choice")?;
-        ensure(
-            choice.finish_reason == Some(FinishReason::ToolCalls),
-            || format!("finish_reason is {:?}", choice.finish_reason),
-        )?;
-        check_tool_calls(&choice.message)
+        check_tool_call_answer(&response)
     }
     .await)
 }
