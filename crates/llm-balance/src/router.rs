@@ -40,6 +40,9 @@ pub struct RouterConfig {
     /// The deadline of a whole request, failover included (for streams, until the first
     /// content).
     pub timeout: Duration,
+    /// The longest the router waits for a resting deployment when every candidate rests;
+    /// longer rests (a revoked key's five minutes) fail fast with their `Retry-After`.
+    pub max_wait: Duration,
     /// How many retries the router may add to its traffic.
     pub retry_budget: RetryBudgetConfig,
     /// Groups tried, in order, when a group's own deployments all failed.
@@ -59,6 +62,7 @@ impl Default for RouterConfig {
             backoff_base: Duration::from_millis(100),
             backoff_max: Duration::from_secs(2),
             timeout: Duration::from_secs(300),
+            max_wait: Duration::from_secs(30),
             retry_budget: RetryBudgetConfig::default(),
             fallbacks: BTreeMap::new(),
             context_window_fallbacks: BTreeMap::new(),
@@ -441,10 +445,12 @@ impl Router {
                     }
                 }
                 if tried == 0 {
-                    // Every member is resting: wait for the first to come back if that fits.
+                    // Every member is resting: wait for the first to come back if the wait is
+                    // short and leaves room for the attempt before the deadline.
                     if let Some(until) = earliest
                         && waits < config.max_rounds
                         && clock.instant(until) < deadline
+                        && clock.instant(until) <= Instant::now() + config.max_wait
                     {
                         waits += 1;
                         tokio::time::sleep_until(clock.instant(until)).await;

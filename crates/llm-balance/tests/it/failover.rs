@@ -225,6 +225,40 @@ async fn when_all_rest_past_the_deadline_the_router_fails_fast_with_the_shortest
 }
 
 #[tokio::test(start_paused = true)]
+async fn long_rests_are_not_waited_for_even_within_the_deadline() {
+    // A revoked key rests 300 s; the request's deadline is 300 s too. Waiting would hold the
+    // caller for five minutes: the router fails fast instead.
+    let revoked = failing("revoked", ErrorKind::Authentication, FailWhen::Always);
+    let router = router(
+        vec![deployment(&revoked, "m")],
+        RouterConfig {
+            max_rounds: 2,
+            ..RouterConfig::default()
+        },
+    );
+    let start = Instant::now();
+    let err = router.chat(&request("m")).await.unwrap_err();
+    assert!(
+        start.elapsed() < Duration::from_secs(1),
+        "waited {:?}",
+        start.elapsed()
+    );
+    assert_eq!(err.http_status().as_u16(), 502);
+    assert_eq!(revoked.calls(), 1);
+    // A rest within `max_wait` is still waited for.
+    let limited = failing_with(
+        "limited",
+        MockFailure::always(ErrorKind::RateLimited)
+            .when(FailWhen::FirstCalls(1))
+            .retry_after(Duration::from_secs(20)),
+    );
+    let router = crate::support::router(vec![deployment(&limited, "m")], RouterConfig::default());
+    let start = Instant::now();
+    assert_eq!(router.chat(&request("m")).await.unwrap().model, "limited");
+    assert_eq!(start.elapsed(), Duration::from_secs(20));
+}
+
+#[tokio::test(start_paused = true)]
 async fn the_overall_deadline_bounds_failover() {
     // Each deployment takes 8 s to fail; the request may take 10 s in all.
     let mocks: Vec<_> = (0..3)

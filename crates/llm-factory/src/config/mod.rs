@@ -277,6 +277,9 @@ pub struct RouterSettings {
     /// Seconds a whole request may take, failover included.
     #[serde(default)]
     pub timeout: Option<f64>,
+    /// The longest wait, in seconds, for a resting deployment when all rest.
+    #[serde(default)]
+    pub max_wait: Option<f64>,
     /// Groups tried when a model's own keys all failed.
     #[serde(default)]
     pub fallbacks: BTreeMap<String, Vec<String>>,
@@ -357,6 +360,9 @@ impl RouterSettings {
         }
         if let Some(timeout) = self.timeout {
             config.timeout = seconds(timeout, "router.timeout")?;
+        }
+        if let Some(wait) = self.max_wait {
+            config.max_wait = seconds(wait, "router.max_wait")?;
         }
         let c = &self.cooldown;
         let defaults = CooldownPolicy::default();

@@ -5,5 +5,6 @@
 
 mod api;
 mod hardening;
+mod secrets;
 mod streaming;
 mod support;
