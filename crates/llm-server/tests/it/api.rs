@@ -56,12 +56,7 @@ async fn openai_gateway(upstream: &MockServer) -> Gateway {
 async fn chat_and_stream_through_to_an_openai_upstream() {
     let upstream = openai_upstream().await;
     let gateway = openai_gateway(&upstream).await;
-    let response = client()
-        .post(gateway.url("/v1/chat/completions"))
-        .json(&chat_body("gpt4", "hi", false))
-        .send()
-        .await
-        .unwrap();
+    let response = gateway.post_chat(&chat_body("gpt4", "hi", false)).await;
     assert_eq!(response.status(), 200);
     assert!(response.headers().contains_key("x-request-id"));
     let body: Value = response.json().await.unwrap();
@@ -72,12 +67,7 @@ async fn chat_and_stream_through_to_an_openai_upstream() {
     // Streaming with usage asked for: chunks, the usage chunk, then [DONE].
     let mut request = chat_body("gpt-4o", "hi", true);
     request["stream_options"] = json!({"include_usage": true});
-    let response = client()
-        .post(gateway.url("/v1/chat/completions"))
-        .json(&request)
-        .send()
-        .await
-        .unwrap();
+    let response = gateway.post_chat(&request).await;
     assert_eq!(response.status(), 200);
     assert!(
         response.headers()["content-type"]
@@ -99,12 +89,7 @@ async fn chat_and_stream_through_to_an_openai_upstream() {
     assert_eq!(chunks.last().unwrap()["usage"]["total_tokens"], 5);
 
     // Without include_usage the usage chunk is not passed on.
-    let response = client()
-        .post(gateway.url("/v1/chat/completions"))
-        .json(&chat_body("gpt-4o", "hi", true))
-        .send()
-        .await
-        .unwrap();
+    let response = gateway.post_chat(&chat_body("gpt-4o", "hi", true)).await;
     let events = sse_data(&response.text().await.unwrap());
     assert!(
         events.iter().all(|e| !e.contains("\"usage\"")),
@@ -114,12 +99,7 @@ async fn chat_and_stream_through_to_an_openai_upstream() {
     // `load_balance_strategy` is consumed by the gateway and never sent upstream.
     let mut request = chat_body("gpt-4o", "hi", false);
     request["load_balance_strategy"] = json!("first_available");
-    let response = client()
-        .post(gateway.url("/v1/chat/completions"))
-        .json(&request)
-        .send()
-        .await
-        .unwrap();
+    let response = gateway.post_chat(&request).await;
     assert_eq!(response.status(), 200);
     for received in upstream.received_requests().await.unwrap() {
         let sent: Value = serde_json::from_slice(&received.body).unwrap();
@@ -131,20 +111,8 @@ async fn chat_and_stream_through_to_an_openai_upstream() {
 async fn models_and_status() {
     let upstream = openai_upstream().await;
     let gateway = openai_gateway(&upstream).await;
-    client()
-        .post(gateway.url("/v1/chat/completions"))
-        .json(&chat_body("gpt-4o", "hi", false))
-        .send()
-        .await
-        .unwrap();
-    let models: Value = client()
-        .get(gateway.url("/v1/models"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    gateway.post_chat(&chat_body("gpt-4o", "hi", false)).await;
+    let models: Value = gateway.get_json("/v1/models").await;
     assert_eq!(models["object"], "list");
     let ids: Vec<&str> = models["data"]
         .as_array()

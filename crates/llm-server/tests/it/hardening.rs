@@ -74,12 +74,9 @@ async fn gateway_keys_guard_everything_but_health() {
 #[tokio::test]
 async fn without_keys_the_gateway_is_open() {
     let gateway = Gateway::start(mock_factory(), GatewayOptions::default()).await;
-    let response = client()
-        .post(gateway.url("/v1/chat/completions"))
-        .json(&chat_body("mock-echo", "hi", false))
-        .send()
-        .await
-        .unwrap();
+    let response = gateway
+        .post_chat(&chat_body("mock-echo", "hi", false))
+        .await;
     assert_eq!(response.status(), 200);
 }
 
@@ -94,20 +91,14 @@ async fn load_is_shed_with_503_when_every_slot_is_busy() {
     )
     .await;
     // An open stream holds the only slot.
-    let open = client()
-        .post(gateway.url("/v1/chat/completions"))
-        .json(&chat_body("mock-story", "go", true))
-        .send()
-        .await
-        .unwrap();
+    let open = gateway
+        .post_chat(&chat_body("mock-story", "go", true))
+        .await;
     let mut stream = open.bytes_stream();
     stream.next().await.unwrap().unwrap();
-    let shed = client()
-        .post(gateway.url("/v1/chat/completions"))
-        .json(&chat_body("mock-echo", "hi", false))
-        .send()
-        .await
-        .unwrap();
+    let shed = gateway
+        .post_chat(&chat_body("mock-echo", "hi", false))
+        .await;
     assert_eq!(shed.status(), 503);
     let body: Value = shed.json().await.unwrap();
     assert_eq!(body["error"]["code"], "server_overloaded");
@@ -123,12 +114,9 @@ async fn load_is_shed_with_503_when_every_slot_is_busy() {
     );
     // Once the stream is done, the slot is free again.
     while stream.next().await.is_some() {}
-    let after = client()
-        .post(gateway.url("/v1/chat/completions"))
-        .json(&chat_body("mock-echo", "hi", false))
-        .send()
-        .await
-        .unwrap();
+    let after = gateway
+        .post_chat(&chat_body("mock-echo", "hi", false))
+        .await;
     assert_eq!(after.status(), 200);
 }
 
@@ -161,33 +149,13 @@ async fn request_ids_are_kept_or_made() {
 #[tokio::test]
 async fn readiness_and_metrics() {
     let gateway = Gateway::start(mock_factory(), GatewayOptions::default()).await;
-    let ready: Value = client()
-        .get(gateway.url("/health/ready"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let ready: Value = gateway.get_json("/health/ready").await;
     assert_eq!(ready["status"], "ready");
     assert_eq!(ready["available_deployments"], 2);
     let mut request = chat_body("mock-story", "go", true);
     request["stream_options"] = serde_json::json!({"include_usage": true});
-    client()
-        .post(gateway.url("/v1/chat/completions"))
-        .json(&request)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    client()
-        .post(gateway.url("/v1/chat/completions"))
-        .json(&chat_body("nope", "x", false))
-        .send()
-        .await
-        .unwrap();
+    gateway.post_chat(&request).await.text().await.unwrap();
+    gateway.post_chat(&chat_body("nope", "x", false)).await;
     let metrics = client()
         .get(gateway.url("/metrics"))
         .send()

@@ -61,12 +61,7 @@ fn upstream_factory(url: &str) -> LlmFactory {
 async fn a_mid_stream_failure_is_one_error_event_and_no_done() {
     let (url, _closed) = raw_upstream(true).await;
     let gateway = Gateway::start(upstream_factory(&url), GatewayOptions::default()).await;
-    let response = client()
-        .post(gateway.url("/v1/chat/completions"))
-        .json(&chat_body("gpt-4o", "hi", true))
-        .send()
-        .await
-        .unwrap();
+    let response = gateway.post_chat(&chat_body("gpt-4o", "hi", true)).await;
     assert_eq!(response.status(), 200);
     let events = sse_data(&response.text().await.unwrap());
     assert_eq!(events.len(), 2, "{events:?}");
@@ -88,12 +83,7 @@ async fn a_mid_stream_failure_is_one_error_event_and_no_done() {
 async fn a_client_disconnect_cancels_the_upstream_call() {
     let (url, closed) = raw_upstream(false).await;
     let gateway = Gateway::start(upstream_factory(&url), GatewayOptions::default()).await;
-    let response = client()
-        .post(gateway.url("/v1/chat/completions"))
-        .json(&chat_body("gpt-4o", "hi", true))
-        .send()
-        .await
-        .unwrap();
+    let response = gateway.post_chat(&chat_body("gpt-4o", "hi", true)).await;
     let mut body = response.bytes_stream();
     let first = body.next().await.unwrap().unwrap();
     assert!(String::from_utf8_lossy(&first).contains("partial"));
@@ -109,12 +99,9 @@ async fn a_client_disconnect_cancels_the_upstream_call() {
 #[tokio::test]
 async fn graceful_shutdown_completes_an_in_flight_stream() {
     let mut gateway = Gateway::start(mock_factory(), GatewayOptions::default()).await;
-    let response = client()
-        .post(gateway.url("/v1/chat/completions"))
-        .json(&chat_body("mock-story", "go", true))
-        .send()
-        .await
-        .unwrap();
+    let response = gateway
+        .post_chat(&chat_body("mock-story", "go", true))
+        .await;
     let mut body = response.bytes_stream();
     let first = body.next().await.unwrap().unwrap();
     assert!(String::from_utf8_lossy(&first).contains("one"));

@@ -41,6 +41,28 @@ impl Gateway {
         format!("http://{}{path}", self.addr)
     }
 
+    /// `POST /v1/chat/completions` with `body` as JSON.
+    pub(crate) async fn post_chat(&self, body: &serde_json::Value) -> reqwest::Response {
+        client()
+            .post(self.url("/v1/chat/completions"))
+            .json(body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// `GET path`, parsed as JSON.
+    pub(crate) async fn get_json(&self, path: &str) -> serde_json::Value {
+        client()
+            .get(self.url(path))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
     pub(crate) fn shutdown(&mut self) {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
