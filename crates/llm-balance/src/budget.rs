@@ -1,4 +1,5 @@
-//! A retry budget, so an outage cannot turn into a retry storm (tower's `TpsBudget` idea,
+//! A retry budget for repeat attempts (a later pass over deployments a request already
+//! tried), so an outage cannot turn into a retry storm (tower's `TpsBudget` idea,
 //! reqwest's default of about 20% extra load).
 
 use std::{sync::atomic::Ordering, time::Duration};

@@ -8,11 +8,17 @@ use llm_core::ErrorKind;
 ///
 /// | kind | cooldown |
 /// |---|---|
-/// | `RateLimited` | the upstream's `Retry-After`, capped at `max_retry_after`; `rate_limited` without one |
-/// | `Authentication`, `Permission`, `QuotaExhausted`, `NotFound` | `credential` (the key or deployment is unusable) |
-/// | `UpstreamServer`, `Timeout`, `Connection` | none until `failure_threshold` consecutive failures, then `backoff_base` doubling per further failure up to `backoff_max` |
-/// | `Protocol` | `protocol` (short) |
+/// | `RateLimited` | at once: the upstream's `Retry-After`, capped at `max_retry_after`; `rate_limited` without one |
+/// | `Authentication`, `Permission`, `QuotaExhausted`, `NotFound` | at once: `credential` (the key or deployment is unusable) |
+/// | `UpstreamServer`, `Timeout`, `Connection`, `Protocol` | transient: none until the deployment *trips* (see below); then `backoff_base`, doubling for each trip whose probe failed, up to `backoff_max` |
 /// | `InvalidRequest`, `ContextLengthExceeded`, `ContentFiltered`, `Configuration`, `AllAttemptsFailed` | none: not the deployment's fault |
+///
+/// A deployment trips on a transient failure when its last `failure_threshold` outcomes all
+/// failed **and** at least `failure_percent` % of its last [`CooldownPolicy::RECENT`]
+/// outcomes failed. The second condition keeps a flaky but mostly working deployment (one
+/// failing 30 % of calls at random) in rotation, where consecutive failures alone would rest
+/// it every few dozen calls; a deployment that goes dead trips once half of its recent
+/// outcomes are failures. Failures reported while it already rests do not extend the rest.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CooldownPolicy {
     /// Cooldown after a rate limit without `Retry-After`.
@@ -21,14 +27,15 @@ pub struct CooldownPolicy {
     pub max_retry_after: Duration,
     /// Cooldown of a rejected or exhausted credential, or a missing deployment.
     pub credential: Duration,
-    /// Consecutive transient failures before the deployment cools down.
+    /// Consecutive transient failures before the deployment may trip.
     pub failure_threshold: u32,
-    /// First transient-failure cooldown.
+    /// The share of failures, in percent, among the recent outcomes at or above which the
+    /// deployment may trip.
+    pub failure_percent: u8,
+    /// The first transient-failure cooldown.
     pub backoff_base: Duration,
-    /// Longest transient-failure cooldown.
+    /// The longest transient-failure cooldown.
     pub backoff_max: Duration,
-    /// Cooldown after an unparsable answer or a cut stream.
-    pub protocol: Duration,
 }
 
 impl Default for CooldownPolicy {
@@ -38,16 +45,20 @@ impl Default for CooldownPolicy {
             max_retry_after: Duration::from_secs(60),
             credential: Duration::from_secs(300),
             failure_threshold: 3,
+            failure_percent: 60,
             backoff_base: Duration::from_secs(1),
             backoff_max: Duration::from_secs(60),
-            protocol: Duration::from_secs(1),
         }
     }
 }
 
 impl CooldownPolicy {
+    /// How many recent outcomes (successes and counted failures) the failure rate is taken
+    /// over.
+    pub const RECENT: u32 = 32;
+
     /// Whether a failure of `kind` says something about the deployment's health (and so
-    /// counts as a consecutive failure).
+    /// counts as a failure in its recent outcomes).
     #[must_use]
     pub const fn counts(kind: ErrorKind) -> bool {
         match kind {
@@ -68,15 +79,23 @@ impl CooldownPolicy {
         }
     }
 
-    /// The cooldown after a failure of `kind`, given the upstream's `retry_after` and the
-    /// deployment's consecutive failures including this one.
+    /// Whether `kind` is a transient failure, which rests a deployment only once it trips.
     #[must_use]
-    pub fn for_kind(
-        &self,
-        kind: ErrorKind,
-        retry_after: Option<Duration>,
-        consecutive_failures: u32,
-    ) -> Option<Duration> {
+    pub const fn is_transient(kind: ErrorKind) -> bool {
+        matches!(
+            kind,
+            ErrorKind::UpstreamServer
+                | ErrorKind::Timeout
+                | ErrorKind::Connection
+                | ErrorKind::Protocol
+        )
+    }
+
+    /// The rest that a failure of `kind` imposes at once, given the upstream's
+    /// `retry_after`: rate limits and unusable credentials. `None` for transient kinds (see
+    /// [`CooldownPolicy::trips`]) and for kinds that are not the deployment's fault.
+    #[must_use]
+    pub fn immediate(&self, kind: ErrorKind, retry_after: Option<Duration>) -> Option<Duration> {
         match kind {
             ErrorKind::RateLimited => {
                 Some(retry_after.map_or(self.rate_limited, |wait| wait.min(self.max_retry_after)))
@@ -85,22 +104,36 @@ impl CooldownPolicy {
             | ErrorKind::Permission
             | ErrorKind::QuotaExhausted
             | ErrorKind::NotFound => Some(self.credential),
-            ErrorKind::UpstreamServer | ErrorKind::Timeout | ErrorKind::Connection => {
-                let over = consecutive_failures.checked_sub(self.failure_threshold)?;
-                let factor = 1u32.checked_shl(over.min(20)).unwrap_or(u32::MAX);
-                Some(
-                    self.backoff_base
-                        .saturating_mul(factor)
-                        .min(self.backoff_max),
-                )
-            }
-            ErrorKind::Protocol => Some(self.protocol),
-            ErrorKind::InvalidRequest
+            ErrorKind::UpstreamServer
+            | ErrorKind::Timeout
+            | ErrorKind::Connection
+            | ErrorKind::Protocol
+            | ErrorKind::InvalidRequest
             | ErrorKind::ContextLengthExceeded
             | ErrorKind::ContentFiltered
             | ErrorKind::Configuration
             | ErrorKind::AllAttemptsFailed => None,
         }
+    }
+
+    /// Whether a deployment trips, given its consecutive failures and its failures among
+    /// `recent` recent outcomes (this failure included in both).
+    #[must_use]
+    pub fn trips(&self, consecutive: u32, recent_failures: u32, recent: u32) -> bool {
+        consecutive >= self.failure_threshold.max(1)
+            && u64::from(recent_failures) * 100
+                >= u64::from(self.failure_percent) * u64::from(recent.max(1))
+    }
+
+    /// The rest after the `trip`-th trip in a row (1 for the first; a failed probe adds one).
+    #[must_use]
+    pub fn transient(&self, trip: u32) -> Duration {
+        let factor = 1u32
+            .checked_shl(trip.saturating_sub(1).min(20))
+            .unwrap_or(u32::MAX);
+        self.backoff_base
+            .saturating_mul(factor)
+            .min(self.backoff_max)
     }
 }
 
@@ -113,47 +146,33 @@ mod tests {
         let policy = CooldownPolicy::default();
         let secs = Duration::from_secs;
         assert_eq!(
-            policy.for_kind(ErrorKind::RateLimited, Some(secs(7)), 1),
+            policy.immediate(ErrorKind::RateLimited, Some(secs(7))),
             Some(secs(7))
         );
         assert_eq!(
-            policy.for_kind(ErrorKind::RateLimited, Some(secs(3600)), 1),
+            policy.immediate(ErrorKind::RateLimited, Some(secs(3600))),
             Some(secs(60)),
             "capped"
         );
-        assert_eq!(
-            policy.for_kind(ErrorKind::RateLimited, None, 1),
-            Some(secs(5))
-        );
+        assert_eq!(policy.immediate(ErrorKind::RateLimited, None), Some(secs(5)));
         for kind in [
             ErrorKind::Authentication,
             ErrorKind::Permission,
             ErrorKind::QuotaExhausted,
             ErrorKind::NotFound,
         ] {
-            assert_eq!(
-                policy.for_kind(kind, Some(secs(1)), 1),
-                Some(secs(300)),
-                "{kind}"
-            );
+            assert_eq!(policy.immediate(kind, Some(secs(1))), Some(secs(300)), "{kind}");
+            assert!(!CooldownPolicy::is_transient(kind));
         }
         for kind in [
             ErrorKind::UpstreamServer,
             ErrorKind::Timeout,
             ErrorKind::Connection,
+            ErrorKind::Protocol,
         ] {
-            assert_eq!(policy.for_kind(kind, None, 1), None, "{kind}");
-            assert_eq!(policy.for_kind(kind, None, 2), None, "{kind}");
-            assert_eq!(policy.for_kind(kind, None, 3), Some(secs(1)), "{kind}");
-            assert_eq!(policy.for_kind(kind, None, 4), Some(secs(2)), "{kind}");
-            assert_eq!(policy.for_kind(kind, None, 6), Some(secs(8)), "{kind}");
-            assert_eq!(
-                policy.for_kind(kind, None, 40),
-                Some(secs(60)),
-                "{kind}: capped"
-            );
+            assert_eq!(policy.immediate(kind, Some(secs(9))), None, "{kind}");
+            assert!(CooldownPolicy::is_transient(kind) && CooldownPolicy::counts(kind));
         }
-        assert_eq!(policy.for_kind(ErrorKind::Protocol, None, 1), Some(secs(1)));
         for kind in [
             ErrorKind::InvalidRequest,
             ErrorKind::ContextLengthExceeded,
@@ -161,8 +180,31 @@ mod tests {
             ErrorKind::Configuration,
             ErrorKind::AllAttemptsFailed,
         ] {
-            assert_eq!(policy.for_kind(kind, Some(secs(9)), 9), None, "{kind}");
-            assert!(!CooldownPolicy::counts(kind));
+            assert_eq!(policy.immediate(kind, Some(secs(9))), None, "{kind}");
+            assert!(!CooldownPolicy::counts(kind) && !CooldownPolicy::is_transient(kind));
         }
+    }
+
+    #[test]
+    fn tripping_needs_consecutive_failures_and_a_high_recent_rate() {
+        let policy = CooldownPolicy::default();
+        assert!(!policy.trips(2, 2, 2), "two failures are not a pattern");
+        assert!(policy.trips(3, 3, 3), "a fresh deployment failing three times");
+        assert!(
+            !policy.trips(3, 9, 32),
+            "a 30 % flaky deployment stays in rotation"
+        );
+        assert!(!policy.trips(3, 16, 32), "half is not enough");
+        assert!(policy.trips(3, 20, 32), "60 % of the recent outcomes failed");
+    }
+
+    #[test]
+    fn each_trip_in_a_row_doubles_the_rest_up_to_the_cap() {
+        let policy = CooldownPolicy::default();
+        let rests: Vec<u64> = [1, 2, 3, 4, 40]
+            .iter()
+            .map(|trip| policy.transient(*trip).as_secs())
+            .collect();
+        assert_eq!(rests, [1, 2, 4, 8, 60]);
     }
 }

@@ -49,6 +49,13 @@ pub(crate) struct Health {
     /// A probe is in flight after a cooldown.
     probing: AtomicBool,
     consecutive_failures: AtomicU32,
+    /// Trips in a row (transient cooldowns whose probe failed add one); reset by a probe
+    /// that succeeds.
+    trips: AtomicU32,
+    /// The last outcomes, newest in bit 0: 1 for a counted failure, 0 for a success.
+    recent: AtomicU64,
+    /// Outcomes recorded so far (saturating), to know how many bits of `recent` are real.
+    recorded: AtomicU32,
     in_flight: AtomicU32,
     /// Latency EWMA in microseconds, as f64 bits; 0 before the first sample.
     ewma_us: AtomicU64,
@@ -66,6 +73,9 @@ impl Default for Health {
             cooldown_until: AtomicU64::new(0),
             probing: AtomicBool::new(false),
             consecutive_failures: AtomicU32::new(0),
+            trips: AtomicU32::new(0),
+            recent: AtomicU64::new(0),
+            recorded: AtomicU32::new(0),
             in_flight: AtomicU32::new(0),
             ewma_us: AtomicU64::new(0),
             successes: AtomicU64::new(0),
@@ -141,7 +151,9 @@ impl Health {
     /// The deployment answered (a stream's first content, or a whole answer): it is healthy.
     pub(crate) fn mark_responsive(&self, latency: Duration, probe: bool) {
         self.consecutive_failures.store(0, Ordering::Release);
+        self.push_outcome(false);
         if probe {
+            self.trips.store(0, Ordering::Release);
             self.cooldown_until.store(0, Ordering::Release);
             self.probing.store(false, Ordering::Release);
         }
@@ -175,17 +187,54 @@ impl Health {
         );
         if CooldownPolicy::counts(kind) {
             let consecutive = self.consecutive_failures.fetch_add(1, Ordering::AcqRel) + 1;
-            if let Some(rest) = policy.for_kind(kind, error.retry_after(), consecutive) {
-                let until =
-                    now.saturating_add(u64::try_from(rest.as_millis()).unwrap_or(u64::MAX / 2));
+            let (recent_failures, recent) = self.push_outcome(true);
+            let millis = |rest: Duration| u64::try_from(rest.as_millis()).unwrap_or(u64::MAX / 2);
+            if let Some(rest) = policy.immediate(kind, error.retry_after()) {
                 // A re-cool keeps the later deadline.
                 self.cooldown_until
-                    .fetch_max(until.max(1), Ordering::AcqRel);
+                    .fetch_max(now.saturating_add(millis(rest)).max(1), Ordering::AcqRel);
+            } else if probe {
+                // The probe failed: rest again, longer.
+                let trip = self.trips.fetch_add(1, Ordering::AcqRel).saturating_add(1);
+                let until = now.saturating_add(millis(policy.transient(trip))).max(1);
+                self.cooldown_until.fetch_max(until, Ordering::AcqRel);
+            } else if policy.trips(consecutive, recent_failures, recent) {
+                // Only the failure that finds the deployment in rotation trips it; failures
+                // of calls that were already in flight do not extend the rest.
+                let trip = self.trips.load(Ordering::Acquire).saturating_add(1);
+                let until = now.saturating_add(millis(policy.transient(trip))).max(1);
+                if self
+                    .cooldown_until
+                    .compare_exchange(0, until, Ordering::AcqRel, Ordering::Acquire)
+                    .is_ok()
+                {
+                    self.trips.store(trip, Ordering::Release);
+                }
             }
         }
         if probe {
             self.probing.store(false, Ordering::Release);
         }
+    }
+
+    /// Record one outcome; returns the failures among the recent outcomes and how many
+    /// recent outcomes there are.
+    fn push_outcome(&self, failed: bool) -> (u32, u32) {
+        let window = CooldownPolicy::RECENT;
+        let mask = (1u64 << window) - 1;
+        let previous = self
+            .recent
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |bits| {
+                Some(((bits << 1) | u64::from(failed)) & mask)
+            })
+            .unwrap_or(0);
+        let bits = ((previous << 1) | u64::from(failed)) & mask;
+        let recorded = self
+            .recorded
+            .fetch_add(1, Ordering::AcqRel)
+            .saturating_add(1)
+            .min(window);
+        (bits.count_ones(), recorded)
     }
 
     pub(crate) fn in_flight(&self) -> u32 {
@@ -214,6 +263,19 @@ impl Health {
 
     pub(crate) fn consecutive_failures(&self) -> u32 {
         self.consecutive_failures.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn trips(&self) -> u32 {
+        self.trips.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn recent_failure_percent(&self) -> u8 {
+        let recorded = self
+            .recorded
+            .load(Ordering::Acquire)
+            .min(CooldownPolicy::RECENT);
+        let failures = self.recent.load(Ordering::Acquire).count_ones();
+        u8::try_from(failures * 100 / recorded.max(1)).unwrap_or(100)
     }
 
     pub(crate) fn last_error(&self) -> Option<ErrorKind> {

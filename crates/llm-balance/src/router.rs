@@ -31,7 +31,9 @@ pub struct RouterConfig {
     pub strategy: StrategyKind,
     /// Cooldown rules.
     pub cooldown: CooldownPolicy,
-    /// Passes over a group's pool before moving to its fallbacks (at least 1).
+    /// Passes over a group's pool before moving to its fallbacks (at least 1). The first pass
+    /// is failover (each deployment once); later passes retry deployments this request
+    /// already tried, and draw on the retry budget.
     pub max_rounds: u32,
     /// Backoff before the second pass, doubling per pass, with full jitter.
     pub backoff_base: Duration,
@@ -43,7 +45,7 @@ pub struct RouterConfig {
     /// The longest the router waits for a resting deployment when every candidate rests;
     /// longer rests (a revoked key's five minutes) fail fast with their `Retry-After`.
     pub max_wait: Duration,
-    /// How many retries the router may add to its traffic.
+    /// How many repeat attempts (passes after the first) the router may add to its traffic.
     pub retry_budget: RetryBudgetConfig,
     /// Groups tried, in order, when a group's own deployments all failed.
     pub fallbacks: BTreeMap<String, Vec<String>>,
@@ -58,7 +60,7 @@ impl Default for RouterConfig {
         Self {
             strategy: StrategyKind::RoundRobin,
             cooldown: CooldownPolicy::default(),
-            max_rounds: 2,
+            max_rounds: 3,
             backoff_base: Duration::from_millis(100),
             backoff_max: Duration::from_secs(2),
             timeout: Duration::from_secs(300),
@@ -367,7 +369,8 @@ impl Router {
         'chain: while link < chain.len() {
             let group = Arc::clone(&chain[link]);
             let mut rounds = 0;
-            let mut waits = 0;
+            // When every member rests, the router waits, in total at most `max_wait`.
+            let mut wait_limit: Option<Instant> = None;
             loop {
                 strategy.order(&group, &*inner.random, &mut order);
                 let mut tried = 0usize;
@@ -396,7 +399,9 @@ impl Router {
                         }
                     };
                     let permit = Permit::new(Arc::clone(deployment), probe);
-                    if !attempts.is_empty() && !inner.budget.try_withdraw(now) {
+                    // Moving to a deployment this request has not tried is failover and free;
+                    // a repeat attempt (a later pass) draws on the retry budget.
+                    if rounds > 0 && !inner.budget.try_withdraw(now) {
                         drop(permit);
                         tracing::warn!(router = %inner.name, "retry budget exhausted; not failing over");
                         let kind = attempts
@@ -447,12 +452,12 @@ impl Router {
                 if tried == 0 {
                     // Every member is resting: wait for the first to come back if the wait is
                     // short and leaves room for the attempt before the deadline.
+                    let limit =
+                        *wait_limit.get_or_insert_with(|| Instant::now() + config.max_wait);
                     if let Some(until) = earliest
-                        && waits < config.max_rounds
                         && clock.instant(until) < deadline
-                        && clock.instant(until) <= Instant::now() + config.max_wait
+                        && clock.instant(until) <= limit
                     {
-                        waits += 1;
                         tokio::time::sleep_until(clock.instant(until)).await;
                         continue;
                     }

@@ -43,6 +43,10 @@ pub struct DeploymentStatus {
     pub failures: u64,
     /// Failures since the last success.
     pub consecutive_failures: u32,
+    /// Cooldowns in a row (a failed probe adds one); 0 once a probe succeeds.
+    pub trips: u32,
+    /// Failures among its recent outcomes, in percent (0 before the first outcome).
+    pub recent_failure_percent: u8,
     /// Latency EWMA in milliseconds (time to first content for streams).
     pub latency_ewma_ms: Option<f64>,
     /// The kind of the last failure.
@@ -79,6 +83,8 @@ impl DeploymentStatus {
             successes: health.successes(),
             failures: health.failures(),
             consecutive_failures: health.consecutive_failures(),
+            trips: health.trips(),
+            recent_failure_percent: health.recent_failure_percent(),
             latency_ewma_ms: (ewma > 0.0).then_some(ewma / 1000.0),
             last_error: health.last_error().map(llm_core::ErrorKind::as_str),
             weight: deployment.config.weight,

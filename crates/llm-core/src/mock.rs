@@ -49,6 +49,13 @@ pub enum FailWhen {
     FirstCalls(u64),
     /// Every `n`-th call fails (call `n`, `2n`, ...).
     EveryNth(u64),
+    /// Calls `from` to `to`, both included, fail (the first call is call 1).
+    Between {
+        /// The first failing call.
+        from: u64,
+        /// The last failing call.
+        to: u64,
+    },
     /// About `percent` % of calls fail, chosen by a hash of the call number and `seed`: the
     /// same calls fail on every run.
     Percent {
@@ -65,6 +72,7 @@ impl FailWhen {
             Self::Always => true,
             Self::FirstCalls(n) => call <= n,
             Self::EveryNth(n) => n > 0 && call.is_multiple_of(n),
+            Self::Between { from, to } => (from..=to).contains(&call),
             Self::Percent { percent, seed } => splitmix64(seed ^ call) % 100 < u64::from(percent),
         }
     }

@@ -96,3 +96,75 @@ async fn a_thousand_concurrent_calls_over_ten_flaky_deployments() {
     // Attempts listed in errors are real failures (or resting deployments, which made no call).
     assert!(failed_attempts_seen >= failed);
 }
+
+/// The chaos target at the balancer level, with the default configuration: three
+/// deployments each failing 30 % of calls at random, 10,000 concurrent calls.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chaos_three_deployments_failing_thirty_percent_default_config() {
+    let kinds = [
+        ErrorKind::UpstreamServer,
+        ErrorKind::Connection,
+        ErrorKind::Protocol,
+    ];
+    let mocks: Vec<Arc<MockProvider>> = (0..3)
+        .map(|i| {
+            Arc::new(MockProvider::new(
+                format!("d{i}"),
+                MockConfig {
+                    model: format!("d{i}"),
+                    failure: Some(MockFailure::always(kinds[i]).when(FailWhen::Percent {
+                        percent: 30,
+                        seed: 11 + i as u64,
+                    })),
+                    latency: std::time::Duration::from_millis(2),
+                    ..MockConfig::default()
+                },
+            ))
+        })
+        .collect();
+    let router = Router::builder()
+        .deployments(mocks.iter().map(|m| {
+            Deployment::new(
+                Arc::clone(m) as Arc<dyn ChatProvider>,
+                DeploymentConfig::new(m.name(), "gpt-4o"),
+            )
+        }))
+        .build()
+        .unwrap();
+    let semaphore = Arc::new(tokio::sync::Semaphore::new(64));
+    let tasks: Vec<_> = (0..10_000)
+        .map(|i| {
+            let router = router.clone();
+            let semaphore = Arc::clone(&semaphore);
+            tokio::spawn(async move {
+                let _slot = semaphore.acquire_owned().await.unwrap();
+                let request = llm_core::ChatRequest::new(
+                    "gpt-4o",
+                    vec![llm_core::Message::user(format!("call {i}"))],
+                );
+                router.chat(&request).await.map(|_| ())
+            })
+        })
+        .collect();
+    let mut failed = Vec::new();
+    for task in tasks {
+        if let Err(error) = task.await.unwrap() {
+            // Every failure explains itself.
+            assert_eq!(error.kind(), ErrorKind::AllAttemptsFailed, "{error}");
+            assert!(!error.attempts().is_empty());
+            failed.push(error.to_string());
+        }
+    }
+    assert!(
+        failed.len() <= 10,
+        "success below 99.9 %: {} of 10,000 failed; first: {:?}; status: {:?}",
+        failed.len(),
+        failed.first(),
+        router.status()
+    );
+    assert!(
+        router.status().iter().all(|s| s.successes > 1_000),
+        "every flaky deployment stayed in rotation: {:?}",
+        router.status()
+    );
+}

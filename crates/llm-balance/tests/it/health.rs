@@ -55,15 +55,11 @@ async fn each_cooldown_rule() {
         no_hint.cooldown_remaining_ms, 5_000,
         "default rate-limit cooldown"
     );
-    let protocol = after_one(MockFailure::always(ErrorKind::Protocol)).await;
-    assert_eq!(
-        protocol.cooldown_remaining_ms, 1_000,
-        "short cooldown for a garbled answer"
-    );
     for kind in [
         ErrorKind::UpstreamServer,
         ErrorKind::Timeout,
         ErrorKind::Connection,
+        ErrorKind::Protocol,
     ] {
         let status = after_one(MockFailure::always(kind)).await;
         assert_eq!(
@@ -92,6 +88,61 @@ async fn repeated_server_errors_back_off_exponentially() {
     }
     assert_eq!(cooldowns, [0, 0, 1_000, 2_000, 4_000, 8_000]);
     assert_eq!(flaky.calls(), 6);
+    assert_eq!(router.status()[0].trips, 4, "each failed probe is one more trip");
+}
+
+#[tokio::test(start_paused = true)]
+async fn three_failures_in_a_healthy_history_do_not_rest_a_deployment() {
+    let flaky = failing(
+        "flaky",
+        ErrorKind::UpstreamServer,
+        FailWhen::Between { from: 20, to: 22 },
+    );
+    let good = healthy("good");
+    let router = router(
+        vec![deployment(&flaky, "m"), deployment(&good, "m")],
+        first_available(),
+    );
+    for _ in 0..22 {
+        router.chat(&request("m")).await.unwrap();
+    }
+    let status = router.status().remove(0);
+    assert_eq!(
+        (status.state, status.consecutive_failures, status.trips),
+        (HealthState::Healthy, 3, 0),
+        "three in a row after 19 successes is flakiness: {status:?}"
+    );
+    assert_eq!(status.recent_failure_percent, 13);
+    router.chat(&request("m")).await.unwrap();
+    assert_eq!(flaky.calls(), 23, "still in rotation");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_deployment_that_dies_after_a_healthy_run_rests_once_most_recent_calls_fail() {
+    let dying = failing(
+        "dying",
+        ErrorKind::Connection,
+        FailWhen::Between {
+            from: 33,
+            to: u64::MAX,
+        },
+    );
+    let good = healthy("good");
+    let router = router(
+        vec![deployment(&dying, "m"), deployment(&good, "m")],
+        first_available(),
+    );
+    let mut tripped_after = None;
+    for call in 1..=60 {
+        router.chat(&request("m")).await.unwrap();
+        if router.status()[0].state == HealthState::CoolingDown {
+            tripped_after = Some(call);
+            break;
+        }
+    }
+    // 32 successes, then failures: the 20th failure makes 20 of the last 32 (60 %).
+    assert_eq!(tripped_after, Some(52));
+    assert_eq!(router.status()[0].cooldown_remaining_ms, 1_000);
 }
 
 #[tokio::test(start_paused = true)]

@@ -310,6 +310,10 @@ pub struct CooldownSettings {
     /// Consecutive transient failures before a cooldown.
     #[serde(default)]
     pub failure_threshold: Option<u32>,
+    /// The share of failures, in percent, among a deployment's last 32 outcomes at or above
+    /// which it may rest (default 60).
+    #[serde(default)]
+    pub failure_percent: Option<u8>,
     /// The first transient-failure cooldown.
     #[serde(default)]
     pub backoff_base: Option<f64>,
@@ -396,7 +400,7 @@ impl RouterSettings {
                 defaults.backoff_max,
                 "router.cooldown.backoff_max",
             )?,
-            protocol: defaults.protocol,
+            failure_percent: c.failure_percent.unwrap_or(defaults.failure_percent).min(100),
         };
         if let Some(budget) = &self.retry_budget {
             config.retry_budget = RetryBudgetConfig {
