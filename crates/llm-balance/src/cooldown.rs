@@ -154,14 +154,21 @@ mod tests {
             Some(secs(60)),
             "capped"
         );
-        assert_eq!(policy.immediate(ErrorKind::RateLimited, None), Some(secs(5)));
+        assert_eq!(
+            policy.immediate(ErrorKind::RateLimited, None),
+            Some(secs(5))
+        );
         for kind in [
             ErrorKind::Authentication,
             ErrorKind::Permission,
             ErrorKind::QuotaExhausted,
             ErrorKind::NotFound,
         ] {
-            assert_eq!(policy.immediate(kind, Some(secs(1))), Some(secs(300)), "{kind}");
+            assert_eq!(
+                policy.immediate(kind, Some(secs(1))),
+                Some(secs(300)),
+                "{kind}"
+            );
             assert!(!CooldownPolicy::is_transient(kind));
         }
         for kind in [
@@ -189,13 +196,19 @@ mod tests {
     fn tripping_needs_consecutive_failures_and_a_high_recent_rate() {
         let policy = CooldownPolicy::default();
         assert!(!policy.trips(2, 2, 2), "two failures are not a pattern");
-        assert!(policy.trips(3, 3, 3), "a fresh deployment failing three times");
+        assert!(
+            policy.trips(3, 3, 3),
+            "a fresh deployment failing three times"
+        );
         assert!(
             !policy.trips(3, 9, 32),
             "a 30 % flaky deployment stays in rotation"
         );
         assert!(!policy.trips(3, 16, 32), "half is not enough");
-        assert!(policy.trips(3, 20, 32), "60 % of the recent outcomes failed");
+        assert!(
+            policy.trips(3, 20, 32),
+            "60 % of the recent outcomes failed"
+        );
     }
 
     #[test]

@@ -434,7 +434,7 @@ impl Router {
                     };
                     tracing::debug!(deployment = %deployment.id(), kind = %error.kind(), "attempt failed");
                     let retryable = retryable(&error);
-                    record(&mut attempts, deployment.id(), &error);
+                    record(&mut attempts, deployment.id(), &error, &config.cooldown);
                     if error.kind() == ErrorKind::ContextLengthExceeded && !context_fallback_used {
                         let larger =
                             self.groups_named(config.context_window_fallbacks.get(group.name()));
@@ -452,8 +452,7 @@ impl Router {
                 if tried == 0 {
                     // Every member is resting: wait for the first to come back if the wait is
                     // short and leaves room for the attempt before the deadline.
-                    let limit =
-                        *wait_limit.get_or_insert_with(|| Instant::now() + config.max_wait);
+                    let limit = *wait_limit.get_or_insert_with(|| Instant::now() + config.max_wait);
                     if let Some(until) = earliest
                         && clock.instant(until) < deadline
                         && clock.instant(until) <= limit
@@ -575,11 +574,19 @@ fn retryable(error: &Error) -> bool {
     }
 }
 
-/// Record a failed attempt, flattening a nested router's attempts.
-fn record(attempts: &mut Vec<Attempt>, deployment: &str, error: &Error) {
+/// Record a failed attempt, flattening a nested router's attempts. A rate limit without
+/// the upstream's hint carries the rest the router gave the deployment, so the caller still
+/// learns when to come back.
+fn record(attempts: &mut Vec<Attempt>, deployment: &str, error: &Error, policy: &CooldownPolicy) {
     match error {
         Error::AllAttemptsFailed(inner) => attempts.extend(inner.iter().cloned()),
-        other => attempts.push(Attempt::new(deployment, other)),
+        other => {
+            let mut attempt = Attempt::new(deployment, other);
+            if attempt.kind == ErrorKind::RateLimited && attempt.retry_after.is_none() {
+                attempt.retry_after = policy.immediate(ErrorKind::RateLimited, None);
+            }
+            attempts.push(attempt);
+        }
     }
 }
 

@@ -88,7 +88,11 @@ async fn repeated_server_errors_back_off_exponentially() {
     }
     assert_eq!(cooldowns, [0, 0, 1_000, 2_000, 4_000, 8_000]);
     assert_eq!(flaky.calls(), 6);
-    assert_eq!(router.status()[0].trips, 4, "each failed probe is one more trip");
+    assert_eq!(
+        router.status()[0].trips,
+        4,
+        "each failed probe is one more trip"
+    );
 }
 
 #[tokio::test(start_paused = true)]

@@ -6,8 +6,14 @@
 //! - [`ScriptedServer`]: a raw-TCP HTTP/1.1 upstream on 127.0.0.1 that writes a scripted
 //!   response in pieces with pauses, cuts it short or never answers — framing `wiremock`
 //!   cannot express.
+//! - [`FaultServer`]: an OpenAI-format upstream that injects a [`Fault`] per request (rate
+//!   limits with each `Retry-After` form, 5xx, resets, timeouts, stalls, cuts, malformed and
+//!   in-band error frames, keep-alive-only streams, slow drips), by a changeable [`Plan`],
+//!   and can refuse connections — for the reliability suite and the soak run.
 
 pub mod conformance;
+mod faults;
 mod server;
 
+pub use faults::{Fault, FaultServer, Plan, RetryAfter, answer_text};
 pub use server::{Recorded, Script, ScriptedServer, Step};

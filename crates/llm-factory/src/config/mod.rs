@@ -400,7 +400,10 @@ impl RouterSettings {
                 defaults.backoff_max,
                 "router.cooldown.backoff_max",
             )?,
-            failure_percent: c.failure_percent.unwrap_or(defaults.failure_percent).min(100),
+            failure_percent: c
+                .failure_percent
+                .unwrap_or(defaults.failure_percent)
+                .min(100),
         };
         if let Some(budget) = &self.retry_budget {
             config.retry_budget = RetryBudgetConfig {

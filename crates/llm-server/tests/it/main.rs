@@ -4,7 +4,10 @@
 #![expect(clippy::unwrap_used, reason = "test helpers fail loudly")]
 
 mod api;
+mod bad_input;
+mod faults;
 mod hardening;
+mod logs;
 mod secrets;
 mod streaming;
 mod support;

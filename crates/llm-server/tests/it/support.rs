@@ -17,6 +17,7 @@ pub(crate) struct Gateway {
 
 impl Gateway {
     pub(crate) async fn start(factory: LlmFactory, options: GatewayOptions) -> Self {
+        crate::logs::install();
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (tx, rx) = oneshot::channel::<()>();
