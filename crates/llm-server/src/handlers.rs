@@ -4,15 +4,17 @@ use std::{convert::Infallible, sync::Arc, time::Instant};
 
 use axum::{
     Extension, Json,
-    body::Bytes,
-    extract::{State, rejection::BytesRejection},
+    body::{Body, Bytes},
+    extract::State,
     http::{Method, StatusCode, Uri, header::CONTENT_TYPE},
     response::{
         IntoResponse, Response,
         sse::{Event, KeepAlive, Sse},
     },
 };
+use bytes::BytesMut;
 use futures_util::{StreamExt, stream};
+use http_body_util::BodyExt;
 use llm_factory::{ChatOptions, ChatRequest, ChatStream, StrategyKind, balance::HealthState};
 use serde_json::json;
 
@@ -37,6 +39,11 @@ fn parse(body: &[u8]) -> Result<(ChatRequest, Option<String>), ApiError> {
                 ApiError::bad_request(format!("invalid `{path}`: {inner}")).with_param(path)
             }
         })?;
+    deserializer.end().map_err(|e| {
+        ApiError::bad_request(format!(
+            "the request body has data after the JSON object: {e}"
+        ))
+    })?;
     let strategy = match request.extra.remove("load_balance_strategy") {
         None | Some(serde_json::Value::Null) => None,
         Some(serde_json::Value::String(name)) => Some(name),
@@ -73,10 +80,62 @@ fn validate(request: &ChatRequest) -> Result<(), ApiError> {
     Ok(())
 }
 
+/// How much of an oversized body is read and thrown away, at most, so the client (still
+/// sending) reads the 413 instead of a connection reset; and for how long.
+const DRAIN_MAX_BYTES: usize = 64 * 1024 * 1024;
+const DRAIN_MAX_TIME: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Read the body, at most `limit` bytes. An oversized body is drained (up to
+/// [`DRAIN_MAX_BYTES`] and [`DRAIN_MAX_TIME`]) before the 413, as nginx's lingering close
+/// does: closing a connection with unread data makes the kernel reset it, and the client
+/// would lose the answer. A body in one frame is returned without a copy.
+async fn read_body(mut body: Body, limit: usize) -> Result<Bytes, ApiError> {
+    let too_large = || {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "invalid_request_error",
+            Some("request_too_large"),
+            format!("the request body is larger than {limit} bytes"),
+        )
+    };
+    let unreadable =
+        |e: axum::Error| ApiError::bad_request(format!("the request body could not be read: {e}"));
+    let mut first: Option<Bytes> = None;
+    let mut rest = BytesMut::new();
+    let mut size = 0usize;
+    while let Some(frame) = body.frame().await {
+        let Ok(data) = frame.map_err(unreadable)?.into_data() else {
+            continue;
+        };
+        size = size.saturating_add(data.len());
+        if size > limit {
+            let drain = async {
+                while size <= DRAIN_MAX_BYTES
+                    && let Some(Ok(frame)) = body.frame().await
+                {
+                    size = size.saturating_add(frame.data_ref().map_or(0, Bytes::len));
+                }
+            };
+            let _ = tokio::time::timeout(DRAIN_MAX_TIME, drain).await;
+            return Err(too_large());
+        }
+        match first.take() {
+            None if rest.is_empty() => first = Some(data),
+            previous => {
+                if let Some(previous) = previous {
+                    rest.extend_from_slice(&previous);
+                }
+                rest.extend_from_slice(&data);
+            }
+        }
+    }
+    Ok(first.unwrap_or_else(|| rest.freeze()))
+}
+
 pub(crate) async fn chat_completions(
     State(state): State<Arc<AppState>>,
     Extension(request_id): Extension<RequestId>,
-    body: Result<Bytes, BytesRejection>,
+    body: Body,
 ) -> Response {
     let started = Instant::now();
     match serve_chat(&state, &request_id, body, started).await {
@@ -91,25 +150,10 @@ pub(crate) async fn chat_completions(
 async fn serve_chat(
     state: &AppState,
     request_id: &RequestId,
-    body: Result<Bytes, BytesRejection>,
+    body: Body,
     started: Instant,
 ) -> Result<Response, ApiError> {
-    let body = body.map_err(|rejection| {
-        let status = rejection.status();
-        if status == StatusCode::PAYLOAD_TOO_LARGE {
-            ApiError::new(
-                status,
-                "invalid_request_error",
-                Some("request_too_large"),
-                format!(
-                    "the request body is larger than {} bytes",
-                    state.options.max_body_bytes
-                ),
-            )
-        } else {
-            ApiError::new(status, "invalid_request_error", None, rejection.body_text())
-        }
-    })?;
+    let body = read_body(body, state.options.max_body_bytes).await?;
     let (request, load_balance_strategy) = parse(&body)?;
     validate(&request)?;
     let options = match load_balance_strategy.as_deref() {

@@ -15,7 +15,7 @@ async fn gateway_keys_guard_everything_but_health() {
         mock_factory(),
         GatewayOptions {
             api_keys: vec![
-                SecretString::from("gw-other-key-000"),
+                SecretString::from("gw-PLANTED-other-000"),
                 SecretString::from(GATEWAY_KEY),
             ],
             ..GatewayOptions::default()

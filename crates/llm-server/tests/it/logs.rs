@@ -3,7 +3,9 @@
 //!
 //! Every secret the suite uses contains [`PLANTED`]; [`Gateway::start`](crate::support::Gateway)
 //! installs the capture, and tests end with [`assert_no_secret_logged`]. Because the capture
-//! is process-wide, a leak by any test fails the next check of every other test too.
+//! is process-wide, a leak by any test fails the next check of every other test too; and
+//! so that no leak can go unseen (say, by the last test to finish), the capture prints the
+//! offending line and aborts the test process at once.
 
 use std::{
     io::Write,
@@ -21,11 +23,6 @@ pub(crate) const PLANTED: &str = "PLANTED";
 struct Scan {
     lines: AtomicU64,
     leaks: AtomicU64,
-    #[expect(
-        clippy::disallowed_types,
-        reason = "a test log sink; not on any request path"
-    )]
-    first_leak: std::sync::Mutex<Option<String>>,
 }
 
 static SCAN: OnceLock<Arc<Scan>> = OnceLock::new();
@@ -39,8 +36,11 @@ impl Write for Writer {
         self.0.lines.fetch_add(1, Ordering::Relaxed);
         if text.contains(PLANTED) {
             self.0.leaks.fetch_add(1, Ordering::Relaxed);
-            let mut first = self.0.first_leak.lock().unwrap();
-            first.get_or_insert_with(|| text.into_owned());
+            std::io::stderr().write_all(
+                format!("a planted secret reached a log line; aborting the suite: {text}")
+                    .as_bytes(),
+            )?;
+            std::process::abort();
         }
         Ok(buf.len())
     }
@@ -76,8 +76,7 @@ pub(crate) fn assert_no_secret_logged() {
     assert_eq!(
         scan.leaks.load(Ordering::Relaxed),
         0,
-        "a planted secret reached a log line: {:?}",
-        scan.first_leak.lock().unwrap()
+        "a planted secret reached a log line"
     );
 }
 
@@ -87,4 +86,23 @@ pub(crate) fn assert_clean(what: &str, text: &str) {
         !text.contains(PLANTED),
         "{what} carries a planted secret: {text}"
     );
+}
+
+/// The capture is not blind: a request through the gateway adds debug-level lines.
+#[tokio::test]
+async fn the_capture_sees_the_gateways_debug_lines() {
+    let gateway = crate::support::Gateway::start(
+        crate::support::mock_factory(),
+        llm_server::GatewayOptions::default(),
+    )
+    .await;
+    let scan = SCAN.get().unwrap();
+    let before = scan.lines.load(Ordering::Relaxed);
+    let response = gateway
+        .post_chat(&crate::support::chat_body("mock-echo", "hi", false))
+        .await;
+    assert_eq!(response.status(), 200);
+    tracing::debug!(target: "llm_server", "a debug line from the test");
+    assert!(scan.lines.load(Ordering::Relaxed) > before);
+    assert_no_secret_logged();
 }

@@ -1,7 +1,12 @@
 //! Gateway tests over a real socket: reqwest → llm-server → factory → router → provider
 //! crates → local mock upstreams.
 
-#![expect(clippy::unwrap_used, reason = "test helpers fail loudly")]
+#![expect(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "test helpers fail loudly"
+)]
 
 mod api;
 mod bad_input;

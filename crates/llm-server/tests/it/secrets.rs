@@ -9,8 +9,8 @@ use wiremock::{Mock, MockServer, ResponseTemplate, matchers::method};
 
 use crate::support::{Gateway, chat_body, client};
 
-const UPSTREAM_KEY: &str = "sk-upstream-LOGLEAK-0123456789";
-const GATEWAY_KEY: &str = "gw-LOGLEAK-gateway-0123456789";
+const UPSTREAM_KEY: &str = "sk-upstream-PLANTED-0123456789";
+const GATEWAY_KEY: &str = "gw-PLANTED-gateway-0123456789";
 const PROMPT: &str = "my-private-prompt-PROMPTLEAK";
 
 #[derive(Clone, Default)]
@@ -108,7 +108,7 @@ async fn secrets_and_prompts_never_reach_logs_or_responses() {
         "debug events were captured: {logs}"
     );
     for text in bodies.iter().chain(std::iter::once(&logs)) {
-        assert!(!text.contains("LOGLEAK"), "a key leaked into: {text}");
+        assert!(!text.contains("PLANTED"), "a key leaked into: {text}");
     }
     // Prompts are the caller's business (the echo mock returns them); logs never carry them.
     assert!(

@@ -52,7 +52,11 @@ async fn raw_upstream(cut: bool) -> (String, oneshot::Receiver<()>) {
 fn upstream_factory(url: &str) -> LlmFactory {
     LlmFactory::new(ModelConfig {
         api_base: Some(url.to_owned()),
-        ..ModelConfig::new(ProviderType::OpenAi, "gpt-4o", "sk-test-0123456789abcdef")
+        ..ModelConfig::new(
+            ProviderType::OpenAi,
+            "gpt-4o",
+            "sk-PLANTED-stream-0123456789abcdef",
+        )
     })
     .unwrap()
 }
