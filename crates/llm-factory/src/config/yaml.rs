@@ -339,4 +339,98 @@ mod tests {
         assert_eq!(typed("true"), Value::Bool(true));
         assert_eq!(typed("2024-02-01"), Value::String("2024-02-01".into()));
     }
+
+    mod properties {
+        use proptest::prelude::*;
+
+        use super::*;
+
+        /// A valid configuration in block style, one field per line.
+        const VALID: &str = "providers:\n  - provider: openai\n    model_name: gpt-4o\n    api_key: \"${KEY}\"\n    max_tokens: 1000\n    weight: 2\n  - provider: mock\n    model_name: mock-echo\n    temperature: 0.5\nrouter:\n  strategy: round_robin\n  max_rounds: 2\n  cooldown:\n    backoff_base: 0.5\nserver:\n  port: 8080\n";
+
+        fn load(text: &str) -> Result<FactoryConfig> {
+            from_yaml_str(text, Path::new("fuzz.yaml"), &|name: &str| {
+                (name == "KEY").then(|| "sk-PLANTED-0000".to_owned())
+            })
+        }
+
+        /// A value that may be of the wrong type or shape.
+        fn value() -> impl Strategy<Value = String> {
+            prop_oneof![
+                Just("-1".to_owned()),
+                Just("1e400".to_owned()),
+                Just("[1, 2]".to_owned()),
+                Just("{a: 1}".to_owned()),
+                Just("\"${MISSING}\"".to_owned()),
+                Just("~".to_owned()),
+                Just("yes".to_owned()),
+                Just("\"unterminated".to_owned()),
+                "[ -~]{0,12}",
+            ]
+        }
+
+        #[test]
+        fn the_valid_configuration_loads() {
+            let config = load(VALID).unwrap();
+            assert_eq!(config.providers.len(), 2);
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+
+            /// Any text: a configuration or an error naming the file — never a panic.
+            #[test]
+            fn any_text_loads_or_names_the_file(text in "(?s).{0,400}") {
+                if let Err(error) = load(&text) {
+                    let message = error.to_string();
+                    prop_assert!(message.contains("fuzz.yaml"), "{message}");
+                    prop_assert!(!message.contains("PLANTED"), "{message}");
+                }
+            }
+
+            /// One line of a valid file with its value replaced: it still loads, or the error
+            /// names the file and that line (or the parser's), never a panic, never the key.
+            #[test]
+            fn a_replaced_value_is_reported_at_its_line(line in 1usize..16, value in value()) {
+                let mut lines: Vec<String> = VALID.lines().map(str::to_owned).collect();
+                let index = line.min(lines.len()) - 1;
+                let Some((key, _)) = lines[index].split_once(':') else {
+                    return Ok(());
+                };
+                lines[index] = format!("{key}: {value}");
+                let text = lines.join("\n");
+                if let Err(error) = load(&text) {
+                    let message = error.to_string();
+                    prop_assert!(!message.contains("PLANTED"), "{message}");
+                    let at = message
+                        .split_once("fuzz.yaml:")
+                        .map_or("", |(_, after)| after)
+                        .split(':')
+                        .next()
+                        .and_then(|n| n.trim().parse::<usize>().ok());
+                    prop_assert!(at.is_some(), "no line in: {message}");
+                }
+            }
+
+            /// A misspelt field name is reported with its line and field path.
+            #[test]
+            fn a_misspelt_field_is_reported_at_its_line(line in 2usize..16, typo in "[a-z]{1,3}") {
+                let mut lines: Vec<String> = VALID.lines().map(str::to_owned).collect();
+                let index = line.min(lines.len()) - 1;
+                let Some((key, rest)) = lines[index].split_once(':') else {
+                    return Ok(());
+                };
+                let field = key.trim().trim_start_matches("- ");
+                if field.is_empty() {
+                    return Ok(());
+                }
+                lines[index] = format!("{}{typo}:{rest}", key.replace(field, &format!("{field}_")));
+                let text = lines.join("\n");
+                let error = load(&text).unwrap_err().to_string();
+                let expected = format!("fuzz.yaml:{}:", index + 1);
+                prop_assert!(error.contains(&expected), "{error}");
+                prop_assert!(error.contains("unknown field"), "{error}");
+            }
+        }
+    }
 }
