@@ -3,6 +3,7 @@
 //! - `bench-upstream`: a fast mock OpenAI upstream (JSON and SSE);
 //! - `bench-proxy`: a bare pass-through proxy, the one-hop floor the gateway is judged
 //!   against;
+//! - `fault-upstream`: fault-injecting OpenAI upstreams for `cargo xtask soak`;
 //! - `bench-load`: a closed-loop load generator reporting requests/s, latency percentiles
 //!   and, for streams, time to first byte and chunks/s, as JSON.
 //!

@@ -19,12 +19,12 @@ use std::{
 use crate::{cargo, project_root, run};
 
 /// A child process killed on drop.
-struct Proc {
-    child: Child,
+pub(crate) struct Proc {
+    pub(crate) child: Child,
 }
 
 impl Proc {
-    fn pid(&self) -> u32 {
+    pub(crate) fn pid(&self) -> u32 {
         self.child.id()
     }
 }
@@ -36,7 +36,7 @@ impl Drop for Proc {
     }
 }
 
-fn free_port() -> Result<u16, String> {
+pub(crate) fn free_port() -> Result<u16, String> {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
@@ -51,7 +51,7 @@ fn has_taskset() -> bool {
 }
 
 /// A command running `binary` pinned to `core` when taskset exists.
-fn pinned(binary: &Path, core: u32) -> Command {
+pub(crate) fn pinned(binary: &Path, core: u32) -> Command {
     if has_taskset() {
         let mut command = Command::new("taskset");
         command.args(["-c", &core.to_string()]).arg(binary);
@@ -62,7 +62,12 @@ fn pinned(binary: &Path, core: u32) -> Command {
 }
 
 /// Start `binary` with `args`, pinned to `core` when taskset exists.
-fn spawn(binary: &Path, args: &[String], core: u32, envs: &[(&str, &str)]) -> Result<Proc, String> {
+pub(crate) fn spawn(
+    binary: &Path,
+    args: &[String],
+    core: u32,
+    envs: &[(&str, &str)],
+) -> Result<Proc, String> {
     let mut command = pinned(binary, core);
     command
         .args(args)
@@ -77,7 +82,7 @@ fn spawn(binary: &Path, args: &[String], core: u32, envs: &[(&str, &str)]) -> Re
     Ok(Proc { child })
 }
 
-fn wait_for_port(port: u16) -> Result<Duration, String> {
+pub(crate) fn wait_for_port(port: u16) -> Result<Duration, String> {
     let started = Instant::now();
     while started.elapsed() < Duration::from_secs(30) {
         if TcpStream::connect(("127.0.0.1", port)).is_ok() {
@@ -89,7 +94,7 @@ fn wait_for_port(port: u16) -> Result<Duration, String> {
 }
 
 /// Resident memory of `pid` in KiB.
-fn rss_kib(pid: u32) -> u64 {
+pub(crate) fn rss_kib(pid: u32) -> u64 {
     fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()
         .and_then(|s| {
@@ -157,7 +162,7 @@ fn load(
 }
 
 /// A very small JSON reader for bench-load's flat report (xtask keeps no dependencies).
-mod serde_json_lite {
+pub(crate) mod serde_json_lite {
     use std::collections::BTreeMap;
 
     pub(crate) type Object = BTreeMap<String, String>;
@@ -524,7 +529,7 @@ fn added_latency(rows: &[Row], gateway: &str, baseline: &str) -> String {
     out
 }
 
-fn machine() -> String {
+pub(crate) fn machine() -> String {
     let cpu = fs::read_to_string("/proc/cpuinfo")
         .ok()
         .and_then(|s| {

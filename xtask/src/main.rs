@@ -2,6 +2,9 @@
 //!
 //! ```text
 //! cargo xtask ci [--quick]   the CI gate: fmt, clippy, features, tests, docs, cargo-deny
+//! cargo xtask bench          benchmarks (BENCHMARKS.md)
+//! cargo xtask soak           the soak run (docs/reliability.md)
+//! cargo xtask docs           the scenario table of docs/reliability.md
 //! ```
 //!
 //! The tidy checks (READMEs, crate docs, conformance wiring, no `println!`/`todo!` in
@@ -17,7 +20,9 @@
 
 mod bench;
 mod ci;
+mod reliability;
 mod sdk;
+mod soak;
 #[cfg(test)]
 mod tidy;
 
@@ -33,6 +38,8 @@ fn main() -> ExitCode {
         Some("ci") => ci::main(&args[1..]),
         Some("sdk") => sdk::main(),
         Some("bench") => bench::main(&args[1..]),
+        Some("soak") => soak::main(&args[1..]),
+        Some("docs") => reliability::main(),
         Some("help" | "--help" | "-h") | None => {
             print_help();
             Ok(())
@@ -55,7 +62,11 @@ fn print_help() {
          ci [--quick]   fmt, clippy, feature isolation, tests, examples, SDK check, docs,\n                 \
          cargo-deny (--quick skips feature isolation, the SDK check and cargo-deny)\n  \
          sdk            the OpenAI Python SDK against `llm-server --demo`\n  \
-         bench [--quick] gateway overhead, throughput, memory and streaming (writes BENCHMARKS.md)"
+         bench [--quick] gateway overhead, throughput, memory and streaming (writes BENCHMARKS.md)\n  \
+         soak [--minutes N] [--concurrency C] [--percent P]\n                 \
+         N minutes of mixed load with faults; RSS, fds and tokio tasks must stay flat\n                 \
+         (writes the soak section of docs/reliability.md; not in CI)\n  \
+         docs           rewrite the scenario table of docs/reliability.md from the fault suite"
     );
 }
 

@@ -208,3 +208,19 @@ fn no_reqwest_types_in_llm_core() {
         );
     }
 }
+
+/// The scenario table of `docs/reliability.md` is the fault suite's, row for row.
+#[test]
+fn the_reliability_doc_lists_every_fault_scenario() {
+    use crate::reliability::{DOC, SUITE, documented, table};
+    let root = project_root();
+    let source = fs::read_to_string(root.join(SUITE)).unwrap();
+    let doc = fs::read_to_string(root.join(DOC)).unwrap();
+    let generated = table(&source).unwrap();
+    assert!(generated.lines().count() > 20, "{generated}");
+    assert_eq!(
+        documented(&doc),
+        Some(generated.as_str()),
+        "{DOC} is out of step with {SUITE}: run `cargo xtask docs`"
+    );
+}

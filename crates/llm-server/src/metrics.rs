@@ -1,5 +1,6 @@
 //! Prometheus metrics: requests, errors by kind, latency and time-to-first-token
-//! histograms, tokens, and per-deployment health read at scrape time.
+//! histograms, tokens, per-deployment health and the runtime's live task count, read at
+//! scrape time.
 
 use std::sync::OnceLock;
 
@@ -42,6 +43,12 @@ pub(crate) fn render(handle: &PrometheusHandle, status: &[DeploymentStatus]) -> 
             .set(deployment.cooldown_remaining_ms as f64 / 1000.0);
         metrics::gauge!("llm_deployment_successes", &labels).set(deployment.successes as f64);
         metrics::gauge!("llm_deployment_failures", &labels).set(deployment.failures as f64);
+    }
+    // Tasks alive on the runtime serving this scrape: a leak (a request that left a task
+    // behind) shows as a count that does not return to its idle baseline.
+    if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+        metrics::gauge!("llm_gateway_tokio_alive_tasks")
+            .set(runtime.metrics().num_alive_tasks() as f64);
     }
     handle.render()
 }

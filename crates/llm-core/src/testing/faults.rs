@@ -162,7 +162,16 @@ impl FaultServer {
     ///
     /// When no port on 127.0.0.1 can be bound.
     pub async fn start(label: &str, key: &str) -> io::Result<Self> {
-        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        Self::start_at(SocketAddr::from(([127, 0, 0, 1], 0)), label, key).await
+    }
+
+    /// As [`FaultServer::start`], listening on `addr`.
+    ///
+    /// # Errors
+    ///
+    /// When `addr` cannot be bound.
+    pub async fn start_at(addr: SocketAddr, label: &str, key: &str) -> io::Result<Self> {
+        let listener = TcpListener::bind(addr).await?;
         let addr = listener.local_addr()?;
         let state = Arc::new(State {
             label: label.to_owned(),

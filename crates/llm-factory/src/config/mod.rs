@@ -489,6 +489,37 @@ pub struct FactoryConfig {
     pub server: ServerSettings,
 }
 
+impl FactoryConfig {
+    /// Parse a YAML configuration held in memory (read from a vault, embedded, generated),
+    /// expanding `${VAR}` with `lookup`. `source` names it in errors, as a file would be.
+    ///
+    /// ```
+    /// use llm_factory::FactoryConfig;
+    ///
+    /// let text = "providers:\n  - provider: mock\n    model_name: \"${MODEL}\"\n";
+    /// let config = FactoryConfig::from_yaml_str(text, "inline.yaml", |name| {
+    ///     (name == "MODEL").then(|| "mock-echo".to_owned())
+    /// })?;
+    /// assert_eq!(config.providers[0].model_name, "mock-echo");
+    ///
+    /// let typo = FactoryConfig::from_yaml_str("providers:\n  - provder: mock\n", "inline.yaml", |_| None);
+    /// assert!(typo.unwrap_err().to_string().contains("inline.yaml:2:"));
+    /// # Ok::<(), llm_factory::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::Configuration`](llm_core::ErrorKind::Configuration) naming `source`,
+    /// the line and the field path, as for a file.
+    pub fn from_yaml_str(
+        text: &str,
+        source: &str,
+        lookup: impl Fn(&str) -> Option<String>,
+    ) -> Result<Self> {
+        from_yaml_str(text, std::path::Path::new(source), &lookup)
+    }
+}
+
 impl From<ModelConfig> for FactoryConfig {
     fn from(model: ModelConfig) -> Self {
         Self {

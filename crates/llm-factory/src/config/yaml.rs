@@ -30,7 +30,17 @@ pub(crate) fn from_yaml_str(
                 .into(),
         );
     }
-    interpolate(&mut tree, &mut String::new(), lookup).map_err(|(path, message)| {
+    // The values variables expanded to: a value in the wrong field (a key where a number
+    // belongs) must not be echoed by the type error that follows.
+    let expanded = std::cell::RefCell::new(Vec::new());
+    let recording = |name: &str| {
+        let value = lookup(name);
+        if let Some(value) = &value {
+            expanded.borrow_mut().push(value.clone());
+        }
+        value
+    };
+    interpolate(&mut tree, &mut String::new(), &recording).map_err(|(path, message)| {
         ConfigError::new(message)
             .at_field(path.clone())
             .in_file(file, line_of(text, &path))
@@ -38,7 +48,12 @@ pub(crate) fn from_yaml_str(
     serde_path_to_error::deserialize::<_, FactoryConfig>(tree).map_err(|e| {
         let path = e.path().to_string();
         let path = if path == "." { String::new() } else { path };
-        let mut error = ConfigError::new(e.inner().to_string());
+        let mut message = e.inner().to_string();
+        for value in expanded.borrow().iter().filter(|v| v.len() >= 4) {
+            let masked = llm_core::mask_key(&llm_core::SecretString::from(value.as_str()));
+            message = message.replace(value.as_str(), &masked);
+        }
+        let mut error = ConfigError::new(message);
         if !path.is_empty() {
             error = error.at_field(path.clone());
         }
@@ -367,6 +382,19 @@ mod tests {
                 Just("\"unterminated".to_owned()),
                 "[ -~]{0,12}",
             ]
+        }
+
+        #[test]
+        fn a_variable_in_the_wrong_field_is_not_echoed() {
+            let text =
+                "providers:\n  - provider: mock\n    model_name: m\n    max_tokens: \"x${KEY}\"\n";
+            let error = load(text).unwrap_err().to_string();
+            assert!(
+                error.contains("fuzz.yaml:4: providers[0].max_tokens"),
+                "{error}"
+            );
+            assert!(!error.contains("PLANTED"), "{error}");
+            assert!(error.contains("sk-…0000"), "{error}");
         }
 
         #[test]

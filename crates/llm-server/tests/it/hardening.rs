@@ -171,6 +171,7 @@ async fn readiness_and_metrics() {
         "llm_request_duration_seconds_bucket",
         "llm_tokens_total",
         "llm_deployment_healthy{deployment=\"story\"",
+        "llm_gateway_tokio_alive_tasks",
     ] {
         assert!(
             metrics.contains(needle),
