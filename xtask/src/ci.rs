@@ -65,6 +65,7 @@ pub(crate) fn main(args: &[String]) -> Result<(), String> {
     crate::run(doc)?;
 
     if !quick {
+        fuzz(20)?;
         deny()?;
     }
     println!("xtask ci: all checks passed");
@@ -194,26 +195,33 @@ fn provider_features(manifest: &str) -> Vec<String> {
 
 /// Each provider feature builds alone, and pulls in no other provider's SDK.
 fn feature_isolation() -> Result<(), String> {
-    // No provider at all must build too (a user with only custom providers).
+    // No provider at all must build too (a user with only custom providers), warning-free:
+    // code only a provider feature uses must be gated with it.
     let mut bare = cargo();
     bare.args([
-        "check",
+        "clippy",
         "-p",
         "llm-factory",
         "--no-default-features",
         "--locked",
+        "--",
+        "-D",
+        "warnings",
     ]);
     crate::run(bare)?;
     for feature in &factory_provider_features()? {
         let mut check = cargo();
         check.args([
-            "check",
+            "clippy",
             "-p",
             "llm-factory",
             "--no-default-features",
             "--features",
             feature,
             "--locked",
+            "--",
+            "-D",
+            "warnings",
         ]);
         crate::run(check)?;
 
@@ -265,6 +273,58 @@ fn feature_isolation() -> Result<(), String> {
 }
 
 /// `cargo deny check bans licenses sources`, installing cargo-deny when it is missing.
+/// The cargo-fuzz targets (`fuzz/`: request parser, SSE decoder, config loader), each for
+/// `seconds`, when a nightly toolchain is present — cargo-fuzz needs one, and it cannot be
+/// fetched here; cargo-fuzz itself is installed when missing. Without nightly the step says
+/// so and passes: the property tests of the test run cover the same three parsers.
+fn fuzz(seconds: u32) -> Result<(), String> {
+    // The rustup proxy, not the toolchain's cargo that runs us: `+nightly` must work.
+    let rustup_cargo = || {
+        let mut command = Command::new("cargo");
+        command
+            .current_dir(project_root())
+            .env_remove("CARGO")
+            .env_remove("RUSTC")
+            .env_remove("RUSTUP_TOOLCHAIN")
+            .env_remove("RUSTFLAGS");
+        command
+    };
+    let nightly = rustup_cargo()
+        .args(["+nightly", "--version"])
+        .output()
+        .is_ok_and(|output| output.status.success());
+    if !nightly {
+        println!(
+            "fuzz: skipped, no nightly toolchain on this machine (the property tests cover the same parsers)"
+        );
+        return Ok(());
+    }
+    let installed = rustup_cargo()
+        .args(["fuzz", "--version"])
+        .output()
+        .is_ok_and(|output| output.status.success());
+    if !installed {
+        let mut install = cargo();
+        install.args(["install", "--locked", "cargo-fuzz"]);
+        crate::run(install)?;
+    }
+    for target in ["request", "sse", "config"] {
+        let mut run = rustup_cargo();
+        run.args([
+            "+nightly",
+            "fuzz",
+            "run",
+            "-O",
+            target,
+            "--",
+            &format!("-max_total_time={seconds}"),
+            "-rss_limit_mb=4096",
+        ]);
+        crate::run(run)?;
+    }
+    Ok(())
+}
+
 fn deny() -> Result<(), String> {
     let installed = cargo()
         .args(["deny", "--version"])

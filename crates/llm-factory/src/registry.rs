@@ -236,6 +236,7 @@ fn provider_for(
 }
 
 /// Whether `base` is an Azure OpenAI resource host.
+#[cfg(feature = "openai")]
 fn is_azure_host(base: &str) -> bool {
     let host = base
         .split("://")
@@ -322,7 +323,7 @@ fn openai(spec: ProviderSpec<'_>, _shared: &Shared) -> Result<Arc<dyn ChatProvid
     ))
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "openai"))]
 mod tests {
     use super::*;
 
