@@ -54,7 +54,8 @@ pub(crate) struct Health {
     trips: AtomicU32,
     /// The last outcomes, newest in bit 0: 1 for a counted failure, 0 for a success.
     recent: AtomicU64,
-    /// Outcomes recorded so far (saturating), to know how many bits of `recent` are real.
+    /// Outcomes recorded so far, capped at the window, to know how many bits of `recent`
+    /// are real.
     recorded: AtomicU32,
     in_flight: AtomicU32,
     /// Latency EWMA in microseconds, as f64 bits; 0 before the first sample.
@@ -229,11 +230,13 @@ impl Health {
             })
             .unwrap_or(0);
         let bits = ((previous << 1) | u64::from(failed)) & mask;
+        // Capped at the window, so it never wraps.
         let recorded = self
             .recorded
-            .fetch_add(1, Ordering::AcqRel)
-            .saturating_add(1)
-            .min(window);
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                Some(n.saturating_add(1).min(window))
+            })
+            .map_or(window, |n| n.saturating_add(1).min(window));
         (bits.count_ones(), recorded)
     }
 
