@@ -137,6 +137,23 @@ fn load(
     seconds: f64,
     stream: bool,
 ) -> Result<serde_json_lite::Object, String> {
+    load_with(
+        bin,
+        port,
+        concurrency,
+        seconds,
+        if stream { &["--stream"] } else { &[] },
+    )
+}
+
+/// One `bench-load` run with `extra` arguments (`--stream`, `--mixed`, `--cancel-every N`).
+pub(crate) fn load_with(
+    bin: &Path,
+    port: u16,
+    concurrency: usize,
+    seconds: f64,
+    extra: &[&str],
+) -> Result<serde_json_lite::Object, String> {
     let mut args = vec![
         "--url".to_owned(),
         format!("http://127.0.0.1:{port}/v1/chat/completions"),
@@ -145,9 +162,7 @@ fn load(
         "--seconds".to_owned(),
         seconds.to_string(),
     ];
-    if stream {
-        args.push("--stream".to_owned());
-    }
+    args.extend(extra.iter().map(|a| (*a).to_owned()));
     let output = pinned(&bin.join("bench-load"), 1)
         .args(&args)
         .output()
@@ -269,9 +284,8 @@ struct Row {
     cpu_us_per_request: Option<f64>,
 }
 
-pub(crate) fn main(args: &[String]) -> Result<(), String> {
-    let quick = args.iter().any(|a| a == "--quick");
-    let root = project_root();
+/// Build the release gateway and the bench tools (`target/release`).
+pub(crate) fn build_release_tools() -> Result<(), String> {
     let mut build = cargo();
     build.args([
         "build",
@@ -282,7 +296,13 @@ pub(crate) fn main(args: &[String]) -> Result<(), String> {
         "-p",
         "bench",
     ]);
-    run(build)?;
+    run(build)
+}
+
+pub(crate) fn main(args: &[String]) -> Result<(), String> {
+    let quick = args.iter().any(|a| a == "--quick");
+    let root = project_root();
+    build_release_tools()?;
     let bin = root.join("target/release");
     let out_dir = root.join("target/bench");
     fs::create_dir_all(&out_dir).map_err(|e| e.to_string())?;

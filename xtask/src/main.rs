@@ -59,8 +59,9 @@ fn print_help() {
     println!(
         "cargo xtask <task>\n\n\
          tasks:\n  \
-         ci [--quick]   fmt, clippy, feature isolation, tests, examples, SDK check, docs,\n                 \
-         cargo-deny (--quick skips feature isolation, the SDK check and cargo-deny)\n  \
+         ci [--quick]   fmt, clippy, feature isolation, tests, examples, SDK check, benchmark\n                 \
+         smoke, docs, fuzz (with nightly), cargo-deny (--quick skips feature isolation,\n                 \
+         the SDK check, the benchmark smoke, fuzz and cargo-deny)\n  \
          sdk            the OpenAI Python SDK against `llm-server --demo`\n  \
          bench [--quick] gateway overhead, throughput, memory and streaming (writes BENCHMARKS.md)\n  \
          soak [--minutes N] [--concurrency C] [--percent P]\n                 \

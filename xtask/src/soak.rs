@@ -20,10 +20,9 @@ use std::{
 
 use crate::{
     bench::{
-        Proc, free_port, pinned, rss_kib, serde_json_lite::num, serde_json_lite::parse, spawn,
-        wait_for_port,
+        Proc, free_port, load_with, pinned, rss_kib, serde_json_lite::num, spawn, wait_for_port,
     },
-    cargo, project_root, run,
+    project_root,
 };
 
 /// One sample of the gateway's resources.
@@ -54,17 +53,7 @@ pub(crate) fn main(args: &[String]) -> Result<(), String> {
     let concurrency = value("--concurrency", 32.0)? as usize;
     let percent = value("--percent", 10.0)? as u8;
     let root = project_root();
-    let mut build = cargo();
-    build.args([
-        "build",
-        "--release",
-        "--quiet",
-        "-p",
-        "llm-server",
-        "-p",
-        "bench",
-    ]);
-    run(build)?;
+    crate::bench::build_release_tools()?;
     let bin = root.join("target/release");
     let dir = root.join("target/soak");
     fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
@@ -137,27 +126,13 @@ pub(crate) fn main(args: &[String]) -> Result<(), String> {
     let (mut requests, mut errors, mut cancelled) = (0u64, 0u64, 0u64);
     let segments = ((minutes * 60.0) / SEGMENT_S).ceil().max(1.0) as usize;
     for segment in 0..segments {
-        let output = pinned(&bin.join("bench-load"), 1)
-            .args([
-                "--url",
-                &format!("http://127.0.0.1:{port}/v1/chat/completions"),
-                "--concurrency",
-                &concurrency.to_string(),
-                "--seconds",
-                &SEGMENT_S.to_string(),
-                "--mixed",
-                "--cancel-every",
-                "10",
-            ])
-            .output()
-            .map_err(|e| format!("bench-load: {e}"))?;
-        if !output.status.success() {
-            return Err(format!(
-                "bench-load failed: {}",
-                String::from_utf8_lossy(&output.stderr)
-            ));
-        }
-        let report = parse(&String::from_utf8_lossy(&output.stdout))?;
+        let report = load_with(
+            &bin,
+            port,
+            concurrency,
+            SEGMENT_S,
+            &["--mixed", "--cancel-every", "10"],
+        )?;
         requests += num(&report, "requests") as u64;
         errors += num(&report, "errors") as u64;
         cancelled += num(&report, "cancelled") as u64;

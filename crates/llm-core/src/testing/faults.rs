@@ -11,7 +11,7 @@ use std::{
 };
 
 use tokio::{
-    io::{AsyncReadExt, AsyncWriteExt},
+    io::AsyncWriteExt,
     net::{TcpListener, TcpStream},
     sync::Mutex,
     task::{JoinHandle, JoinSet},
@@ -543,35 +543,14 @@ async fn write_full(
     headers: &[(&str, &str)],
     body: &[u8],
 ) -> io::Result<()> {
-    let mut head = format!(
-        "HTTP/1.1 {status} {}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n",
-        super::server::reason(status),
-        body.len()
-    );
-    for (name, value) in headers {
-        head.push_str(&format!("{name}: {value}\r\n"));
-    }
-    head.push_str("\r\n");
-    let mut bytes = head.into_bytes();
-    bytes.extend_from_slice(body);
+    let bytes = super::server::full_response(status, "application/json", headers, body);
     write_flush(socket, &bytes).await?;
     socket.shutdown().await
 }
 
 /// Read one request: whether it asks for a stream, its model, and whether it carries `key`.
 async fn read_request(socket: &mut TcpStream, key: &str) -> Option<Asked> {
-    let mut buf = Vec::new();
-    let mut chunk = [0u8; 8192];
-    let head_end = loop {
-        if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-            break end;
-        }
-        let n = socket.read(&mut chunk).await.ok()?;
-        if n == 0 || buf.len() > 64 * 1024 {
-            return None;
-        }
-        buf.extend_from_slice(&chunk[..n]);
-    };
+    let (buf, head_end) = super::server::read_head(socket).await?;
     let head = std::str::from_utf8(&buf[..head_end]).ok()?;
     let mut length = 0usize;
     let mut authorized = false;
@@ -588,13 +567,9 @@ async fn read_request(socket: &mut TcpStream, key: &str) -> Option<Asked> {
             authorized |= value == key;
         }
     }
-    let mut body = buf[head_end + 4..].to_vec();
-    while body.len() < length {
-        let n = socket.read(&mut chunk).await.ok()?;
-        if n == 0 {
-            return None;
-        }
-        body.extend_from_slice(&chunk[..n]);
+    let body = super::server::read_body(socket, buf[head_end + 4..].to_vec(), length).await;
+    if body.len() < length {
+        return None;
     }
     let json: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
     Some(Asked {

@@ -66,19 +66,13 @@ impl Script {
     /// A full response with a body, written at once (with `content-length`).
     #[must_use]
     pub fn full(status: u16, content_type: &str, headers: &[(&str, &str)], body: &[u8]) -> Self {
-        let mut head = format!(
-            "HTTP/1.1 {status} {}\r\ncontent-type: {content_type}\r\ncontent-length: {}\r\nconnection: close\r\n",
-            reason(status),
-            body.len()
-        );
-        for (name, value) in headers {
-            head.push_str(&format!("{name}: {value}\r\n"));
-        }
-        head.push_str("\r\n");
-        let mut bytes = head.into_bytes();
-        bytes.extend_from_slice(body);
         Self {
-            steps: vec![Step::Write(Bytes::from(bytes))],
+            steps: vec![Step::Write(Bytes::from(full_response(
+                status,
+                content_type,
+                headers,
+                body,
+            )))],
         }
     }
 
@@ -111,6 +105,27 @@ impl Script {
     pub fn close() -> Self {
         Self { steps: Vec::new() }
     }
+}
+
+/// A whole HTTP/1.1 response with `content-length` and `connection: close`.
+pub(crate) fn full_response(
+    status: u16,
+    content_type: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> Vec<u8> {
+    let mut head = format!(
+        "HTTP/1.1 {status} {}\r\ncontent-type: {content_type}\r\ncontent-length: {}\r\nconnection: close\r\n",
+        reason(status),
+        body.len()
+    );
+    for (name, value) in headers {
+        head.push_str(&format!("{name}: {value}\r\n"));
+    }
+    head.push_str("\r\n");
+    let mut bytes = head.into_bytes();
+    bytes.extend_from_slice(body);
+    bytes
 }
 
 pub(crate) fn reason(status: u16) -> &'static str {
@@ -223,19 +238,36 @@ async fn serve(mut socket: TcpStream, script: Script, log: Arc<Mutex<Vec<Recorde
     let _ = socket.shutdown().await;
 }
 
-async fn read_request(socket: &mut TcpStream) -> Option<Recorded> {
+/// Read a request head (at most 64 KiB): the bytes read so far and where the head ends.
+pub(crate) async fn read_head(socket: &mut TcpStream) -> Option<(Vec<u8>, usize)> {
     let mut buf = Vec::new();
     let mut chunk = [0u8; 8192];
-    let head_end = loop {
+    loop {
         if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-            break end;
+            return Some((buf, end));
         }
         let n = socket.read(&mut chunk).await.ok()?;
-        if n == 0 {
+        if n == 0 || buf.len() > 64 * 1024 {
             return None;
         }
         buf.extend_from_slice(&chunk[..n]);
-    };
+    }
+}
+
+/// Read the rest of a body of `length` bytes after `body`'s first bytes.
+pub(crate) async fn read_body(socket: &mut TcpStream, mut body: Vec<u8>, length: usize) -> Vec<u8> {
+    let mut chunk = [0u8; 8192];
+    while body.len() < length {
+        match socket.read(&mut chunk).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => body.extend_from_slice(&chunk[..n]),
+        }
+    }
+    body
+}
+
+async fn read_request(socket: &mut TcpStream) -> Option<Recorded> {
+    let (buf, head_end) = read_head(socket).await?;
     let head = std::str::from_utf8(&buf[..head_end]).ok()?;
     let mut lines = head.split("\r\n");
     let mut request_line = lines.next()?.split(' ');
@@ -250,14 +282,7 @@ async fn read_request(socket: &mut TcpStream) -> Option<Recorded> {
         .find(|(n, _)| n == "content-length")
         .and_then(|(_, v)| v.parse().ok())
         .unwrap_or(0);
-    let mut body = buf[head_end + 4..].to_vec();
-    while body.len() < length {
-        let n = socket.read(&mut chunk).await.ok()?;
-        if n == 0 {
-            break;
-        }
-        body.extend_from_slice(&chunk[..n]);
-    }
+    let body = read_body(socket, buf[head_end + 4..].to_vec(), length).await;
     Some(Recorded {
         method,
         target,

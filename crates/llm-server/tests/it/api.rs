@@ -178,29 +178,14 @@ async fn bad_input_gets_the_right_status_and_an_openai_error_body() {
     for (name, body, status, param) in cases {
         let (got, body, headers) = error(&gateway, body.into()).await;
         assert_eq!(got, status, "{name}: {body}");
-        let error = &body["error"];
-        assert!(
-            error["message"].as_str().is_some_and(|m| !m.is_empty()),
-            "{name}: {body}"
-        );
-        assert!(error["type"].is_string(), "{name}: {body}");
-        assert!(
-            error.as_object().unwrap().contains_key("param")
-                && error.as_object().unwrap().contains_key("code"),
-            "{name}: {body}"
-        );
+        crate::support::assert_openai_error(name, &body);
         if let Some(param) = param {
-            assert_eq!(error["param"], param, "{name}: {body}");
+            assert_eq!(body["error"]["param"], param, "{name}: {body}");
         }
         assert!(!headers.contains_key("x-evil"), "{name}");
     }
     // The server is still healthy.
-    let live = client()
-        .get(gateway.url("/health/live"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(live.status(), 200);
+    gateway.assert_live().await;
     let (status, body, _) = error(
         &gateway,
         serde_json::to_vec(&chat_body("mock-echo", "still here", false))

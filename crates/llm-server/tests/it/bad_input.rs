@@ -12,24 +12,8 @@ use tower::ServiceExt;
 
 use crate::{
     logs::assert_no_secret_logged,
-    support::{Gateway, chat_body, client, mock_factory},
+    support::{Gateway, assert_openai_error, chat_body, client, mock_factory},
 };
-
-/// Assert an OpenAI error body: `error.message` (non-empty), `type`, `param`, `code`.
-fn assert_openai_error(what: &str, body: &Value) {
-    let error = body["error"]
-        .as_object()
-        .unwrap_or_else(|| panic!("{what}: {body}"));
-    assert!(
-        error["message"].as_str().is_some_and(|m| !m.is_empty()),
-        "{what}: {body}"
-    );
-    assert!(error["type"].is_string(), "{what}: {body}");
-    assert!(
-        error.contains_key("param") && error.contains_key("code"),
-        "{what}: {body}"
-    );
-}
 
 #[tokio::test]
 async fn bodies_over_ten_megabytes_get_413_and_the_server_stays_healthy() {
@@ -151,12 +135,7 @@ async fn more_malformed_requests_get_openai_errors() {
         let body: Value = response.json().await.unwrap();
         assert_openai_error(what, &body);
     }
-    let live = client()
-        .get(gateway.url("/health/live"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(live.status(), 200);
+    gateway.assert_live().await;
     assert_no_secret_logged();
 }
 

@@ -64,6 +64,12 @@ impl Gateway {
             .unwrap()
     }
 
+    /// Assert the gateway still answers `/health/live` with 200.
+    pub(crate) async fn assert_live(&self) {
+        let live = client().get(self.url("/health/live")).send().await.unwrap();
+        assert_eq!(live.status(), 200, "the gateway is no longer healthy");
+    }
+
     pub(crate) fn shutdown(&mut self) {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
@@ -126,4 +132,20 @@ pub(crate) fn sse_data(body: &str) -> Vec<String> {
             (!data.is_empty()).then(|| data.join("\n"))
         })
         .collect()
+}
+
+/// Assert an OpenAI error body: `error.message` (non-empty), `type`, `param`, `code`.
+pub(crate) fn assert_openai_error(what: &str, body: &serde_json::Value) {
+    let error = body["error"]
+        .as_object()
+        .unwrap_or_else(|| panic!("{what}: {body}"));
+    assert!(
+        error["message"].as_str().is_some_and(|m| !m.is_empty()),
+        "{what}: {body}"
+    );
+    assert!(error["type"].is_string(), "{what}: {body}");
+    assert!(
+        error.contains_key("param") && error.contains_key("code"),
+        "{what}: {body}"
+    );
 }
