@@ -100,6 +100,12 @@ async fn read_body(mut body: Body, limit: usize) -> Result<Bytes, ApiError> {
     };
     let unreadable =
         |e: axum::Error| ApiError::bad_request(format!("the request body could not be read: {e}"));
+    // A declared length beyond what would be drained is refused at once.
+    let declared =
+        usize::try_from(axum::body::HttpBody::size_hint(&body).lower()).unwrap_or(usize::MAX);
+    if declared > DRAIN_MAX_BYTES {
+        return Err(too_large());
+    }
     let mut first: Option<Bytes> = None;
     let mut rest = BytesMut::new();
     let mut size = 0usize;

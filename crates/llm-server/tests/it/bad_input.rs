@@ -55,6 +55,35 @@ async fn bodies_over_ten_megabytes_get_413_and_the_server_stays_healthy() {
 }
 
 #[tokio::test]
+async fn a_declared_length_of_a_gigabyte_is_refused_before_reading() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let gateway = Gateway::start(mock_factory(), GatewayOptions::default()).await;
+    let mut socket = tokio::net::TcpStream::connect(gateway.addr).await.unwrap();
+    socket
+        .write_all(b"POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: 1000000000\r\n\r\n{\"model\":")
+        .await
+        .unwrap();
+    // The answer comes without the gigabyte being sent.
+    let mut answer = Vec::new();
+    let mut chunk = [0u8; 4096];
+    while !answer.windows(4).any(|w| w == b"\r\n\r\n") || !answer.ends_with(b"}") {
+        // Well before the 10 s a drain could take.
+        let n = tokio::time::timeout(std::time::Duration::from_secs(3), socket.read(&mut chunk))
+            .await
+            .unwrap()
+            .unwrap();
+        if n == 0 {
+            break;
+        }
+        answer.extend_from_slice(&chunk[..n]);
+    }
+    let text = String::from_utf8_lossy(&answer);
+    assert!(text.starts_with("HTTP/1.1 413"), "{text}");
+    assert!(text.contains("request_too_large"), "{text}");
+    gateway.assert_live().await;
+}
+
+#[tokio::test]
 async fn more_malformed_requests_get_openai_errors() {
     let gateway = Gateway::start(mock_factory(), GatewayOptions::default()).await;
     // (A JSON body under another content type is accepted on purpose: `curl -d` sends
