@@ -20,7 +20,7 @@ use crate::{cargo, project_root, run};
 
 /// A child process killed on drop.
 pub(crate) struct Proc {
-    pub(crate) child: Child,
+    child: Child,
 }
 
 impl Proc {
@@ -61,12 +61,14 @@ pub(crate) fn pinned(binary: &Path, core: u32) -> Command {
     }
 }
 
-/// Start `binary` with `args`, pinned to `core` when taskset exists.
+/// Start `binary` with `args` (output discarded), pinned to `core` when taskset exists,
+/// and wait until it listens on every port of `ready_on`.
 pub(crate) fn spawn(
     binary: &Path,
     args: &[String],
     core: u32,
     envs: &[(&str, &str)],
+    ready_on: &[u16],
 ) -> Result<Proc, String> {
     let mut command = pinned(binary, core);
     command
@@ -76,17 +78,26 @@ pub(crate) fn spawn(
     for (k, v) in envs {
         command.env(k, v);
     }
-    let child = command
-        .spawn()
-        .map_err(|e| format!("cannot start {}: {e}", binary.display()))?;
-    Ok(Proc { child })
+    start(command, ready_on)
 }
 
-pub(crate) fn wait_for_port(port: u16) -> Result<Duration, String> {
+/// Start `command` and wait until it listens on every port of `ready_on`; killed on drop.
+pub(crate) fn start(mut command: Command, ready_on: &[u16]) -> Result<Proc, String> {
+    let child = command
+        .spawn()
+        .map_err(|e| format!("cannot start `{}`: {e}", crate::describe(&command)))?;
+    let proc = Proc { child };
+    for port in ready_on {
+        wait_for_port(*port)?;
+    }
+    Ok(proc)
+}
+
+fn wait_for_port(port: u16) -> Result<(), String> {
     let started = Instant::now();
     while started.elapsed() < Duration::from_secs(30) {
         if TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            return Ok(started.elapsed());
+            return Ok(());
         }
         thread::sleep(Duration::from_millis(1));
     }
@@ -268,8 +279,8 @@ fn start_gateway(bin: &Path, config: &Path) -> Result<Gateway, String> {
         ],
         0,
         &[("RUST_LOG", "warn")],
+        &[port],
     )?;
-    wait_for_port(port)?;
     Ok(Gateway {
         proc,
         port,
@@ -317,8 +328,8 @@ pub(crate) fn main(args: &[String]) -> Result<(), String> {
         &["--port".to_owned(), upstream_port.to_string()],
         1,
         &[],
+        &[upstream_port],
     )?;
-    wait_for_port(upstream_port)?;
 
     let mut rows: Vec<Row> = Vec::new();
     let mut gateway_errors = 0.0;
@@ -345,8 +356,8 @@ pub(crate) fn main(args: &[String]) -> Result<(), String> {
             ],
             0,
             &[],
+            &[proxy_port],
         )?;
-        wait_for_port(proxy_port)?;
         for &c in levels {
             let before = cpu_ticks(proxy.pid());
             let report = load(&bin, proxy_port, c, seconds, false)?;
@@ -469,8 +480,8 @@ fn open_streams(bin: &Path, out_dir: &Path) -> Result<(u64, u64, u64, f64), Stri
         ],
         1,
         &[],
+        &[slow_port],
     )?;
-    wait_for_port(slow_port)?;
     let config = gateway_config(out_dir, slow_port, 1, "round_robin")?;
     let gateway = start_gateway(bin, &config)?;
     let pid = gateway.proc.pid();

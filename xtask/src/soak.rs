@@ -19,9 +19,7 @@ use std::{
 };
 
 use crate::{
-    bench::{
-        Proc, free_port, load_with, pinned, rss_kib, serde_json_lite::num, spawn, wait_for_port,
-    },
+    bench::{free_port, load_with, pinned, rss_kib, serde_json_lite::num, spawn, start},
     project_root,
 };
 
@@ -72,10 +70,8 @@ pub(crate) fn main(args: &[String]) -> Result<(), String> {
         ],
         1,
         &[],
+        &ports,
     )?;
-    for port in &ports {
-        wait_for_port(*port)?;
-    }
     let config = dir.join("config.yaml");
     let mut yaml = String::from("providers:\n");
     for (i, port) in ports.iter().enumerate() {
@@ -101,12 +97,7 @@ pub(crate) fn main(args: &[String]) -> Result<(), String> {
         .env("RUST_LOG", "info")
         .stdout(Stdio::from(log.try_clone().map_err(|e| e.to_string())?))
         .stderr(Stdio::from(log));
-    let gateway = Proc {
-        child: command
-            .spawn()
-            .map_err(|e| format!("cannot start llm-server: {e}"))?,
-    };
-    wait_for_port(port)?;
+    let gateway = start(command, &[port])?;
     thread::sleep(Duration::from_secs(1));
     let pid = gateway.pid();
     let started = Instant::now();
