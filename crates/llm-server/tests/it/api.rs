@@ -150,6 +150,21 @@ async fn error(gateway: &Gateway, body: reqwest::Body) -> (u16, Value, reqwest::
     (status, response.json().await.unwrap(), headers)
 }
 
+/// A JSON chat request for `model`: status, body, headers.
+async fn chat(
+    gateway: &Gateway,
+    model: &str,
+    text: &str,
+) -> (u16, Value, reqwest::header::HeaderMap) {
+    error(
+        gateway,
+        serde_json::to_vec(&chat_body(model, text, false))
+            .unwrap()
+            .into(),
+    )
+    .await
+}
+
 #[tokio::test]
 async fn bad_input_gets_the_right_status_and_an_openai_error_body() {
     let gateway = Gateway::start(
@@ -186,13 +201,7 @@ async fn bad_input_gets_the_right_status_and_an_openai_error_body() {
     }
     // The server is still healthy.
     gateway.assert_live().await;
-    let (status, body, _) = error(
-        &gateway,
-        serde_json::to_vec(&chat_body("mock-echo", "still here", false))
-            .unwrap()
-            .into(),
-    )
-    .await;
+    let (status, body, _) = chat(&gateway, "mock-echo", "still here").await;
     assert_eq!(
         (status, body["choices"][0]["message"]["content"].as_str()),
         (200, Some("still here"))
@@ -253,15 +262,7 @@ async fn upstream_failures_map_to_gateway_statuses() {
     let gateway = Gateway::start(factory, GatewayOptions::default()).await;
     let call = |model: &'static str| {
         let gateway = &gateway;
-        async move {
-            error(
-                gateway,
-                serde_json::to_vec(&chat_body(model, "hi", false))
-                    .unwrap()
-                    .into(),
-            )
-            .await
-        }
+        async move { chat(gateway, model, "hi").await }
     };
     let (status, body, headers) = call("limited").await;
     assert_eq!(status, 429, "{body}");
@@ -308,13 +309,7 @@ async fn a_slow_upstream_hits_the_request_deadline_with_504() {
         },
     )
     .await;
-    let (status, body, _) = error(
-        &gateway,
-        serde_json::to_vec(&chat_body("gpt-4o", "hi", false))
-            .unwrap()
-            .into(),
-    )
-    .await;
+    let (status, body, _) = chat(&gateway, "gpt-4o", "hi").await;
     assert_eq!(status, 504, "{body}");
     assert_eq!(body["error"]["type"], "timeout_error");
 }
