@@ -52,11 +52,10 @@ pub(crate) struct Health {
     /// Trips in a row (transient cooldowns whose probe failed add one); reset by a probe
     /// that succeeds.
     trips: AtomicU32,
-    /// The last outcomes, newest in bit 0: 1 for a counted failure, 0 for a success.
+    /// The last outcomes (at most [`CooldownPolicy::RECENT`]), newest in bit 0, 1 for a
+    /// counted failure; a marker bit sits just above the oldest, so its position is how
+    /// many outcomes are recorded. Starts as 1 (the marker alone: none yet).
     recent: AtomicU64,
-    /// Outcomes recorded so far, capped at the window, to know how many bits of `recent`
-    /// are real.
-    recorded: AtomicU32,
     in_flight: AtomicU32,
     /// Latency EWMA in microseconds, as f64 bits; 0 before the first sample.
     ewma_us: AtomicU64,
@@ -75,8 +74,7 @@ impl Default for Health {
             probing: AtomicBool::new(false),
             consecutive_failures: AtomicU32::new(0),
             trips: AtomicU32::new(0),
-            recent: AtomicU64::new(0),
-            recorded: AtomicU32::new(0),
+            recent: AtomicU64::new(1),
             in_flight: AtomicU32::new(0),
             ewma_us: AtomicU64::new(0),
             successes: AtomicU64::new(0),
@@ -221,23 +219,21 @@ impl Health {
     /// Record one outcome; returns the failures among the recent outcomes and how many
     /// recent outcomes there are.
     fn push_outcome(&self, failed: bool) -> (u32, u32) {
-        let window = CooldownPolicy::RECENT;
-        let mask = (1u64 << window) - 1;
+        let full = 1u64 << CooldownPolicy::RECENT;
+        let push = |bits: u64| {
+            let shifted = (bits << 1) | u64::from(failed);
+            // Past the window: drop the oldest outcome, keep the marker at the top.
+            if shifted >= full << 1 {
+                (shifted & (full - 1)) | full
+            } else {
+                shifted
+            }
+        };
         let previous = self
             .recent
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |bits| {
-                Some(((bits << 1) | u64::from(failed)) & mask)
-            })
-            .unwrap_or(0);
-        let bits = ((previous << 1) | u64::from(failed)) & mask;
-        // Capped at the window, so it never wraps.
-        let recorded = self
-            .recorded
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
-                Some(n.saturating_add(1).min(window))
-            })
-            .map_or(window, |n| n.saturating_add(1).min(window));
-        (bits.count_ones(), recorded)
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |bits| Some(push(bits)))
+            .unwrap_or(1);
+        outcomes(push(previous))
     }
 
     pub(crate) fn in_flight(&self) -> u32 {
@@ -273,11 +269,7 @@ impl Health {
     }
 
     pub(crate) fn recent_failure_percent(&self) -> u8 {
-        let recorded = self
-            .recorded
-            .load(Ordering::Acquire)
-            .min(CooldownPolicy::RECENT);
-        let failures = self.recent.load(Ordering::Acquire).count_ones();
+        let (failures, recorded) = outcomes(self.recent.load(Ordering::Acquire));
         u8::try_from(failures * 100 / recorded.max(1)).unwrap_or(100)
     }
 
@@ -287,6 +279,12 @@ impl Health {
             .checked_sub(1)
             .and_then(|i| ErrorKind::ALL.get(i).copied())
     }
+}
+
+/// Failures and outcomes recorded in a `recent` history word (see [`Health`]).
+fn outcomes(bits: u64) -> (u32, u32) {
+    let recorded = 63u32.saturating_sub(bits.leading_zeros());
+    (bits.count_ones().saturating_sub(1), recorded)
 }
 
 /// One attempt's hold on a deployment: counted in flight until it is resolved or dropped.
