@@ -12,9 +12,8 @@ use axum::{
         sse::{Event, KeepAlive, Sse},
     },
 };
-use bytes::BytesMut;
 use futures_util::{StreamExt, stream};
-use http_body_util::BodyExt;
+use http_body_util::{BodyExt, LengthLimitError, Limited};
 use llm_factory::{ChatOptions, ChatRequest, ChatStream, StrategyKind, balance::HealthState};
 use serde_json::json;
 
@@ -98,44 +97,30 @@ async fn read_body(mut body: Body, limit: usize) -> Result<Bytes, ApiError> {
             format!("the request body is larger than {limit} bytes"),
         )
     };
-    let unreadable =
-        |e: axum::Error| ApiError::bad_request(format!("the request body could not be read: {e}"));
     // A declared length beyond what would be drained is refused at once.
     let declared =
         usize::try_from(axum::body::HttpBody::size_hint(&body).lower()).unwrap_or(usize::MAX);
     if declared > DRAIN_MAX_BYTES {
         return Err(too_large());
     }
-    let mut first: Option<Bytes> = None;
-    let mut rest = BytesMut::new();
-    let mut size = 0usize;
-    while let Some(frame) = body.frame().await {
-        let Ok(data) = frame.map_err(unreadable)?.into_data() else {
-            continue;
-        };
-        size = size.saturating_add(data.len());
-        if size > limit {
+    match Limited::new(&mut body, limit).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(error) if error.is::<LengthLimitError>() => {
             let drain = async {
-                while size <= DRAIN_MAX_BYTES
+                let mut drained = limit;
+                while drained <= DRAIN_MAX_BYTES
                     && let Some(Ok(frame)) = body.frame().await
                 {
-                    size = size.saturating_add(frame.data_ref().map_or(0, Bytes::len));
+                    drained = drained.saturating_add(frame.data_ref().map_or(0, Bytes::len));
                 }
             };
             let _ = tokio::time::timeout(DRAIN_MAX_TIME, drain).await;
-            return Err(too_large());
+            Err(too_large())
         }
-        match first.take() {
-            None if rest.is_empty() => first = Some(data),
-            previous => {
-                if let Some(previous) = previous {
-                    rest.extend_from_slice(&previous);
-                }
-                rest.extend_from_slice(&data);
-            }
-        }
+        Err(error) => Err(ApiError::bad_request(format!(
+            "the request body could not be read: {error}"
+        ))),
     }
-    Ok(first.unwrap_or_else(|| rest.freeze()))
 }
 
 pub(crate) async fn chat_completions(

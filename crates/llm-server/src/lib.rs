@@ -42,7 +42,6 @@ use std::{sync::Arc, time::Duration};
 
 use axum::{
     Router,
-    extract::DefaultBodyLimit,
     routing::{get, post},
 };
 use llm_factory::{LlmFactory, ServerSettings, core::SecretString};
@@ -150,7 +149,6 @@ pub fn router_with(factory: LlmFactory, options: GatewayOptions) -> Router {
         .route("/health/ready", get(handlers::ready))
         .merge(guarded)
         .fallback(handlers::not_found)
-        .layer(DefaultBodyLimit::max(state.options.max_body_bytes))
         .layer(axum::middleware::from_fn(middleware::request_id))
         .with_state(state)
 }
