@@ -72,38 +72,31 @@ pub enum Fault {
     SlowDrip(Duration),
 }
 
-impl Fault {
-    /// A short name for tables and test names.
-    #[must_use]
-    pub fn name(&self) -> String {
-        match self {
-            Self::None => "none".into(),
-            Self::RateLimited(RetryAfter::None) => "429 without Retry-After".into(),
-            Self::RateLimited(RetryAfter::Seconds(s)) => format!("429 Retry-After: {s}"),
-            Self::RateLimited(RetryAfter::HttpDate(s)) => {
-                format!("429 Retry-After: HTTP-date (+{s} s)")
-            }
-            Self::RateLimited(RetryAfter::Millis(ms)) => format!("429 retry-after-ms: {ms}"),
-            Self::RateLimited(RetryAfter::AzureMillis(ms)) => {
-                format!("429 x-ms-retry-after-ms: {ms}")
-            }
-            Self::Status(status) => format!("HTTP {status}"),
-            Self::ResetBeforeHeaders => "connection reset before headers".into(),
-            Self::TimeoutBeforeHeaders => "timeout before headers".into(),
-            Self::StallAfter(n) => format!("stall after {n} chunks"),
-            Self::CutAfter(n) => format!("cut after {n} chunks"),
-            Self::MalformedAfter(n) => format!("malformed JSON frame after {n} chunks"),
-            Self::InBandErrorAfter(n) => format!("in-band error frame after {n} chunks"),
-            Self::ErrorEvent => "200 then an error event".into(),
-            Self::KeepAliveOnly => "keep-alive comments only".into(),
-            Self::SlowDrip(pause) => format!("slow drip ({pause:?} per piece)"),
-        }
-    }
-}
-
+/// A short description, for messages and tables.
 impl fmt::Display for Fault {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.name())
+        match self {
+            Self::None => f.write_str("none"),
+            Self::RateLimited(RetryAfter::None) => f.write_str("429 without Retry-After"),
+            Self::RateLimited(RetryAfter::Seconds(s)) => write!(f, "429 Retry-After: {s}"),
+            Self::RateLimited(RetryAfter::HttpDate(s)) => {
+                write!(f, "429 Retry-After: HTTP-date (+{s} s)")
+            }
+            Self::RateLimited(RetryAfter::Millis(ms)) => write!(f, "429 retry-after-ms: {ms}"),
+            Self::RateLimited(RetryAfter::AzureMillis(ms)) => {
+                write!(f, "429 x-ms-retry-after-ms: {ms}")
+            }
+            Self::Status(status) => write!(f, "HTTP {status}"),
+            Self::ResetBeforeHeaders => f.write_str("connection reset before headers"),
+            Self::TimeoutBeforeHeaders => f.write_str("timeout before headers"),
+            Self::StallAfter(n) => write!(f, "stall after {n} chunks"),
+            Self::CutAfter(n) => write!(f, "cut after {n} chunks"),
+            Self::MalformedAfter(n) => write!(f, "malformed JSON frame after {n} chunks"),
+            Self::InBandErrorAfter(n) => write!(f, "in-band error frame after {n} chunks"),
+            Self::ErrorEvent => f.write_str("200 then an error event"),
+            Self::KeepAliveOnly => f.write_str("keep-alive comments only"),
+            Self::SlowDrip(pause) => write!(f, "slow drip ({pause:?} per piece)"),
+        }
     }
 }
 
