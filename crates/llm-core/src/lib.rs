@@ -34,13 +34,14 @@
 //! - [`ChatRequest`], [`ChatResponse`], [`ChatChunk`] and their parts;
 //! - [`ChatProvider`] and [`ChatStream`], with [`ChatStreamExt::collect_response`];
 //! - [`Error`] and [`ErrorKind`], with [`retry_after`] parsing;
-//! - [`sse::Decoder`];
+//! - [`sse::Decoder`], and the provider kit's stream driver [`kit::sse_chat_stream`];
 //! - [`mask_key`] and [`redact`];
 //! - [`MockProvider`].
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod error;
+pub mod kit;
 mod mock;
 mod provider;
 pub mod retry_after;

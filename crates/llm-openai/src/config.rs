@@ -1,36 +1,13 @@
 //! Configuration of the OpenAI and Azure OpenAI providers.
 
-use std::{fmt, sync::Arc, time::Duration};
+use std::{fmt, sync::Arc};
 
 use async_trait::async_trait;
 use llm_core::{Result, SecretString, mask_key};
+pub use llm_http::Timeouts;
 
 /// The public OpenAI API.
 pub const OPENAI_BASE_URL: &str = "https://api.openai.com/v1";
-
-/// Timeouts of one provider instance.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Timeouts {
-    /// Establishing a connection.
-    pub connect: Duration,
-    /// From sending the request to the response headers (for streams: to the stream start).
-    pub first_byte: Duration,
-    /// Between two reads of a response body (a stalled stream).
-    pub idle: Duration,
-    /// The whole non-streaming call.
-    pub total: Duration,
-}
-
-impl Default for Timeouts {
-    fn default() -> Self {
-        Self {
-            connect: Duration::from_secs(10),
-            first_byte: Duration::from_secs(60),
-            idle: Duration::from_secs(60),
-            total: Duration::from_secs(600),
-        }
-    }
-}
 
 /// An OpenAI deployment (also any server that speaks the OpenAI API with Bearer keys).
 ///

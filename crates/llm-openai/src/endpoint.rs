@@ -1,18 +1,27 @@
 //! Where and how an OpenAI-compatible request is sent: the one seam between OpenAI, Azure
 //! OpenAI and the OpenAI-compatible providers (DeepSeek, Qwen compatible mode).
 
-use std::fmt;
+use std::{borrow::Cow, fmt};
 
 use async_trait::async_trait;
 use http::{HeaderMap, HeaderName, HeaderValue, header::AUTHORIZATION};
-use llm_core::{Error, ExposeSecret, Result, SecretString};
+use llm_core::{
+    ChatChunk, ChatRequest, ChatResponse, Error, ErrorKind, ExposeSecret, Extra, Message, Result,
+    SecretString,
+};
 
-use crate::config::{AzureAuth, AzureOpenAiConfig, OpenAiConfig};
+use crate::{
+    config::{AzureAuth, AzureOpenAiConfig, OpenAiConfig},
+    error::ErrorInfo,
+};
 
 /// An OpenAI-compatible endpoint: its URL, its auth headers and what its body carries.
 ///
 /// Implement it for another OpenAI-compatible service and hand it to
-/// [`OpenAiCompatClient::new`](crate::OpenAiCompatClient::new).
+/// [`OpenAiCompatClient::new`](crate::OpenAiCompatClient::new). The required methods say
+/// where and how to send; the default methods are the hooks where compatible flavours
+/// differ (DeepSeek and Qwen's compatible mode use them): a request check, rewritten
+/// messages, extra body fields, error classification, and chunk / response fix-ups.
 #[async_trait]
 pub trait Endpoint: Send + Sync + fmt::Debug {
     /// The name used in logs, errors and status output.
@@ -36,6 +45,57 @@ pub trait Endpoint: Send + Sync + fmt::Debug {
     fn supports_stream_usage(&self) -> bool {
         true
     }
+
+    /// Refuse what this flavour cannot express, before anything is sent.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::InvalidRequest`] saying what is not supported.
+    fn check_request(&self, request: &ChatRequest, model: &str) -> Result<()> {
+        let _ = (request, model);
+        Ok(())
+    }
+
+    /// The messages to send when they must differ from the request's (a flavour that needs
+    /// a field replayed or removed). Return only the changed messages owned; `None` sends
+    /// the request's messages as they are, with no copy.
+    fn messages<'a>(&self, request: &'a ChatRequest, model: &str) -> Option<Vec<Cow<'a, Message>>> {
+        let _ = (request, model);
+        None
+    }
+
+    /// Top-level body fields this flavour adds; they win over the request's pass-through
+    /// fields of the same name.
+    fn extra_body(&self, request: &ChatRequest, model: &str, stream: bool) -> Option<Extra> {
+        let _ = (request, model, stream);
+        None
+    }
+
+    /// The kind of an error answer, given what the generic OpenAI classification chose.
+    fn classify_error(&self, error: &ErrorInfo<'_>, kind: ErrorKind) -> ErrorKind {
+        let _ = error;
+        kind
+    }
+
+    /// Adjust a streamed chunk (usage fields, finish reasons) before it is passed on.
+    fn fix_chunk(&self, chunk: &mut ChatChunk) {
+        let _ = chunk;
+    }
+
+    /// Adjust a complete answer before it is returned.
+    fn fix_response(&self, response: &mut ChatResponse) {
+        let _ = response;
+    }
+}
+
+/// Check a base URL and return it without a trailing slash: `http(s)://host[/path]`, no
+/// query, fragment or credentials.
+///
+/// # Errors
+///
+/// [`ErrorKind::Configuration`] naming `field` and what is wrong.
+pub fn validate_base_url<'a>(base: &'a str, field: &str) -> Result<&'a str> {
+    validate_base(base, field)
 }
 
 /// A header value made from a secret, marked sensitive so it is never logged.

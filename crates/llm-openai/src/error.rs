@@ -3,12 +3,32 @@
 //! Reference: <https://platform.openai.com/docs/guides/error-codes> and Azure OpenAI's
 //! error envelope (same outer shape; `type` often null, `code` sometimes a numeric string).
 
-use std::{borrow::Cow, time::SystemTime};
+use std::time::SystemTime;
 
 use http::{HeaderMap, StatusCode};
-use llm_core::{Error, ErrorKind, SecretString, TimeoutPhase, UpstreamError, redact, retry_after};
+use llm_core::{
+    Error, ErrorKind, SecretString, UpstreamError,
+    kit::{body_excerpt, scrub},
+    retry_after,
+};
 use serde::Deserialize;
 use serde_json::Value;
+
+use crate::Endpoint;
+
+/// What an OpenAI-shaped error said, for [`Endpoint::classify_error`].
+#[derive(Debug, Clone, Copy)]
+#[non_exhaustive]
+pub struct ErrorInfo<'a> {
+    /// The HTTP status; `None` for an error frame inside a stream.
+    pub status: Option<StatusCode>,
+    /// `error.code` (a number is given as its text).
+    pub code: Option<&'a str>,
+    /// `error.type`.
+    pub error_type: Option<&'a str>,
+    /// `error.message`, as sent.
+    pub message: &'a str,
+}
 
 /// `{"error": {...}}`.
 #[derive(Debug, Deserialize)]
@@ -84,26 +104,26 @@ fn classify(status: Option<StatusCode>, error: &WireError, code: Option<&str>) -
     }
 }
 
-fn scrub(text: &str, secrets: &[&SecretString]) -> String {
-    let mut text = Cow::Borrowed(text);
-    for secret in secrets {
-        if let Cow::Owned(scrubbed) = redact(&text, secret) {
-            text = Cow::Owned(scrubbed);
-        }
-    }
-    text.into_owned()
-}
-
 fn build(
-    provider: &str,
+    endpoint: &dyn Endpoint,
     status: Option<StatusCode>,
     error: &WireError,
     fallback_message: &str,
     retry_after: Option<std::time::Duration>,
     secrets: &[&SecretString],
 ) -> Error {
+    let provider = endpoint.name();
     let code = error.code();
     let kind = classify(status, error, code.as_deref());
+    let kind = endpoint.classify_error(
+        &ErrorInfo {
+            status,
+            code: code.as_deref(),
+            error_type: error.kind.as_deref(),
+            message: error.message.as_deref().unwrap_or(fallback_message),
+        },
+        kind,
+    );
     let message = scrub(
         error.message.as_deref().unwrap_or(fallback_message),
         secrets,
@@ -126,7 +146,7 @@ fn build(
 
 /// An HTTP error answer.
 pub(crate) fn from_response(
-    provider: &str,
+    endpoint: &dyn Endpoint,
     status: StatusCode,
     headers: &HeaderMap,
     body: &[u8],
@@ -136,16 +156,10 @@ pub(crate) fn from_response(
     let error = serde_json::from_slice::<ErrorEnvelope>(body)
         .map(|envelope| envelope.error)
         .unwrap_or_default();
-    let fallback = if body.is_empty() {
-        status.canonical_reason().unwrap_or("no message").to_owned()
-    } else {
-        // A proxy's plain-text or HTML page: keep a bounded, readable piece of it.
-        let text = String::from_utf8_lossy(body);
-        let text: String = text.chars().take(300).collect();
-        text.split_whitespace().collect::<Vec<_>>().join(" ")
-    };
+    // A proxy's plain-text or HTML page: keep a bounded, readable piece of it.
+    let fallback = body_excerpt(body, status);
     build(
-        provider,
+        endpoint,
         Some(status),
         &error,
         &fallback,
@@ -155,37 +169,8 @@ pub(crate) fn from_response(
 }
 
 /// An `{"error": ...}` frame inside a successful stream.
-pub(crate) fn in_band(provider: &str, error: &WireError, secrets: &[&SecretString]) -> Error {
-    build(provider, None, error, "error in stream", None, secrets)
-}
-
-/// A transport failure from reqwest; `phase` says what was being waited for.
-pub(crate) fn transport(
-    provider: &str,
-    err: reqwest::Error,
-    phase: TimeoutPhase,
-    timeout: std::time::Duration,
-) -> Error {
-    if err.is_timeout() {
-        let phase = if err.is_connect() {
-            TimeoutPhase::Connect
-        } else {
-            phase
-        };
-        Error::Timeout {
-            provider: Cow::Owned(provider.to_owned()),
-            phase,
-            after: timeout,
-        }
-    } else if err.is_body() || err.is_decode() {
-        Error::protocol(
-            provider.to_owned(),
-            "the response body was cut off",
-            Some(Box::new(err.without_url())),
-        )
-    } else {
-        Error::connection(provider.to_owned(), err.without_url())
-    }
+pub(crate) fn in_band(endpoint: &dyn Endpoint, error: &WireError, secrets: &[&SecretString]) -> Error {
+    build(endpoint, None, error, "error in stream", None, secrets)
 }
 
 #[cfg(test)]
@@ -195,6 +180,11 @@ mod tests {
     use http::HeaderValue;
 
     use super::*;
+    use crate::{OpenAiConfig, endpoint::OpenAiEndpoint};
+
+    fn openai() -> OpenAiEndpoint {
+        OpenAiEndpoint::new(&OpenAiConfig::new("sk-test-0000")).unwrap()
+    }
 
     fn err(status: u16, body: &str, headers: &[(&'static str, &str)]) -> Error {
         let mut map = HeaderMap::new();
@@ -202,7 +192,7 @@ mod tests {
             map.insert(*name, HeaderValue::from_str(value).unwrap());
         }
         from_response(
-            "openai",
+            &openai(),
             StatusCode::from_u16(status).unwrap(),
             &map,
             body.as_bytes(),
@@ -329,7 +319,7 @@ mod tests {
     #[test]
     fn in_band_errors() {
         let frame: ErrorEnvelope = serde_json::from_str(r#"{"error":{"message":"The server had an error while processing your request.","type":"server_error"}}"#).unwrap();
-        let error = in_band("openai", &frame.error, &[]);
+        let error = in_band(&openai(), &frame.error, &[]);
         assert_eq!(error.kind(), ErrorKind::UpstreamServer);
         assert_eq!(error.upstream().unwrap().status, None);
         let limited: ErrorEnvelope = serde_json::from_str(
@@ -337,7 +327,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(
-            in_band("openai", &limited.error, &[]).kind(),
+            in_band(&openai(), &limited.error, &[]).kind(),
             ErrorKind::RateLimited
         );
     }
@@ -346,7 +336,7 @@ mod tests {
     fn echoed_keys_are_scrubbed() {
         let key = SecretString::from("sk-live-VERYSECRET-abcd");
         let error = from_response(
-            "openai",
+            &openai(),
             StatusCode::UNAUTHORIZED,
             &HeaderMap::new(),
             br#"{"error":{"message":"Incorrect API key provided: sk-live-VERYSECRET-abcd"}}"#,

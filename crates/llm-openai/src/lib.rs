@@ -5,7 +5,11 @@
 //! - [`AzureOpenAiProvider`]: `POST {endpoint}/openai/deployments/{deployment}/chat/completions?api-version=…`
 //!   with `api-key`, or the v1 path `{endpoint}/openai/v1/chat/completions`; Entra ID
 //!   bearer tokens fixed or from a [`TokenProvider`].
-//! - [`OpenAiCompatClient`] with an [`Endpoint`] of your own for any other compatible API.
+//! - [`OpenAiCompatClient`] with an [`Endpoint`] of your own for any other compatible API;
+//!   the endpoint's default methods are the hooks where compatible flavours differ.
+//!
+//! Transport, timeouts and body bounds come from the provider kit (`llm-http`), stream
+//! driving from `llm_core::kit`: this crate holds only the OpenAI wire format.
 //!
 //! Streams ask for `stream_options.include_usage`, so a usage chunk (empty `choices`) ends
 //! every stream whose upstream supports it; skip it if your caller did not ask for usage.
@@ -43,7 +47,8 @@ mod wire;
 pub use config::{
     AzureAuth, AzureOpenAiConfig, OPENAI_BASE_URL, OpenAiConfig, Timeouts, TokenProvider,
 };
-pub use endpoint::{Endpoint, secret_header};
+pub use endpoint::{Endpoint, secret_header, validate_base_url};
+pub use error::ErrorInfo;
 pub use provider::{AzureOpenAiProvider, OpenAiCompatClient, OpenAiProvider, http_client};
 /// The HTTP client crate, for [`OpenAiProvider::with_http_client`] and friends.
 pub use reqwest;

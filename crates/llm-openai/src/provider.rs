@@ -1,41 +1,38 @@
 //! The OpenAI-compatible client and the OpenAI and Azure OpenAI providers built on it.
 
-use std::{borrow::Cow, fmt, time::Duration};
+use std::{fmt, sync::Arc};
 
 use async_trait::async_trait;
-use bytes::Bytes;
-use futures_util::StreamExt;
 use http::{
     HeaderMap, HeaderValue,
     header::{ACCEPT, CONTENT_TYPE},
 };
 use llm_core::{
-    ChatProvider, ChatRequest, ChatResponse, ChatStream, Error, Result, SecretString, TimeoutPhase,
+    ChatProvider, ChatRequest, ChatResponse, ChatStream, Error, Result, SecretString,
+    kit::sse_chat_stream,
 };
+use llm_http::Transport;
 
 use crate::{
     config::{AzureOpenAiConfig, OpenAiConfig, Timeouts},
     endpoint::{AzureEndpoint, Endpoint, OpenAiEndpoint},
     error::{self, ErrorEnvelope},
-    stream::{ChunkTranslator, chat_stream},
+    stream::ChunkTranslator,
     wire::{BodyMode, WireRequest},
 };
 
-/// The largest error body kept: error envelopes are small; anything longer is a proxy page.
-const MAX_ERROR_BODY: usize = 64 * 1024;
+pub use llm_http::http_client;
 
 /// A client for any OpenAI-compatible chat-completions endpoint: the transport shared by
 /// [`OpenAiProvider`], [`AzureOpenAiProvider`] and the OpenAI-compatible providers of other
 /// crates (DeepSeek, Qwen compatible mode), which bring their own [`Endpoint`].
 pub struct OpenAiCompatClient {
-    endpoint: Box<dyn Endpoint>,
-    name: Cow<'static, str>,
-    http: reqwest::Client,
+    endpoint: Arc<dyn Endpoint>,
+    transport: Transport,
     model: Option<String>,
     /// The chat URL for `model`, parsed once: URL parsing (with IDNA) is a measurable share
     /// of a request's CPU time.
     url: Option<reqwest::Url>,
-    timeouts: Timeouts,
 }
 
 impl fmt::Debug for OpenAiCompatClient {
@@ -44,24 +41,9 @@ impl fmt::Debug for OpenAiCompatClient {
         f.debug_struct("OpenAiCompatClient")
             .field("endpoint", &self.endpoint)
             .field("model", &self.model)
-            .field("timeouts", &self.timeouts)
+            .field("timeouts", self.transport.timeouts())
             .finish_non_exhaustive()
     }
-}
-
-/// A reqwest client with the connect and idle-read timeouts of `timeouts`, to share among
-/// the providers of several keys (one connection pool per account, not per key).
-///
-/// # Errors
-///
-/// [`ErrorKind::Configuration`](llm_core::ErrorKind) when the TLS stack cannot be set up.
-pub fn http_client(timeouts: &Timeouts) -> Result<reqwest::Client> {
-    reqwest::Client::builder()
-        .connect_timeout(timeouts.connect)
-        .read_timeout(timeouts.idle)
-        .user_agent(concat!("llm-factory/", env!("CARGO_PKG_VERSION")))
-        .build()
-        .map_err(|e| Error::config(format!("cannot build the HTTP client: {e}")))
 }
 
 impl OpenAiCompatClient {
@@ -90,30 +72,54 @@ impl OpenAiCompatClient {
         timeouts: Timeouts,
         http: reqwest::Client,
     ) -> Self {
+        let name = endpoint.name().to_owned();
+        Self::with_transport(Arc::new(endpoint), model, Transport::new(name, http, timeouts))
+    }
+
+    /// A client for a shared `endpoint` over `transport` (whose size limits then apply).
+    #[must_use]
+    pub fn with_transport(
+        endpoint: Arc<dyn Endpoint>,
+        model: Option<String>,
+        transport: Transport,
+    ) -> Self {
         let url = model
             .as_deref()
             .and_then(|model| reqwest::Url::parse(&endpoint.chat_url(model)).ok());
         Self {
-            name: Cow::Owned(endpoint.name().to_owned()),
-            endpoint: Box::new(endpoint),
-            http,
+            endpoint,
+            transport,
             model,
             url,
-            timeouts,
         }
+    }
+
+    /// The endpoint.
+    #[must_use]
+    pub fn endpoint(&self) -> &Arc<dyn Endpoint> {
+        &self.endpoint
     }
 
     /// The chat URL for `model`: the parsed one for the configured model, else parsed now.
     fn url_for(&self, model: &str) -> Result<reqwest::Url> {
         match (&self.url, &self.model) {
             (Some(url), Some(configured)) if configured == model => Ok(url.clone()),
-            _ => reqwest::Url::parse(&self.endpoint.chat_url(model))
-                .map_err(|e| Error::config(format!("{} has an invalid chat URL: {e}", self.name))),
+            _ => reqwest::Url::parse(&self.endpoint.chat_url(model)).map_err(|e| {
+                Error::config(format!(
+                    "{} has an invalid chat URL: {e}",
+                    self.endpoint.name()
+                ))
+            }),
         }
     }
 
     /// The model sent upstream for `request`.
-    fn upstream_model<'a>(&'a self, request: &'a ChatRequest) -> Result<&'a str> {
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::InvalidRequest`](llm_core::ErrorKind) when neither the configuration
+    /// nor the request names one.
+    pub fn upstream_model<'a>(&'a self, request: &'a ChatRequest) -> Result<&'a str> {
         self.model
             .as_deref()
             .or(request.model.as_deref())
@@ -121,7 +127,7 @@ impl OpenAiCompatClient {
             .ok_or_else(|| {
                 Error::invalid_request(format!(
                     "{} needs a model: set one in the request or in the provider's configuration",
-                    self.name
+                    self.endpoint.name()
                 ))
             })
     }
@@ -140,16 +146,24 @@ impl OpenAiCompatClient {
         if request.messages.is_empty() {
             return Err(Error::invalid_request("`messages` must not be empty"));
         }
+        let endpoint = &*self.endpoint;
+        endpoint.check_request(request, model)?;
         let mode = BodyMode {
             stream,
-            include_usage: self.endpoint.supports_stream_usage(),
+            include_usage: endpoint.supports_stream_usage(),
         };
-        let body =
-            serde_json::to_vec(&WireRequest::new(request, Some(model), mode)).map_err(|e| {
-                Error::invalid_request(format!("the request cannot be serialized: {e}"))
-            })?;
+        let mut wire = WireRequest::new(request, Some(model), mode);
+        if let Some(messages) = endpoint.messages(request, model) {
+            wire = wire.with_messages(messages);
+        }
+        if let Some(extra) = endpoint.extra_body(request, model, stream) {
+            wire = wire.with_extra(extra);
+        }
+        let body = serde_json::to_vec(&wire).map_err(|e| {
+            Error::invalid_request(format!("the request cannot be serialized: {e}"))
+        })?;
         let mut headers = HeaderMap::new();
-        self.endpoint.write_headers(&mut headers).await?;
+        endpoint.write_headers(&mut headers).await?;
         headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
         headers.insert(
             ACCEPT,
@@ -159,51 +173,11 @@ impl OpenAiCompatClient {
                 "application/json"
             }),
         );
-        let first_byte = self.timeouts.first_byte;
-        let sent = self
-            .http
-            .post(self.url_for(model)?)
-            .headers(headers)
-            .body(body)
-            .send();
-        let response = tokio::time::timeout(first_byte, sent)
+        self.transport
+            .post(self.url_for(model)?, headers, body, |status, headers, body| {
+                error::from_response(endpoint, status, headers, body, &self.secrets())
+            })
             .await
-            .map_err(|_| self.timeout(TimeoutPhase::FirstByte, first_byte))?
-            .map_err(|e| error::transport(&self.name, e, TimeoutPhase::FirstByte, first_byte))?;
-        let status = response.status();
-        tracing::debug!(
-            provider = %self.name,
-            status = status.as_u16(),
-            upstream_request_id = response
-                .headers()
-                .get("x-request-id")
-                .or_else(|| response.headers().get("apim-request-id"))
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or(""),
-            "upstream answered"
-        );
-        if status.is_success() {
-            return Ok(response);
-        }
-        let headers = response.headers().clone();
-        let body = tokio::time::timeout(first_byte, read_limited(response, MAX_ERROR_BODY))
-            .await
-            .unwrap_or_default();
-        Err(error::from_response(
-            &self.name,
-            status,
-            &headers,
-            &body,
-            &self.secrets(),
-        ))
-    }
-
-    fn timeout(&self, phase: TimeoutPhase, after: Duration) -> Error {
-        Error::Timeout {
-            provider: self.name.clone(),
-            phase,
-            after,
-        }
     }
 
     fn parse_response(&self, body: &[u8], model: &str) -> Result<ChatResponse> {
@@ -212,84 +186,54 @@ impl OpenAiCompatClient {
                 if response.model.is_empty() {
                     model.clone_into(&mut response.model);
                 }
-                response.object = ChatResponse::OBJECT.to_owned();
+                ChatResponse::OBJECT.clone_into(&mut response.object);
+                self.endpoint.fix_response(&mut response);
                 Ok(response)
             }
             parsed => {
                 if let Ok(envelope) = serde_json::from_slice::<ErrorEnvelope>(body) {
-                    return Err(error::in_band(&self.name, &envelope.error, &self.secrets()));
+                    return Err(error::in_band(
+                        &*self.endpoint,
+                        &envelope.error,
+                        &self.secrets(),
+                    ));
                 }
                 let detail = match parsed {
                     Ok(_) => "the response has no choices".to_owned(),
                     Err(e) if e.is_eof() => "the response body was cut off".to_owned(),
                     Err(e) => format!("the response is not a chat.completion: {e}"),
                 };
-                Err(Error::protocol(self.name.clone(), detail, None))
+                Err(Error::protocol(self.transport.name_cow(), detail, None))
             }
         }
     }
 }
 
-/// Read at most `limit` bytes of a body; a transport error ends the read with what arrived.
-async fn read_limited(response: reqwest::Response, limit: usize) -> Bytes {
-    let mut body = Vec::new();
-    let mut stream = response.bytes_stream();
-    while let Some(Ok(chunk)) = stream.next().await {
-        let room = limit.saturating_sub(body.len());
-        body.extend_from_slice(&chunk[..chunk.len().min(room)]);
-        if body.len() >= limit {
-            break;
-        }
-    }
-    Bytes::from(body)
-}
-
 #[async_trait]
 impl ChatProvider for OpenAiCompatClient {
     fn name(&self) -> &str {
-        &self.name
+        self.transport.name()
     }
 
     async fn chat(&self, request: &ChatRequest) -> Result<ChatResponse> {
         let model = self.upstream_model(request)?;
-        let total = self.timeouts.total;
-        let call = async {
-            let response = self.send(request, model, false).await?;
-            let body = response
-                .bytes()
-                .await
-                .map_err(|e| error::transport(&self.name, e, TimeoutPhase::Total, total))?;
-            self.parse_response(&body, model)
-        };
-        tokio::time::timeout(total, call)
+        self.transport
+            .within_total(async {
+                let response = self.send(request, model, false).await?;
+                let body = self.transport.read_body(response).await?;
+                self.parse_response(&body, model)
+            })
             .await
-            .map_err(|_| self.timeout(TimeoutPhase::Total, total))?
     }
 
     async fn stream(&self, request: &ChatRequest) -> Result<ChatStream> {
         let model = self.upstream_model(request)?;
         let response = self.send(request, model, true).await?;
-        let content_type = response
-            .headers()
-            .get(CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("");
-        if !content_type.is_empty() && !content_type.starts_with("text/event-stream") {
-            return Err(Error::protocol(
-                self.name.clone(),
-                format!("expected an event stream, got `{content_type}`"),
-                None,
-            ));
-        }
-        let translator = ChunkTranslator::new(
-            self.name.clone(),
-            self.secrets().into_iter().cloned().collect(),
-            model.to_owned(),
-        );
-        Ok(chat_stream(
-            Box::pin(response.bytes_stream()),
+        self.transport.expect_event_stream(&response)?;
+        let translator = ChunkTranslator::new(Arc::clone(&self.endpoint), model.to_owned());
+        Ok(sse_chat_stream(
+            self.transport.body_stream(response),
             translator,
-            self.timeouts.idle,
         ))
     }
 }

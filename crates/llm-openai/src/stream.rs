@@ -6,22 +6,23 @@
 //! successful response. Azure sends chunks with empty `choices` carrying only content-filter
 //! results, and an empty `id`/`model` on its first chunk.
 
-use std::{borrow::Cow, pin::Pin, time::Duration};
+use std::{collections::VecDeque, sync::Arc};
 
-use bytes::Bytes;
-use futures_core::Stream;
-use futures_util::{StreamExt, stream};
 use llm_core::{
-    ChatChunk, ChatStream, Error, Result, Role, SecretString, TimeoutPhase,
-    sse::{Decoder, Event},
+    ChatChunk, Error, Result, Role, SecretString,
+    kit::{Flow, StreamTranslator},
+    sse::Event,
 };
 
-use crate::error::{self, ErrorEnvelope};
+use crate::{
+    Endpoint,
+    error::{self, ErrorEnvelope},
+};
 
 /// The per-stream translation state.
 #[derive(Debug)]
 pub(crate) struct ChunkTranslator {
-    provider: Cow<'static, str>,
+    endpoint: Arc<dyn Endpoint>,
     secrets: Vec<SecretString>,
     /// The model to report when the upstream leaves it empty.
     model: String,
@@ -29,50 +30,34 @@ pub(crate) struct ChunkTranslator {
     started: bool,
     /// The id of the first real chunk, used where later chunks have none.
     id: String,
-    /// `[DONE]` arrived: the stream is complete.
-    done: bool,
 }
 
 impl ChunkTranslator {
-    pub(crate) fn new(
-        provider: Cow<'static, str>,
-        secrets: Vec<SecretString>,
-        model: String,
-    ) -> Self {
+    pub(crate) fn new(endpoint: Arc<dyn Endpoint>, model: String) -> Self {
+        let secrets = endpoint.secrets().into_iter().cloned().collect();
         Self {
-            provider,
+            endpoint,
             secrets,
             model,
             started: false,
             id: String::new(),
-            done: false,
         }
     }
 
-    /// Whether `[DONE]` arrived.
-    pub(crate) fn is_done(&self) -> bool {
-        self.done
-    }
-
-    /// The chunk an event carries for the caller: `None` for `[DONE]` (see
-    /// [`Self::is_done`]) and for Azure's filter-results chunks; an error for an in-band
-    /// error frame or an unparsable one.
-    pub(crate) fn on_event(&mut self, event: &Event) -> Result<Option<ChatChunk>> {
+    /// The chunk an event carries for the caller: `None` for `[DONE]` and for Azure's
+    /// filter-results chunks; an error for an in-band error frame or an unparsable one.
+    fn translate(&mut self, event: &Event) -> Result<Option<ChatChunk>> {
         let data = event.data.trim();
-        if data == "[DONE]" {
-            self.done = true;
-            return Ok(None);
-        }
         // Only frames that mention "error" can be error frames; parse those twice at worst.
         if data.contains("\"error\"")
             && let Ok(envelope) = serde_json::from_str::<ErrorEnvelope>(data)
         {
             let secrets: Vec<&SecretString> = self.secrets.iter().collect();
-            return Err(error::in_band(&self.provider, &envelope.error, &secrets));
+            return Err(error::in_band(&*self.endpoint, &envelope.error, &secrets));
         }
         let mut chunk: ChatChunk = serde_json::from_str(data).map_err(|e| {
             Error::protocol(
-                self.provider.clone(),
+                self.endpoint.name().to_owned(),
                 format!("a stream frame is not a chat.completion.chunk: {e}"),
                 Some(Box::new(e)),
             )
@@ -88,91 +73,41 @@ impl ChunkTranslator {
         if chunk.model.is_empty() {
             chunk.model.clone_from(&self.model);
         }
-        chunk.object = ChatChunk::OBJECT.to_owned();
+        if chunk.object != ChatChunk::OBJECT {
+            ChatChunk::OBJECT.clone_into(&mut chunk.object);
+        }
         if !self.started && !chunk.choices.is_empty() {
             self.started = true;
             for choice in &mut chunk.choices {
                 choice.delta.role.get_or_insert(Role::Assistant);
             }
         }
+        self.endpoint.fix_chunk(&mut chunk);
         Ok(Some(chunk))
     }
 }
 
-type ByteStream = Pin<Box<dyn Stream<Item = reqwest::Result<Bytes>> + Send>>;
+impl StreamTranslator for ChunkTranslator {
+    fn provider(&self) -> &str {
+        self.endpoint.name()
+    }
 
-struct State {
-    body: ByteStream,
-    decoder: Decoder,
-    translator: ChunkTranslator,
-    finished: bool,
-    idle: Duration,
-}
+    fn on_event(&mut self, event: &Event, out: &mut VecDeque<ChatChunk>) -> Result<Flow> {
+        if event.data.trim() == "[DONE]" {
+            return Ok(Flow::Done);
+        }
+        if let Some(chunk) = self.translate(event)? {
+            out.push_back(chunk);
+        }
+        Ok(Flow::Continue)
+    }
 
-/// Turn a streaming response body into a [`ChatStream`] that ends with `[DONE]`, or with
-/// exactly one error: an in-band error frame, an unparsable frame, a transport failure, or a
-/// body that ends before `[DONE]`.
-pub(crate) fn chat_stream(
-    body: ByteStream,
-    translator: ChunkTranslator,
-    idle: Duration,
-) -> ChatStream {
-    let state = State {
-        body,
-        decoder: Decoder::new(),
-        translator,
-        finished: false,
-        idle,
-    };
-    Box::pin(stream::unfold(state, |mut state| async move {
-        if state.finished {
-            return None;
-        }
-        let item = next_item(&mut state).await;
-        if !matches!(item, Some(Ok(_))) {
-            state.finished = true;
-        }
-        item.map(|item| (item, state))
-    }))
-}
-
-async fn next_item(state: &mut State) -> Option<Result<ChatChunk>> {
-    let provider = state.translator.provider.clone();
-    loop {
-        match state.decoder.next_event() {
-            Ok(Some(event)) => match state.translator.on_event(&event) {
-                Ok(Some(chunk)) => return Some(Ok(chunk)),
-                Ok(None) if state.translator.is_done() => return None,
-                Ok(None) => continue,
-                Err(err) => return Some(Err(err)),
-            },
-            Ok(None) => {}
-            Err(err) => {
-                return Some(Err(Error::protocol(
-                    provider,
-                    err.to_string(),
-                    Some(Box::new(err)),
-                )));
-            }
-        }
-        match state.body.next().await {
-            Some(Ok(bytes)) => state.decoder.feed(&bytes),
-            Some(Err(err)) => {
-                return Some(Err(error::transport(
-                    &provider,
-                    err,
-                    TimeoutPhase::Idle,
-                    state.idle,
-                )));
-            }
-            None => {
-                let detail = match state.decoder.finish() {
-                    Ok(Some(_)) => "the stream was cut off in the middle of a frame",
-                    _ => "the stream ended before [DONE]",
-                };
-                return Some(Err(Error::protocol(provider, detail, None)));
-            }
-        }
+    fn on_end(&mut self, _out: &mut VecDeque<ChatChunk>) -> Result<()> {
+        Err(Error::protocol(
+            self.endpoint.name().to_owned(),
+            "the stream ended before [DONE]",
+            None,
+        ))
     }
 }
 
@@ -190,20 +125,27 @@ mod tests {
     }
 
     fn translator() -> ChunkTranslator {
+        let config = crate::AzureOpenAiConfig::with_key("https://x.openai.azure.com", "k-0000");
         ChunkTranslator::new(
-            Cow::Borrowed("azure-openai"),
-            Vec::new(),
+            Arc::new(crate::endpoint::AzureEndpoint::new(&config).unwrap()),
             "gpt-4o".to_owned(),
         )
+    }
+
+    fn on(t: &mut ChunkTranslator, e: &Event) -> Result<Option<ChatChunk>> {
+        let mut out = VecDeque::new();
+        match t.on_event(e, &mut out)? {
+            Flow::Done => Ok(None),
+            Flow::Continue => Ok(out.pop_front()),
+        }
     }
 
     #[test]
     fn azure_prompt_filter_chunk_is_skipped_and_ids_filled() {
         let mut t = translator();
         let first = r#"{"choices":[],"created":0,"id":"","model":"","object":"","prompt_filter_results":[{"prompt_index":0,"content_filter_results":{}}]}"#;
-        assert_eq!(t.on_event(&event(first)).unwrap(), None);
-        assert!(!t.is_done());
-        let Some(chunk) = t.on_event(&event(r#"{"id":"chatcmpl-1","object":"chat.completion.chunk","created":5,"model":"","choices":[{"index":0,"delta":{"content":"Hi"},"finish_reason":null,"content_filter_results":{}}]}"#)).unwrap() else {
+        assert_eq!(on(&mut t, &event(first)).unwrap(), None);
+                let Some(chunk) = on(&mut t, &event(r#"{"id":"chatcmpl-1","object":"chat.completion.chunk","created":5,"model":"","choices":[{"index":0,"delta":{"content":"Hi"},"finish_reason":null,"content_filter_results":{}}]}"#)).unwrap() else {
             panic!("expected a chunk");
         };
         assert_eq!(chunk.model, "gpt-4o");
@@ -212,11 +154,11 @@ mod tests {
             Some(Role::Assistant),
             "role is added to the first chunk"
         );
-        let Some(last) = t
-            .on_event(&event(
-                r#"{"id":"","choices":[{"index":0,"delta":{},"finish_reason":"content_filter"}]}"#,
-            ))
-            .unwrap()
+        let Some(last) = on(
+            &mut t,
+            &event(r#"{"id":"","choices":[{"index":0,"delta":{},"finish_reason":"content_filter"}]}"#),
+        )
+        .unwrap()
         else {
             panic!("expected a chunk");
         };
@@ -227,21 +169,21 @@ mod tests {
             Some(FinishReason::ContentFilter)
         );
         assert_eq!(last.choices[0].delta.role, None);
-        assert_eq!(t.on_event(&event("[DONE]")).unwrap(), None);
-        assert!(t.is_done());
+        let mut out = VecDeque::new();
+        assert_eq!(t.on_event(&event("[DONE]"), &mut out).unwrap(), Flow::Done);
     }
 
     #[test]
     fn content_mentioning_error_is_not_an_error() {
         let mut t = translator();
         let frame = r#"{"id":"c","choices":[{"index":0,"delta":{"content":"the \"error\" key"},"finish_reason":null}]}"#;
-        assert!(t.on_event(&event(frame)).unwrap().is_some());
+        assert!(on(&mut t, &event(frame)).unwrap().is_some());
     }
 
     #[test]
     fn garbage_frames_are_protocol_errors() {
         let mut t = translator();
-        let err = t.on_event(&event("{not json")).unwrap_err();
+        let err = on(&mut t, &event("{not json")).unwrap_err();
         assert_eq!(err.kind(), ErrorKind::Protocol);
         assert!(
             err.to_string()

@@ -4,17 +4,29 @@
 //! the request itself, with the upstream model and the streaming fields set by the client,
 //! so nothing is copied: a retry serializes the same borrowed request again.
 
+use std::borrow::Cow;
+
 use llm_core::{
     ChatRequest, Extra, Message, ResponseFormat, Stop, StreamOptions, Tool, ToolChoice,
 };
 use serde::Serialize;
+
+/// The messages sent: the request's own, or a copy where an endpoint changed some.
+#[derive(Debug, Serialize)]
+#[serde(untagged)]
+pub(crate) enum WireMessages<'a> {
+    /// As the request has them.
+    Borrowed(&'a [Message]),
+    /// Changed by the endpoint (only changed ones are owned).
+    Patched(Vec<Cow<'a, Message>>),
+}
 
 /// The request body.
 #[derive(Debug, Serialize)]
 pub(crate) struct WireRequest<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) model: Option<&'a str>,
-    pub(crate) messages: &'a [Message],
+    pub(crate) messages: WireMessages<'a>,
     #[serde(skip_serializing_if = "Option::is_none")]
     temperature: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -57,7 +69,7 @@ pub(crate) struct WireRequest<'a> {
     reasoning_effort: Option<&'a str>,
     /// Fields the request carried that are not modelled: forwarded as they came.
     #[serde(flatten)]
-    extra: &'a Extra,
+    extra: Cow<'a, Extra>,
 }
 
 /// `stream_options` with `include_usage` forced on, keeping the caller's other options.
@@ -89,7 +101,7 @@ impl<'a> WireRequest<'a> {
         });
         Self {
             model,
-            messages: &request.messages,
+            messages: WireMessages::Borrowed(&request.messages),
             temperature: request.temperature,
             top_p: request.top_p,
             n: request.n,
@@ -110,8 +122,20 @@ impl<'a> WireRequest<'a> {
             parallel_tool_calls: request.parallel_tool_calls,
             response_format: request.response_format.as_ref(),
             reasoning_effort: request.reasoning_effort.as_deref(),
-            extra: &request.extra,
+            extra: Cow::Borrowed(&request.extra),
         }
+    }
+
+    /// Send `messages` instead of the request's.
+    pub(crate) fn with_messages(mut self, messages: Vec<Cow<'a, Message>>) -> Self {
+        self.messages = WireMessages::Patched(messages);
+        self
+    }
+
+    /// Add (or replace) top-level fields.
+    pub(crate) fn with_extra(mut self, added: Extra) -> Self {
+        self.extra.to_mut().extend(added);
+        self
     }
 }
 

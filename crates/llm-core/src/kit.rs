@@ -1,0 +1,354 @@
+//! The sans-IO half of the provider kit: what every HTTP provider needs between the bytes
+//! of a streamed answer and a [`ChatStream`], with no HTTP client in it.
+//!
+//! A provider writes a [`StreamTranslator`]: one SSE [`Event`] in, zero or more
+//! [`ChatChunk`]s out, or an error, or "the stream is complete". [`sse_chat_stream`] drives
+//! it over any byte stream (the HTTP transport in `llm-http` supplies one whose transport
+//! failures are already classified) and guarantees the stream contract: chunks in order,
+//! at most one error item and nothing after it, and a body that ends before the translator
+//! says it is complete ends with an [`ErrorKind::Protocol`](crate::ErrorKind) error, never
+//! silently.
+//!
+//! ```
+//! use std::collections::VecDeque;
+//!
+//! use bytes::Bytes;
+//! use futures_util::{StreamExt, stream};
+//! use llm_core::{
+//!     ChatChunk, ChunkChoice, Delta, Result,
+//!     kit::{Flow, StreamTranslator, sse_chat_stream},
+//!     sse::Event,
+//! };
+//!
+//! /// A toy format: every `data:` is one piece of text, `data: end` completes the answer.
+//! #[derive(Debug)]
+//! struct Toy;
+//!
+//! impl StreamTranslator for Toy {
+//!     fn provider(&self) -> &str {
+//!         "toy"
+//!     }
+//!
+//!     fn on_event(&mut self, event: &Event, out: &mut VecDeque<ChatChunk>) -> Result<Flow> {
+//!         if event.data == "end" {
+//!             return Ok(Flow::Done);
+//!         }
+//!         let delta = Delta::content(event.data.clone());
+//!         out.push_back(ChatChunk::new("toy-1", 0, "toy", vec![ChunkChoice::new(0, delta, None)]));
+//!         Ok(Flow::Continue)
+//!     }
+//! }
+//!
+//! # futures_util::FutureExt::now_or_never(async {
+//! let body = stream::iter([Ok(Bytes::from("data: Hel")), Ok(Bytes::from("lo\n\ndata: end\n\n"))]);
+//! let chunks: Vec<_> = sse_chat_stream(body, Toy).collect().await;
+//! assert_eq!(chunks.len(), 1);
+//! assert_eq!(chunks[0].as_ref().unwrap().choices[0].delta.content.as_deref(), Some("Hello"));
+//! # }).unwrap();
+//! ```
+
+use std::{borrow::Cow, collections::VecDeque, fmt};
+
+use bytes::Bytes;
+use futures_core::Stream;
+use futures_util::{StreamExt, stream};
+use secrecy::SecretString;
+
+use crate::{
+    ChatChunk, ChatStream, Error, Result,
+    secret::redact,
+    sse::{Decoder, Event},
+};
+
+/// What a translator says after an event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flow {
+    /// More events are expected.
+    Continue,
+    /// The answer is complete (`[DONE]`, or a final event in formats without one): the
+    /// stream ends after the chunks produced so far.
+    Done,
+}
+
+/// Translates one provider's stream events into [`ChatChunk`]s. One instance per stream;
+/// it may keep state (ids, running totals, tool-call indexes).
+pub trait StreamTranslator: Send + fmt::Debug + 'static {
+    /// The provider name used in errors.
+    fn provider(&self) -> &str;
+
+    /// Translate one event, pushing the chunks it carries onto `out`.
+    ///
+    /// # Errors
+    ///
+    /// An in-band error event, or an event that cannot be parsed
+    /// ([`ErrorKind::Protocol`](crate::ErrorKind)). The stream ends with that error after the
+    /// chunks already pushed.
+    fn on_event(&mut self, event: &Event, out: &mut VecDeque<ChatChunk>) -> Result<Flow>;
+
+    /// The body ended without [`Flow::Done`]. Formats that have no terminator and know from
+    /// their last event that the answer is whole return `Ok` (after pushing any final chunk);
+    /// the default is a Protocol error: the stream was cut off.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::Protocol`](crate::ErrorKind) when the answer is incomplete.
+    fn on_end(&mut self, out: &mut VecDeque<ChatChunk>) -> Result<()> {
+        let _ = out;
+        Err(Error::protocol(
+            self.provider().to_owned(),
+            "the stream ended before it was complete",
+            None,
+        ))
+    }
+}
+
+struct Driver<B, T> {
+    body: B,
+    decoder: Decoder,
+    translator: T,
+    pending: VecDeque<ChatChunk>,
+    /// An error to yield once the pending chunks are out.
+    failed: Option<Error>,
+    /// No more items after the pending ones (and `failed`).
+    finished: bool,
+}
+
+/// Drive `translator` over an SSE byte stream. See the [module docs](self).
+///
+/// Body errors are passed on as they are (classify them where they happen: the transport
+/// knows whether it was a timeout, a reset or a cut body).
+pub fn sse_chat_stream<B, T>(body: B, translator: T) -> ChatStream
+where
+    B: Stream<Item = Result<Bytes>> + Send + Unpin + 'static,
+    T: StreamTranslator,
+{
+    let driver = Driver {
+        body,
+        decoder: Decoder::new(),
+        translator,
+        pending: VecDeque::new(),
+        failed: None,
+        finished: false,
+    };
+    Box::pin(stream::unfold(driver, |mut driver| async move {
+        let item = driver.next().await?;
+        Some((item, driver))
+    }))
+}
+
+impl<B, T> Driver<B, T>
+where
+    B: Stream<Item = Result<Bytes>> + Send + Unpin + 'static,
+    T: StreamTranslator,
+{
+    async fn next(&mut self) -> Option<Result<ChatChunk>> {
+        loop {
+            if let Some(chunk) = self.pending.pop_front() {
+                return Some(Ok(chunk));
+            }
+            if let Some(error) = self.failed.take() {
+                return Some(Err(error));
+            }
+            if self.finished {
+                return None;
+            }
+            self.advance().await;
+        }
+    }
+
+    /// Decode what is buffered, reading more of the body when nothing is; sets `pending`,
+    /// `failed` or `finished`.
+    async fn advance(&mut self) {
+        loop {
+            match self.decoder.next_event() {
+                Ok(Some(event)) => {
+                    match self.translator.on_event(&event, &mut self.pending) {
+                        Ok(Flow::Continue) => {}
+                        Ok(Flow::Done) => self.finished = true,
+                        Err(error) => self.fail(error),
+                    }
+                    if self.finished || !self.pending.is_empty() {
+                        return;
+                    }
+                    continue;
+                }
+                Ok(None) => {}
+                Err(error) => {
+                    let provider = self.translator.provider().to_owned();
+                    return self.fail(Error::protocol(
+                        provider,
+                        error.to_string(),
+                        Some(Box::new(error)),
+                    ));
+                }
+            }
+            match self.body.next().await {
+                Some(Ok(bytes)) => self.decoder.feed(&bytes),
+                Some(Err(error)) => return self.fail(error),
+                None => return self.end(),
+            }
+        }
+    }
+
+    fn end(&mut self) {
+        // An event without its blank line is a frame cut in the middle (SSE discards it).
+        let cut = match self.decoder.finish() {
+            Ok(Some(_)) => Some("the stream was cut off in the middle of a frame".to_owned()),
+            Ok(None) => None,
+            Err(error) => Some(error.to_string()),
+        };
+        if let Some(detail) = cut {
+            let provider = self.translator.provider().to_owned();
+            return self.fail(Error::protocol(provider, detail, None));
+        }
+        match self.translator.on_end(&mut self.pending) {
+            Ok(()) => self.finished = true,
+            Err(error) => self.fail(error),
+        }
+    }
+
+    fn fail(&mut self, error: Error) {
+        self.failed = Some(error);
+        self.finished = true;
+    }
+}
+
+/// `text` with every secret in `secrets` masked (`sk-…abcd`): for upstream error messages,
+/// which sometimes echo the key they rejected.
+#[must_use]
+pub fn scrub(text: &str, secrets: &[&SecretString]) -> String {
+    let mut text = Cow::Borrowed(text);
+    for secret in secrets {
+        if let Cow::Owned(scrubbed) = redact(&text, secret) {
+            text = Cow::Owned(scrubbed);
+        }
+    }
+    text.into_owned()
+}
+
+/// A bounded, single-line piece of a non-JSON error body (a proxy's HTML or text page), or
+/// the status's reason when the body is empty.
+#[must_use]
+pub fn body_excerpt(body: &[u8], status: http::StatusCode) -> String {
+    if body.is_empty() {
+        return status.canonical_reason().unwrap_or("no message").to_owned();
+    }
+    let text = String::from_utf8_lossy(body);
+    let text: String = text.chars().take(300).collect();
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use futures_util::{FutureExt, stream};
+
+    use super::*;
+    use crate::{ChunkChoice, Delta, ErrorKind};
+
+    fn text(t: &str) -> ChatChunk {
+        ChatChunk::new("1", 0, "m", vec![ChunkChoice::new(0, Delta::content(t), None)])
+    }
+
+    #[derive(Debug)]
+    struct Lines {
+        complete_at_eof: bool,
+    }
+
+    impl StreamTranslator for Lines {
+        fn provider(&self) -> &str {
+            "lines"
+        }
+
+        fn on_event(&mut self, event: &Event, out: &mut VecDeque<ChatChunk>) -> Result<Flow> {
+            match event.data.as_str() {
+                "[DONE]" => Ok(Flow::Done),
+                "boom" => Err(Error::protocol("lines", "boom", None)),
+                "two" => {
+                    out.push_back(text("a"));
+                    out.push_back(text("b"));
+                    Ok(Flow::Continue)
+                }
+                other => {
+                    out.push_back(text(other));
+                    Ok(Flow::Continue)
+                }
+            }
+        }
+
+        fn on_end(&mut self, _out: &mut VecDeque<ChatChunk>) -> Result<()> {
+            if self.complete_at_eof {
+                Ok(())
+            } else {
+                Err(Error::protocol("lines", "cut", None))
+            }
+        }
+    }
+
+    fn run(body: &'static [&'static str], complete_at_eof: bool) -> Vec<Result<ChatChunk>> {
+        let body = stream::iter(body.iter().map(|s| Ok(Bytes::from_static(s.as_bytes()))));
+        sse_chat_stream(body, Lines { complete_at_eof })
+            .collect::<Vec<_>>()
+            .now_or_never()
+            .unwrap_or_default()
+    }
+
+    fn texts(items: &[Result<ChatChunk>]) -> Vec<String> {
+        items
+            .iter()
+            .filter_map(|item| item.as_ref().ok())
+            .filter_map(|chunk| chunk.choices[0].delta.content.clone())
+            .collect()
+    }
+
+    #[test]
+    fn chunks_then_done() {
+        let items = run(&["data: x\n\ndata: two\n\n", "data: [DONE]\n\ndata: late\n\n"], false);
+        assert_eq!(texts(&items), ["x", "a", "b"]);
+        assert!(items.iter().all(Result::is_ok));
+    }
+
+    #[test]
+    fn cut_streams_end_with_one_error() {
+        let items = run(&["data: x\n\n"], false);
+        assert_eq!(items.len(), 2);
+        assert_eq!(items[1].as_ref().unwrap_err().kind(), ErrorKind::Protocol);
+        // A format without a terminator may be complete at the end of the body.
+        let items = run(&["data: x\n\n"], true);
+        assert_eq!(texts(&items), ["x"]);
+        assert_eq!(items.len(), 1);
+        // An event without its blank line was cut in the middle, even in a format that
+        // may end at the end of the body.
+        let items = run(&["data: x\n\ndata: [DONE]"], true);
+        assert_eq!(items.len(), 2);
+        let err = items[1].as_ref().unwrap_err();
+        assert!(err.to_string().contains("middle of a frame"), "{err}");
+    }
+
+    #[test]
+    fn errors_come_after_pending_chunks_and_end_the_stream() {
+        let items = run(&["data: x\n\ndata: boom\n\ndata: y\n\n"], false);
+        assert_eq!(items.len(), 2);
+        assert!(items[1].is_err());
+        let body = stream::iter([
+            Ok(Bytes::from_static(b"data: x\n\n")),
+            Err(Error::protocol("t", "reset", None)),
+            Ok(Bytes::from_static(b"data: y\n\n")),
+        ]);
+        let items: Vec<_> = sse_chat_stream(body, Lines { complete_at_eof: true })
+            .collect::<Vec<_>>()
+            .now_or_never()
+            .unwrap_or_default();
+        assert_eq!(items.len(), 2);
+        assert!(items[1].as_ref().unwrap_err().to_string().contains("reset"));
+    }
+
+    #[test]
+    fn scrub_masks_every_secret() {
+        let a = SecretString::from("sk-AAAAAAAAAAAA-1111");
+        let b = SecretString::from("sk-BBBBBBBBBBBB-2222");
+        let text = scrub("bad keys sk-AAAAAAAAAAAA-1111 and sk-BBBBBBBBBBBB-2222", &[&a, &b]);
+        assert!(!text.contains("AAAA") && !text.contains("BBBB"), "{text}");
+        assert_eq!(body_excerpt(b"<html>\n  Bad   gateway</html>", http::StatusCode::BAD_GATEWAY), "<html> Bad gateway</html>");
+        assert_eq!(body_excerpt(b"", http::StatusCode::BAD_GATEWAY), "Bad Gateway");
+    }
+}
