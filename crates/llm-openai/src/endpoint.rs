@@ -333,7 +333,7 @@ mod tests {
             "https://user:pw@host",
         ] {
             let err = validate_base(bad, "base_url").unwrap_err();
-            assert_eq!(err.kind(), llm_core::ErrorKind::Configuration, "{bad}");
+            assert_eq!(err.kind(), ErrorKind::Configuration, "{bad}");
             if bad.contains("pw") {
                 assert!(!err.to_string().contains("pw"), "{err}");
             }

@@ -12,6 +12,7 @@
 //!   and can refuse connections — for the reliability suite and the soak run.
 
 pub mod conformance;
+pub mod openai_format;
 mod faults;
 mod server;
 

@@ -1,21 +1,19 @@
 //! The shared conformance checks of llm-core, run for OpenAI and for Azure OpenAI.
 
-use std::{sync::Arc, time::Duration};
+use std::sync::Arc;
 
 use llm_core::testing::{
     Script, ScriptedServer,
     conformance::{
-        self, ErrorCase, Harness, Mode, PARTIAL_PIECES, RetryAfterForm, Scenario, Served, Skip,
-        TEXT_PIECES, TOOL_CALLS, UNAUTHORIZED_MESSAGE, USAGE,
+        self, ErrorCase, Harness, Mode, RetryAfterForm, Scenario, Served, Skip,
+        UNAUTHORIZED_MESSAGE,
     },
+    openai_format::conformance_script,
 };
 use llm_openai::{AzureOpenAiConfig, AzureOpenAiProvider, OpenAiConfig, OpenAiProvider, Timeouts};
 use serde_json::{Value, json};
 
-use crate::support::{
-    KEY, chunk, completion, error_body, pieces, short_timeouts, sse, text_frames, tool_completion,
-    tool_frames,
-};
+use crate::support::{KEY, error_body, short_timeouts};
 
 #[derive(Debug, Clone, Copy)]
 enum Flavor {
@@ -131,70 +129,14 @@ fn error_script(case: ErrorCase, flavor: Flavor) -> Script {
     )
 }
 
-fn stream_script(frames: &[Value], done: bool, flavor: Flavor) -> Script {
-    let mut frames = frames.to_vec();
-    if matches!(flavor, Flavor::Azure) {
-        // Azure opens with a prompt-filter chunk: empty choices, empty id and model.
-        frames.insert(0, json!({"choices": [], "created": 0, "id": "", "model": "", "object": "",
-            "prompt_filter_results": [{"prompt_index": 0, "content_filter_results": {"hate": {"filtered": false, "severity": "safe"}}}]}));
-    }
-    // 13-byte writes with a pause between them: frames, lines and UTF-8 characters split.
-    Script::sse(pieces(&sse(&frames, done), 13), Duration::from_millis(1))
-}
-
 fn script(scenario: Scenario, mode: Mode, flavor: Flavor) -> Script {
-    let calls: Vec<(&str, &str, &[&str])> = TOOL_CALLS
-        .iter()
-        .map(|c| (c.id, c.name, c.fragments))
-        .collect();
-    match (scenario, mode) {
-        (Scenario::Text, Mode::Chat) => json_script(&completion(&TEXT_PIECES.concat(), USAGE)),
-        (Scenario::Text, Mode::Stream) => {
-            stream_script(&text_frames(&TEXT_PIECES, USAGE), true, flavor)
-        }
-        (Scenario::ToolCalls, Mode::Chat) => json_script(&tool_completion(
-            &TOOL_CALLS
-                .iter()
-                .map(|c| (c.id, c.name, c.arguments()))
-                .collect::<Vec<_>>(),
-        )),
-        (Scenario::ToolCalls, Mode::Stream) => {
-            let mut frames = tool_frames(&calls);
-            frames.push(crate::support::usage_chunk((20, 10)));
-            stream_script(&frames, true, flavor)
-        }
-        (Scenario::Error(case), _) => error_script(case, flavor),
-        (Scenario::InBandError, _) => {
-            let mut frames = partial_frames();
-            frames.push(error_body(
-                "The server had an error while processing your request.",
-                Some("server_error"),
-                None,
-            ));
-            stream_script(&frames, false, flavor)
-        }
-        (Scenario::Truncated, Mode::Stream) => stream_script(&partial_frames(), false, flavor),
-        (Scenario::Truncated, Mode::Chat) => {
-            let body = completion(&TEXT_PIECES.concat(), USAGE).to_string();
-            Script::cut_body(200, "application/json", body.as_bytes(), body.len() / 2)
-        }
-        (Scenario::Stall, _) => Script::hang(),
-        (other, _) => unreachable!("no script for {other:?}"),
-    }
-}
-
-fn partial_frames() -> Vec<Value> {
-    let mut frames = vec![chunk(json!({"role": "assistant", "content": ""}), None)];
-    frames.extend(
-        PARTIAL_PIECES
-            .iter()
-            .map(|p| chunk(json!({"content": p}), None)),
-    );
-    frames
-}
-
-fn json_script(body: &Value) -> Script {
-    Script::full(200, "application/json", &[], body.to_string().as_bytes())
+    // Azure opens every stream with a prompt-filter chunk: empty choices, empty id and model.
+    let prelude = match flavor {
+        Flavor::OpenAi => Vec::new(),
+        Flavor::Azure => vec![json!({"choices": [], "created": 0, "id": "", "model": "", "object": "",
+            "prompt_filter_results": [{"prompt_index": 0, "content_filter_results": {"hate": {"filtered": false, "severity": "safe"}}}]})],
+    };
+    conformance_script(scenario, mode, &prelude, &|case| error_script(case, flavor))
 }
 
 #[llm_core::async_trait]
