@@ -13,6 +13,7 @@
 //! - finish reason `insufficient_system_resource` → `length` (the output was cut short);
 //! - `: keep-alive` comments and blank keep-alive lines are ignored;
 //! - 402 (insufficient balance) → [`ErrorKind::QuotaExhausted`]; 422 → InvalidRequest;
+//!   "Content Exists Risk" → ContentFiltered;
 //!   errors are classified by status, since DeepSeek's `type`/`code` fields are unreliable;
 //! - a `json_schema` response format is refused with a clear InvalidRequest (DeepSeek takes
 //!   `json_object` only).
@@ -167,6 +168,13 @@ impl Endpoint for DeepSeekEndpoint {
     fn classify_error(&self, error: &ErrorInfo<'_>, kind: ErrorKind) -> ErrorKind {
         // DeepSeek's `type` / `code` fields are unreliable (`invalid_request_error` on a 401):
         // the status decides.
+        if error
+            .message
+            .to_ascii_lowercase()
+            .contains("content exists risk")
+        {
+            return ErrorKind::ContentFiltered;
+        }
         match error.status {
             Some(StatusCode::PAYMENT_REQUIRED) => ErrorKind::QuotaExhausted,
             Some(StatusCode::UNPROCESSABLE_ENTITY) => ErrorKind::InvalidRequest,
@@ -360,3 +368,8 @@ mod tests {
         assert_eq!(reason, Some(FinishReason::Length));
     }
 }
+
+/// The README's examples, compiled as doctests so they stay true.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
