@@ -40,6 +40,8 @@ use futures_core::Stream;
 use futures_util::{StreamExt, TryStreamExt};
 use http::{HeaderMap, StatusCode, header::CONTENT_TYPE};
 use llm_core::{Error, Result, TimeoutPhase};
+/// The HTTP client crate the transport is built on.
+pub use reqwest;
 
 /// Timeouts of one provider instance.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
