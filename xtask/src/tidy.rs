@@ -49,7 +49,7 @@ fn name(dir: &Path) -> String {
 }
 
 #[test]
-fn there_are_nine_crates() {
+fn there_are_ten_crates() {
     let names: Vec<String> = crate_dirs().iter().map(|d| name(d)).collect();
     assert_eq!(
         names,
@@ -60,6 +60,7 @@ fn there_are_nine_crates() {
             "llm-deepseek",
             "llm-factory",
             "llm-gemini",
+            "llm-http",
             "llm-openai",
             "llm-qwen",
             "llm-server"

@@ -37,6 +37,9 @@ pub struct DeploymentConfig {
     pub model: String,
     /// The masked credential (for example from [`llm_core::mask_key`]), shown in status.
     pub key_hint: Option<String>,
+    /// Where it sends requests (base URL, region or project; never a credential), shown
+    /// in status so each key can be told apart by account.
+    pub endpoint: Option<String>,
     /// Share of traffic relative to the group's other deployments (at least 1).
     pub weight: u32,
     /// For `first_available`: lower numbers are tried first.
@@ -57,6 +60,7 @@ impl DeploymentConfig {
             id: id.into(),
             model: model.into(),
             key_hint: None,
+            endpoint: None,
             weight: 1,
             priority: 0,
             rpm: None,

@@ -31,6 +31,8 @@ pub struct DeploymentStatus {
     pub model: String,
     /// The masked credential.
     pub key: Option<String>,
+    /// Where it sends requests: base URL, region or project (never a credential).
+    pub endpoint: Option<String>,
     /// Where it stands.
     pub state: HealthState,
     /// Milliseconds of cooldown left.
@@ -77,6 +79,7 @@ impl DeploymentStatus {
             provider: deployment.provider.name().to_owned(),
             model: deployment.config.model.clone(),
             key: deployment.config.key_hint.clone(),
+            endpoint: deployment.config.endpoint.clone(),
             state,
             cooldown_remaining_ms: until.saturating_sub(now),
             in_flight: health.in_flight(),

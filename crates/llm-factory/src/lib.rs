@@ -60,6 +60,7 @@ pub mod blocking;
 mod config;
 mod defaults;
 mod factory;
+mod providers;
 mod registry;
 
 pub use config::{

@@ -1,13 +1,17 @@
-//! Turning a [`ModelConfig`] into deployments: one provider instance per key (and base).
-//!
-//! Adding a provider crate means one feature and one match arm in [`provider_for`].
+//! Turning a [`ModelConfig`] into deployments: one provider instance per key (and base),
+//! built by the entry's provider module (`providers/`) or a registered constructor.
 
 use std::{collections::BTreeMap, fmt, sync::Arc, time::Duration};
 
 use llm_balance::{DeploymentConfig, DeploymentTimeouts};
-use llm_core::{ChatProvider, ConfigError, Error, MockProvider, Result, SecretString, mask_key};
+use llm_core::{ChatProvider, ConfigError, Error, Result, SecretString, mask_key};
 
-use crate::{ModelConfig, ProviderType, config::seconds, defaults::WithDefaults};
+use crate::{
+    ModelConfig, ProviderType,
+    config::seconds,
+    defaults::WithDefaults,
+    providers::{self, Built, Pool, config_error},
+};
 
 /// What a registered provider constructor gets: the model's configuration and the one key
 /// and base of the deployment being built.
@@ -81,7 +85,7 @@ pub(crate) fn deployments(
         )?,
         idle: secs(config.idle_timeout, defaults.idle, &at("idle_timeout"))?,
     };
-    let shared = Shared::new(config, timeouts)?;
+    let pool = pool_for(config, registry).map_err(|error| locate(error, position))?;
     let mut out = Vec::with_capacity(pairs.len());
     for (index, (api_key, api_base)) in pairs.into_iter().enumerate() {
         let spec = ProviderSpec {
@@ -89,8 +93,8 @@ pub(crate) fn deployments(
             api_key,
             api_base,
         };
-        let provider =
-            provider_for(spec, &shared, registry).map_err(|error| locate(error, position))?;
+        let Built { provider, endpoint } =
+            pool.build(spec).map_err(|error| locate(error, position))?;
         let provider: Arc<dyn ChatProvider> =
             if config.max_tokens.is_some() || config.temperature.is_some() {
                 Arc::new(WithDefaults::new(
@@ -114,6 +118,7 @@ pub(crate) fn deployments(
             provider,
             DeploymentConfig {
                 key_hint,
+                endpoint,
                 weight: config.weight.unwrap_or(1),
                 priority: config.priority.unwrap_or(0),
                 rpm: config.rpm,
@@ -143,196 +148,49 @@ fn locate(error: Error, position: usize) -> Error {
     }
 }
 
-fn config_error(field: &str, message: impl Into<String>) -> Error {
-    ConfigError::new(message).at_field(field.to_owned()).into()
-}
-
-/// What the deployments of one entry share (one connection pool per entry).
-struct Shared {
-    #[cfg(feature = "openai")]
-    openai: Option<(llm_openai::reqwest::Client, llm_openai::Timeouts)>,
-}
-
-impl Shared {
-    #[cfg_attr(
-        not(feature = "openai"),
-        expect(clippy::unnecessary_wraps, reason = "fallible with the openai feature")
-    )]
-    fn new(config: &ModelConfig, timeouts: DeploymentTimeouts) -> Result<Self> {
-        #[cfg(feature = "openai")]
-        {
-            let openai = if matches!(
-                config.provider,
-                ProviderType::OpenAi | ProviderType::AzureOpenAi
-            ) {
-                let provider_timeouts = llm_openai::Timeouts {
-                    first_byte: timeouts.first_token,
-                    idle: timeouts.idle,
-                    total: timeouts.total,
-                    ..llm_openai::Timeouts::default()
-                };
-                Some((
-                    llm_openai::http_client(&provider_timeouts)?,
-                    provider_timeouts,
-                ))
-            } else {
-                None
-            };
-            Ok(Self { openai })
-        }
-        #[cfg(not(feature = "openai"))]
-        {
-            let _ = (config, timeouts);
-            Ok(Self {})
-        }
+/// The deployments' builder for `config`: its built-in provider, or a registered one.
+fn pool_for(config: &ModelConfig, registry: &Registry) -> Result<Box<dyn Pool>> {
+    if let Some(builtin) = providers::builtin(&config.provider) {
+        return (builtin.pool)(config);
     }
-}
-
-fn not_yet(provider: &ProviderType, krate: &str, feature: &str) -> Error {
-    config_error(
-        "provider",
-        format!(
-            "provider `{provider}` is not available in this build yet: its crate `{krate}` is not implemented (it will come with the `{feature}` feature of llm-factory)"
-        ),
-    )
-}
-
-/// The one place that maps a provider type to a provider crate.
-fn provider_for(
-    spec: ProviderSpec<'_>,
-    shared: &Shared,
-    registry: &Registry,
-) -> Result<Arc<dyn ChatProvider>> {
-    let config = spec.config;
-    match &config.provider {
-        ProviderType::OpenAi | ProviderType::AzureOpenAi => openai(spec, shared),
-        ProviderType::Qwen => Err(not_yet(&config.provider, "llm-qwen", "qwen")),
-        ProviderType::DeepSeek => Err(not_yet(&config.provider, "llm-deepseek", "deepseek")),
-        ProviderType::Claude => Err(not_yet(
-            &config.provider,
-            "llm-claude-bedrock",
-            "claude-bedrock",
-        )),
-        ProviderType::Gemini => Err(not_yet(&config.provider, "llm-gemini", "gemini")),
-        ProviderType::Mock => Ok(Arc::new(MockProvider::echo(config.model_name.clone()))),
-        ProviderType::Custom(name) => match registry.constructors.get(name) {
-            Some(constructor) => constructor(spec),
-            None => {
-                let registered = registry.names();
-                Err(config_error(
-                    "provider",
-                    format!(
-                        "unknown provider `{name}`: built in are openai, azure_openai, qwen, deepseek, claude, gemini and mock{}",
-                        if registered.is_empty() {
-                            "; none is registered".to_owned()
-                        } else {
-                            format!("; registered: {}", registered.join(", "))
-                        }
-                    ),
-                ))
-            }
-        },
-    }
-}
-
-/// Whether `base` is an Azure OpenAI resource host.
-#[cfg(feature = "openai")]
-fn is_azure_host(base: &str) -> bool {
-    let host = base
-        .split("://")
-        .nth(1)
-        .unwrap_or(base)
-        .split(['/', ':'])
-        .next()
-        .unwrap_or("");
-    [
-        ".openai.azure.com",
-        ".cognitiveservices.azure.com",
-        ".services.ai.azure.com",
-    ]
-    .iter()
-    .any(|suffix| host.ends_with(suffix))
-}
-
-#[cfg(feature = "openai")]
-fn openai(spec: ProviderSpec<'_>, shared: &Shared) -> Result<Arc<dyn ChatProvider>> {
-    use llm_openai::{
-        AzureAuth, AzureOpenAiConfig, AzureOpenAiProvider, OpenAiConfig, OpenAiProvider,
+    let ProviderType::Custom(name) = &config.provider else {
+        return Err(config_error(
+            "provider",
+            format!("provider `{}` has no builder", config.provider),
+        ));
     };
-
-    let config = spec.config;
-    let key = spec
-        .api_key
-        .ok_or_else(|| config_error("api_key", "api_key (or api_keys) is missing"))?;
-    let (http, timeouts) = shared
-        .openai
-        .clone()
-        .ok_or_else(|| Error::config("the OpenAI client was not prepared"))?;
-    let azure = config.provider == ProviderType::AzureOpenAi
-        || config.api_version.is_some()
-        || spec.api_base.is_some_and(is_azure_host);
-    if azure {
-        let endpoint = spec.api_base.ok_or_else(|| {
-            config_error(
-                "api_base",
-                "an Azure OpenAI deployment needs api_base: the resource endpoint, such as https://NAME.openai.azure.com",
-            )
-        })?;
-        let provider = AzureOpenAiProvider::with_http_client(
-            AzureOpenAiConfig {
-                endpoint: endpoint.to_owned(),
-                auth: AzureAuth::ApiKey(key.clone()),
-                deployment: Some(
-                    config
-                        .deployment
-                        .clone()
-                        .unwrap_or_else(|| config.model_name.clone()),
+    match registry.constructors.get(name) {
+        Some(constructor) => Ok(Box::new(Registered(Arc::clone(constructor)))),
+        None => {
+            let registered = registry.names();
+            let builtins: Vec<&str> = providers::BUILTINS
+                .iter()
+                .map(|b| b.kind.as_str())
+                .collect();
+            Err(config_error(
+                "provider",
+                format!(
+                    "unknown provider `{name}`: built in are {}{}",
+                    builtins.join(", "),
+                    if registered.is_empty() {
+                        "; none is registered".to_owned()
+                    } else {
+                        format!("; registered: {}", registered.join(", "))
+                    }
                 ),
-                api_version: config.api_version.clone(),
-                model: Some(config.model_name.clone()),
-                name: None,
-                timeouts,
-            },
-            http,
-        )?;
-        return Ok(Arc::new(provider));
+            ))
+        }
     }
-    let mut openai = OpenAiConfig::new(String::new());
-    openai.api_key = key.clone();
-    if let Some(base) = spec.api_base {
-        base.clone_into(&mut openai.base_url);
-    }
-    openai.model = Some(
-        config
-            .deployment
-            .clone()
-            .unwrap_or_else(|| config.model_name.clone()),
-    );
-    openai.timeouts = timeouts;
-    Ok(Arc::new(OpenAiProvider::with_http_client(openai, http)?))
 }
 
-#[cfg(not(feature = "openai"))]
-fn openai(spec: ProviderSpec<'_>, _shared: &Shared) -> Result<Arc<dyn ChatProvider>> {
-    Err(config_error(
-        "provider",
-        format!(
-            "provider `{}` is not compiled in: enable the `openai` feature of llm-factory",
-            spec.config.provider
-        ),
-    ))
-}
+/// A provider registered by name, built like a built-in one.
+struct Registered(ProviderConstructor);
 
-#[cfg(all(test, feature = "openai"))]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn azure_hosts() {
-        assert!(is_azure_host("https://account1.openai.azure.com"));
-        assert!(is_azure_host("https://x.cognitiveservices.azure.com/"));
-        assert!(is_azure_host("https://x.services.ai.azure.com:443/openai"));
-        assert!(!is_azure_host("https://api.openai.com/v1"));
-        assert!(!is_azure_host("https://openai.azure.com.evil.example"));
+impl Pool for Registered {
+    fn build(&self, spec: ProviderSpec<'_>) -> Result<Built> {
+        Ok(Built {
+            provider: (self.0)(spec)?,
+            endpoint: spec.api_base.map(str::to_owned),
+        })
     }
 }

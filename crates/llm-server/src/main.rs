@@ -187,11 +187,12 @@ async fn main() -> anyhow::Result<()> {
         println!("configuration ok: {} deployment(s)", factory.status().len());
         for deployment in factory.status() {
             println!(
-                "  {:<48} provider {:<14} model {:<20} key {}",
+                "  {:<48} provider {:<14} model {:<20} key {:<12} endpoint {}",
                 deployment.id,
                 deployment.provider,
                 deployment.model,
-                deployment.key.as_deref().unwrap_or("-")
+                deployment.key.as_deref().unwrap_or("-"),
+                deployment.endpoint.as_deref().unwrap_or("-")
             );
         }
         return Ok(());

@@ -8,6 +8,7 @@ use std::{
 use llm_core::{ConfigError, Result, SecretString};
 
 use super::{ModelConfig, ProviderType};
+use crate::providers;
 
 /// Where variables come from: the process environment (or an explicit map standing in for
 /// it) over the variables of an optional env file.
@@ -142,18 +143,10 @@ pub const ENV_PREFIXES: [&str; 6] = [
 
 /// The provider prefixes read from the environment, and their types.
 fn prefixes(registered: &[String]) -> Vec<(String, ProviderType)> {
-    let types = [
-        ProviderType::OpenAi,
-        ProviderType::AzureOpenAi,
-        ProviderType::Qwen,
-        ProviderType::DeepSeek,
-        ProviderType::Claude,
-        ProviderType::Gemini,
-    ];
-    let mut prefixes: Vec<(String, ProviderType)> = ENV_PREFIXES
+    let mut prefixes: Vec<(String, ProviderType)> = providers::BUILTINS
         .iter()
-        .zip(types)
-        .map(|(prefix, provider)| ((*prefix).to_owned(), provider))
+        .filter(|builtin| !builtin.env_prefix.is_empty())
+        .map(|builtin| (builtin.env_prefix.to_owned(), builtin.kind.clone()))
         .collect();
     for name in registered {
         let prefix: String = name
@@ -173,7 +166,8 @@ fn prefixes(registered: &[String]) -> Vec<(String, ProviderType)> {
 
 /// Model configs from `{P}_API_KEYS` / `{P}_API_KEY`, `{P}_API_BASES` / `{P}_API_BASE`,
 /// `{P}_MODEL`, `{P}_API_VERSION` (and for Claude `{P}_REGION(S)`, for Gemini
-/// `{P}_PROJECT`, `{P}_LOCATION`, `{P}_CREDENTIALS_FILE`), for each provider prefix.
+/// `{P}_PROJECT`, `{P}_LOCATION`, `{P}_CREDENTIALS_FILE`), and each provider's option
+/// variables (`QWEN_API_MODE`, …), for each provider prefix.
 pub(crate) fn from_env_map(source: &EnvSource, registered: &[String]) -> Result<Vec<ModelConfig>> {
     let mut configs = Vec::new();
     for (prefix, provider) in prefixes(registered) {
@@ -222,14 +216,19 @@ pub(crate) fn from_env_map(source: &EnvSource, registered: &[String]) -> Result<
                 )
                 .into());
         };
-        let needs_key = match provider {
-            ProviderType::OpenAi
-            | ProviderType::AzureOpenAi
-            | ProviderType::Qwen
-            | ProviderType::DeepSeek => true,
-            ProviderType::Gemini => project.is_none(),
-            ProviderType::Claude | ProviderType::Mock | ProviderType::Custom(_) => false,
+        let builtin = providers::builtin(&provider);
+        let mut options = BTreeMap::new();
+        for (suffix, option) in builtin.map_or(&[][..], |b| b.env_options) {
+            if let Some((value, _)) = get(suffix) {
+                options.insert((*option).to_owned(), super::yaml::typed(&value));
+            }
+        }
+        let probe = ModelConfig {
+            provider: provider.clone(),
+            project: project.clone(),
+            ..ModelConfig::default()
         };
+        let needs_key = builtin.is_some_and(|b| (b.needs_key)(&probe));
         if needs_key && keys.is_empty() {
             return Err(source
                 .error(
@@ -253,6 +252,7 @@ pub(crate) fn from_env_map(source: &EnvSource, registered: &[String]) -> Result<
             project: project.clone(),
             location: get("LOCATION").map(|(v, _)| v),
             credentials_file: get("CREDENTIALS_FILE").map(|(v, _)| v),
+            options,
             ..ModelConfig::default()
         };
         if template.key_base_pairs().is_err() {

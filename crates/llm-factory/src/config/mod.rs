@@ -4,7 +4,7 @@
 //! This module is the only place in the workspace that reads the environment.
 
 pub(crate) mod env;
-mod yaml;
+pub(crate) mod yaml;
 
 use std::{collections::BTreeMap, fmt, str::FromStr, time::Duration};
 
@@ -71,18 +71,13 @@ impl FromStr for ProviderType {
     /// [`ProviderType::Custom`] name, checked against the registered providers when the
     /// factory is built.
     fn from_str(name: &str) -> Result<Self> {
-        let lower = name.trim().to_ascii_lowercase();
-        Ok(match lower.as_str() {
-            "openai" => Self::OpenAi,
-            "azure" | "azure_openai" | "azure-openai" => Self::AzureOpenAi,
-            "qwen" | "dashscope" => Self::Qwen,
-            "deepseek" => Self::DeepSeek,
-            "claude" | "bedrock" | "claude_bedrock" | "claude-bedrock" => Self::Claude,
-            "gemini" | "vertex" => Self::Gemini,
-            "mock" => Self::Mock,
-            "" => return Err(Error::config("the provider name is empty")),
-            _ => Self::Custom(name.trim().to_owned()),
-        })
+        if name.trim().is_empty() {
+            return Err(Error::config("the provider name is empty"));
+        }
+        Ok(crate::providers::by_name(name).map_or_else(
+            || Self::Custom(name.trim().to_owned()),
+            |builtin| builtin.kind.clone(),
+        ))
     }
 }
 
@@ -185,6 +180,11 @@ pub struct ModelConfig {
     /// Service-account credentials file (Gemini on Vertex AI).
     #[serde(default)]
     pub credentials_file: Option<String>,
+    /// The provider's own settings (Qwen's `api` and `multimodal`, DeepSeek's
+    /// `thinks_by_default`, …): see each provider's section in the README. Unknown options
+    /// are refused.
+    #[serde(default)]
+    pub options: BTreeMap<String, serde_json::Value>,
 }
 
 impl ModelConfig {
@@ -260,6 +260,7 @@ impl fmt::Debug for ModelConfig {
             .field("weight", &self.weight)
             .field("priority", &self.priority)
             .field("aliases", &self.aliases)
+            .field("options", &self.options.keys().collect::<Vec<_>>())
             .finish_non_exhaustive()
     }
 }

@@ -169,7 +169,7 @@ fn expand(
 }
 
 /// A scalar's YAML type: integer, float, boolean or string.
-fn typed(text: &str) -> Value {
+pub(crate) fn typed(text: &str) -> Value {
     if let Ok(number) = text.parse::<i64>() {
         return Value::from(number);
     }

@@ -55,11 +55,12 @@ fn the_spec_dotenv_pairs_three_keys_with_two_bases_which_is_ambiguous() {
 }
 
 #[test]
-fn the_spec_dotenv_with_matching_counts_loads_and_its_qwen_entry_is_not_available_yet() {
+fn the_spec_dotenv_with_matching_counts_serves_azure_and_qwen_with_their_endpoints() {
     let fixed = SPEC_DOTENV.replace(
         "https://account2.openai.azure.com\"",
         "https://account2.openai.azure.com,https://account3.openai.azure.com\"",
     );
+    // The README's placeholder base is not a URL: a clear error naming the entry's field.
     let file = temp_file(".env", &fixed);
     let err = LlmFactory::builder()
         .vars(Default::default())
@@ -68,34 +69,45 @@ fn the_spec_dotenv_with_matching_counts_loads_and_its_qwen_entry_is_not_availabl
         .unwrap_err();
     assert!(
         err.to_string()
-            .contains("provider `qwen` is not available in this build yet"),
+            .contains("api_base `your-qwen-api-base` must start with https:// or http://"),
         "{err}"
     );
 
-    // Without the Qwen lines, the OpenAI part loads: three Azure deployments of gpt-4o.
-    let openai_only: String = fixed
-        .lines()
-        .filter(|l| !l.starts_with("QWEN"))
-        .collect::<Vec<_>>()
-        .join("\n");
-    let file = temp_file(".env", &openai_only);
+    // With DashScope's documented base, three Azure and two Qwen deployments, each showing
+    // where it sends requests (never a key).
+    let real = fixed.replace("your-qwen-api-base", "https://dashscope.aliyuncs.com/api/v1");
+    let file = temp_file(".env", &real);
     let factory = LlmFactory::builder()
         .vars(Default::default())
         .env_file(&file)
         .build()
         .unwrap();
     let status = factory.status();
-    assert_eq!(status.len(), 3);
-    for deployment in &status {
-        assert_eq!(deployment.model, "gpt-4o");
+    assert_eq!(status.len(), 5);
+    let azure: Vec<_> = status.iter().filter(|d| d.model == "gpt-4o").collect();
+    assert_eq!(azure.len(), 3);
+    for (deployment, account) in azure.iter().zip(1..) {
         assert_eq!(deployment.provider, "azure-openai");
         assert_eq!(
             deployment.key.as_deref(),
             Some("…"),
             "short keys are fully masked"
         );
+        assert_eq!(
+            deployment.endpoint.as_deref(),
+            Some(format!("https://account{account}.openai.azure.com (deployment gpt-4o, api-version 2024-02-15-preview)").as_str())
+        );
     }
-    assert_eq!(factory.models(), ["gpt-4o"]);
+    let qwen: Vec<_> = status.iter().filter(|d| d.model == "qwen-turbo").collect();
+    assert_eq!(qwen.len(), 2);
+    for deployment in qwen {
+        assert_eq!(deployment.provider, "qwen");
+        assert_eq!(
+            deployment.endpoint.as_deref(),
+            Some("https://dashscope.aliyuncs.com/api/v1 (native API)")
+        );
+    }
+    assert_eq!(factory.models(), ["gpt-4o", "qwen-turbo"]);
 }
 
 #[test]
@@ -150,32 +162,31 @@ fn the_spec_yaml_with_variables_set() {
         ("OPENAI_API_BASE", "https://account1.openai.azure.com"),
         ("QWEN_API_KEY", "qwen-key-0123456789"),
     ]);
-    let err = LlmFactory::builder()
-        .vars(set.clone())
-        .yaml_file(&file)
-        .build()
-        .unwrap_err();
-    let text = err.to_string();
-    assert!(
-        text.contains("config.yaml:10: providers[1].provider: provider `qwen` is not available in this build yet"),
-        "{text}"
-    );
-
-    // The OpenAI entry alone loads as one Azure deployment with its defaults.
-    let openai_only: String = SPEC_YAML.split("\n\n").next().unwrap().to_owned();
-    let file = temp_file("config.yaml", &openai_only);
     let factory = LlmFactory::builder()
         .vars(set)
         .yaml_file(&file)
         .build()
         .unwrap();
     let status = factory.status();
-    assert_eq!(status.len(), 1);
+    assert_eq!(status.len(), 2);
     assert_eq!(
         (status[0].provider.as_str(), status[0].model.as_str()),
         ("azure-openai", "gpt-4o")
     );
     assert_eq!(status[0].key.as_deref(), Some("az…cdef"));
+    assert_eq!(
+        status[0].endpoint.as_deref(),
+        Some("https://account1.openai.azure.com (deployment gpt-4o, api-version 2024-02-01)")
+    );
+    assert_eq!(
+        (status[1].provider.as_str(), status[1].model.as_str()),
+        ("qwen", "qwen-turbo")
+    );
+    assert_eq!(status[1].key.as_deref(), Some("qw…6789"));
+    assert_eq!(
+        status[1].endpoint.as_deref(),
+        Some("https://dashscope.aliyuncs.com/api/v1 (native API)")
+    );
 }
 
 #[test]
@@ -191,7 +202,7 @@ fn the_spec_model_config_examples_build() {
     };
     assert_eq!(LlmFactory::new(single.clone()).unwrap().status().len(), 1);
 
-    // 2. 多模型配置: its Qwen and DeepSeek entries are not available in this build yet.
+    // 2. 多模型配置.
     let configs = vec![
         single,
         ModelConfig {
@@ -202,9 +213,6 @@ fn the_spec_model_config_examples_build() {
             ..ModelConfig::default()
         },
     ];
-    let err = LlmFactory::new(configs).unwrap_err();
-    assert_eq!(
-        err.to_string(),
-        "configuration error: providers[1].provider: provider `qwen` is not available in this build yet: its crate `llm-qwen` is not implemented (it will come with the `qwen` feature of llm-factory)"
-    );
+    let factory = LlmFactory::new(configs).unwrap();
+    assert_eq!(factory.models(), ["gpt-4o", "qwen-turbo"]);
 }
