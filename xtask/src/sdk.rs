@@ -1,29 +1,145 @@
-//! `cargo xtask sdk`: the official OpenAI Python SDK against the running `llm-server
-//! --demo`. Installs the pinned SDK into `target/sdk-venv` (from PyPI) on first use.
+//! `cargo xtask sdk`: the official OpenAI Python SDK against the running gateway, twice:
+//! `llm-server --demo` (the mock provider), and `llm-server --config` serving Qwen (native
+//! API and compatible mode) and DeepSeek deployments whose upstream is `provider-mock`,
+//! which speaks each provider's own wire format. Installs the pinned SDK into
+//! `target/sdk-venv` (from PyPI) on first use.
 
-use std::{
-    net::{TcpListener, TcpStream},
-    process::{Child, Command, Stdio},
-    thread,
-    time::{Duration, Instant},
+use std::{fs, path::Path, process::Command};
+
+use crate::{
+    bench::{free_port, spawn},
+    cargo, project_root, run,
 };
-
-use crate::{cargo, project_root, run};
 
 /// The SDK version whose wire behaviour `shared/wire-formats.md` records.
 const OPENAI_PYTHON: &str = "openai==3.57.0";
 
-struct Server(Child);
+/// The key `provider-mock` expects; a planted fake, never a real one.
+const MOCK_KEY: &str = "sk-mock-sdk-PLANTED-0123456789";
 
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+/// The models the provider run serves, each on its own provider and wire format.
+const PROVIDER_MODELS: [&str; 3] = ["qwen-plus", "qwen-compat", "deepseek-flash"];
 
 pub(crate) fn main() -> Result<(), String> {
     let root = project_root();
+    let python = venv(&root)?;
+    let mut build = cargo();
+    build.args([
+        "build",
+        "--quiet",
+        "-p",
+        "llm-server",
+        "--bin",
+        "llm-server",
+        "-p",
+        "bench",
+        "--bin",
+        "provider-mock",
+    ]);
+    run(build)?;
+    let gateway = root.join("target/debug/llm-server");
+    let scripts = root.join("crates/llm-server/tests/sdk");
+
+    // The demo.
+    let port = free_port()?;
+    println!("$ {} --demo --port {port}", gateway.display());
+    let demo = spawn(
+        &gateway,
+        &["--demo".into(), "--port".into(), port.to_string()],
+        0,
+        &[],
+        &[port],
+    )?;
+    let mut check = Command::new(&python);
+    check
+        .arg(scripts.join("openai_python.py"))
+        .arg(format!("http://127.0.0.1:{port}/v1"));
+    run(check)?;
+    drop(demo);
+
+    // Qwen (native and compatible mode) and DeepSeek, each against its own wire format.
+    let upstream_port = free_port()?;
+    let upstream = spawn(
+        &root.join("target/debug/provider-mock"),
+        &[
+            "--port".into(),
+            upstream_port.to_string(),
+            "--key".into(),
+            MOCK_KEY.into(),
+        ],
+        1,
+        &[],
+        &[upstream_port],
+    )?;
+    let config = root.join("target/sdk-providers.yaml");
+    fs::write(&config, providers_config(upstream_port))
+        .map_err(|e| format!("cannot write {}: {e}", config.display()))?;
+    let mut validate = Command::new(&gateway);
+    validate.arg("--config").arg(&config).arg("check");
+    let checked = validate
+        .output()
+        .map_err(|e| format!("cannot run llm-server check: {e}"))?;
+    let listing = String::from_utf8_lossy(&checked.stdout);
+    print!("{listing}");
+    let base = format!("http://127.0.0.1:{upstream_port}");
+    if !checked.status.success()
+        || !listing.contains(&format!("{base}/api/v1 (native API)"))
+        || !listing.contains(&format!("{base}/compatible-mode/v1 (compatible mode)"))
+        || listing.contains("PLANTED")
+    {
+        return Err(format!(
+            "llm-server check did not list every endpoint (or showed a key):\n{listing}{}",
+            String::from_utf8_lossy(&checked.stderr)
+        ));
+    }
+    let port = free_port()?;
+    println!("$ {} --config {} --port {port}", gateway.display(), config.display());
+    let server = spawn(
+        &gateway,
+        &[
+            "--config".into(),
+            config.display().to_string(),
+            "--port".into(),
+            port.to_string(),
+        ],
+        0,
+        &[],
+        &[port],
+    )?;
+    let mut check = Command::new(&python);
+    check
+        .arg(scripts.join("providers_python.py"))
+        .arg(format!("http://127.0.0.1:{port}/v1"))
+        .args(PROVIDER_MODELS);
+    let result = run(check);
+    drop(server);
+    drop(upstream);
+    result
+}
+
+/// The gateway configuration of the provider run.
+fn providers_config(upstream_port: u16) -> String {
+    let base = format!("http://127.0.0.1:{upstream_port}");
+    format!(
+        "providers:\n\
+         \x20 - provider: qwen\n\
+         \x20   model_name: qwen-plus\n\
+         \x20   api_key: {MOCK_KEY}\n\
+         \x20   api_base: {base}/api/v1\n\
+         \x20 - provider: qwen\n\
+         \x20   model_name: qwen-compat\n\
+         \x20   deployment: qwen-plus\n\
+         \x20   api_key: {MOCK_KEY}\n\
+         \x20   api_base: {base}/compatible-mode/v1\n\
+         \x20 - provider: deepseek\n\
+         \x20   model_name: deepseek-flash\n\
+         \x20   api_key: {MOCK_KEY}\n\
+         \x20   api_base: {base}\n"
+    )
+}
+
+/// The virtual environment with the pinned SDK; its Python.
+fn venv(root: &Path) -> Result<std::path::PathBuf, String> {
     let venv = root.join("target/sdk-venv");
     let python = venv.join("bin/python");
     if !python.exists() {
@@ -50,49 +166,5 @@ pub(crate) fn main() -> Result<(), String> {
         ]);
         run(pip)?;
     }
-
-    let mut build = cargo();
-    build.args([
-        "build",
-        "--quiet",
-        "-p",
-        "llm-server",
-        "--bin",
-        "llm-server",
-    ]);
-    run(build)?;
-    let port = TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map_err(|e| format!("no free port: {e}"))?
-        .port();
-    let binary = root.join("target/debug/llm-server");
-    println!("$ {} --demo --port {port}", binary.display());
-    let server = Server(
-        Command::new(&binary)
-            .args(["--demo", "--port", &port.to_string()])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .map_err(|e| format!("cannot start llm-server: {e}"))?,
-    );
-    wait_for(port)?;
-    let script = root.join("crates/llm-server/tests/sdk/openai_python.py");
-    let mut check = Command::new(&python);
-    check.arg(script).arg(format!("http://127.0.0.1:{port}/v1"));
-    let result = run(check);
-    drop(server);
-    result
-}
-
-fn wait_for(port: u16) -> Result<(), String> {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while Instant::now() < deadline {
-        if TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            return Ok(());
-        }
-        thread::sleep(Duration::from_millis(50));
-    }
-    Err(format!(
-        "llm-server did not listen on port {port} within 30 s"
-    ))
+    Ok(python)
 }

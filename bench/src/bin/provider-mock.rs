@@ -1,0 +1,273 @@
+//! A mock upstream speaking the documented wire formats of the OpenAI-compatible providers
+//! other than OpenAI itself, for end-to-end checks through the gateway (`cargo xtask sdk`)
+//! and per-provider benchmarks:
+//!
+//! - DashScope native: `POST /api/v1/services/aigc/text-generation/generation` (JSON, or
+//!   no-space SSE frames with `X-DashScope-SSE: enable`, cumulative usage, no `[DONE]`);
+//! - DashScope compatible mode: `POST /compatible-mode/v1/chat/completions`;
+//! - DeepSeek: `POST /chat/completions` (reasoning content, `: keep-alive` comments,
+//!   cache-hit usage).
+//!
+//! Every route checks `Authorization: Bearer <--key>` (401 in the provider's own error
+//! shape otherwise). The answer echoes the last user message; with tools in the request it
+//! calls the first tool with `{"city": "Paris"}`; after a tool result it answers
+//! `tool said: <result>`.
+//!
+//! ```text
+//! provider-mock --port 9100 --key sk-mock
+//! ```
+#![expect(clippy::print_stdout, reason = "reports its address")]
+
+use std::sync::Arc;
+
+use axum::{
+    Router,
+    body::{Body, Bytes},
+    http::{HeaderMap, StatusCode, header::CONTENT_TYPE},
+    response::Response,
+    routing::post,
+};
+use serde_json::{Value, json};
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Flavor {
+    Native,
+    Compatible,
+    DeepSeek,
+}
+
+/// What the mock answers to a request.
+enum Answer {
+    Text(String),
+    Call { name: String },
+}
+
+fn answer_for(messages: &[Value], tools: Option<&Value>) -> Answer {
+    let last = messages.last();
+    let role = last.and_then(|m| m["role"].as_str()).unwrap_or("");
+    let text = |m: &Value| match &m["content"] {
+        Value::String(s) => s.clone(),
+        Value::Array(parts) => parts
+            .iter()
+            .filter_map(|p| p["text"].as_str())
+            .collect::<String>(),
+        _ => String::new(),
+    };
+    if role == "tool" {
+        return Answer::Text(format!("tool said: {}", last.map(text).unwrap_or_default()));
+    }
+    if let Some(name) = tools
+        .and_then(|t| t.get(0))
+        .and_then(|t| t["function"]["name"].as_str())
+    {
+        return Answer::Call {
+            name: name.to_owned(),
+        };
+    }
+    Answer::Text(last.map(text).unwrap_or_default())
+}
+
+fn words(text: &str) -> Vec<String> {
+    let mut pieces: Vec<String> = text.split_inclusive(' ').map(str::to_owned).collect();
+    if pieces.is_empty() {
+        pieces.push(String::new());
+    }
+    pieces
+}
+
+fn respond(status: StatusCode, content_type: &str, body: impl Into<Body>) -> Response {
+    Response::builder()
+        .status(status)
+        .header(CONTENT_TYPE, content_type)
+        .body(body.into())
+        .unwrap_or_default()
+}
+
+fn unauthorized(flavor: Flavor) -> Response {
+    let body = match flavor {
+        Flavor::Native => json!({"code": "InvalidApiKey", "message": "Invalid API-key provided.", "request_id": "mock"}),
+        Flavor::Compatible => json!({"error": {"message": "Incorrect API key provided.", "type": "invalid_request_error", "param": null, "code": "invalid_api_key"}}),
+        Flavor::DeepSeek => json!({"error": {"message": "Authentication Fails, Your api key is invalid", "type": "authentication_error", "param": null, "code": "invalid_request_error"}}),
+    };
+    respond(StatusCode::UNAUTHORIZED, "application/json", body.to_string())
+}
+
+const CALL_ID: &str = "call_mock_0";
+const ARGS: &str = "{\"city\": \"Paris\"}";
+
+/// DashScope native: the whole answer, or its SSE frames.
+fn native(request: &Value, stream: bool) -> Response {
+    let empty = Vec::new();
+    let messages = request["input"]["messages"].as_array().unwrap_or(&empty);
+    let answer = answer_for(messages, request["parameters"].get("tools"));
+    let usage = |output: usize| json!({"input_tokens": 12, "output_tokens": output, "total_tokens": 12 + output});
+    let result = |message: Value, finish: &str, output: usize| {
+        json!({"output": {"choices": [{"message": message, "finish_reason": finish}]}, "usage": usage(output), "request_id": "mock-native"})
+    };
+    if !stream {
+        let body = match answer {
+            Answer::Text(text) => result(json!({"role": "assistant", "content": text}), "stop", 5),
+            Answer::Call { name } => result(
+                json!({"role": "assistant", "content": "", "tool_calls": [{"index": 0, "id": CALL_ID, "type": "function", "function": {"name": name, "arguments": ARGS}}]}),
+                "tool_calls",
+                7,
+            ),
+        };
+        return respond(StatusCode::OK, "application/json", body.to_string());
+    }
+    let mut events = Vec::new();
+    match answer {
+        Answer::Text(text) => {
+            let pieces = words(&text);
+            let count = pieces.len();
+            for (i, piece) in pieces.into_iter().enumerate() {
+                let finish = if i + 1 == count { "stop" } else { "null" };
+                events.push(result(json!({"role": "assistant", "content": piece}), finish, i + 1));
+            }
+        }
+        Answer::Call { name } => {
+            events.push(result(
+                json!({"role": "assistant", "content": "", "tool_calls": [{"index": 0, "id": CALL_ID, "type": "function", "function": {"name": name, "arguments": ""}}]}),
+                "null",
+                1,
+            ));
+            for (i, fragment) in ["{\"city\": ", "\"Paris\"}"].iter().enumerate() {
+                let finish = if i == 1 { "tool_calls" } else { "null" };
+                events.push(result(
+                    json!({"role": "assistant", "content": "", "tool_calls": [{"index": 0, "id": "", "type": "function", "function": {"name": "", "arguments": fragment}}]}),
+                    finish,
+                    i + 2,
+                ));
+            }
+        }
+    }
+    let body: String = events
+        .iter()
+        .enumerate()
+        .map(|(i, data)| format!("id:{}\nevent:result\n:HTTP_STATUS/200\ndata:{data}\n\n", i + 1))
+        .collect();
+    respond(StatusCode::OK, "text/event-stream", body)
+}
+
+/// OpenAI-shaped answers (compatible mode and DeepSeek).
+fn openai_shaped(request: &Value, stream: bool, flavor: Flavor) -> Response {
+    let model = request["model"].as_str().unwrap_or("model");
+    let empty = Vec::new();
+    let messages = request["messages"].as_array().unwrap_or(&empty);
+    let answer = answer_for(messages, request.get("tools"));
+    let id = "chatcmpl-mock";
+    let mut usage = json!({"prompt_tokens": 12, "completion_tokens": 5, "total_tokens": 17});
+    if flavor == Flavor::DeepSeek {
+        usage["prompt_cache_hit_tokens"] = json!(8);
+        usage["prompt_cache_miss_tokens"] = json!(4);
+    }
+    let reasoning = (flavor == Flavor::DeepSeek).then_some("Thinking it over.");
+    if !stream {
+        let (message, finish) = match answer {
+            Answer::Text(text) => (json!({"role": "assistant", "content": text, "reasoning_content": reasoning}), "stop"),
+            Answer::Call { name } => (
+                json!({"role": "assistant", "content": null, "reasoning_content": reasoning,
+                    "tool_calls": [{"id": CALL_ID, "type": "function", "function": {"name": name, "arguments": ARGS}}]}),
+                "tool_calls",
+            ),
+        };
+        let body = json!({"id": id, "object": "chat.completion", "created": 1_732_600_000, "model": model,
+            "choices": [{"index": 0, "message": message, "logprobs": null, "finish_reason": finish}], "usage": usage});
+        // DeepSeek sends blank keep-alive lines before a queued body.
+        let prefix = if flavor == Flavor::DeepSeek { "\n\n" } else { "" };
+        return respond(StatusCode::OK, "application/json", format!("{prefix}{body}"));
+    }
+    let chunk = |delta: Value, finish: Option<&str>| {
+        json!({"id": id, "object": "chat.completion.chunk", "created": 1_732_600_000, "model": model,
+            "choices": [{"index": 0, "delta": delta, "logprobs": null, "finish_reason": finish}]})
+    };
+    let mut frames = Vec::new();
+    if let Some(reasoning) = reasoning {
+        frames.push(chunk(json!({"role": "assistant", "content": null, "reasoning_content": reasoning}), None));
+    }
+    match answer {
+        Answer::Text(text) => {
+            for (i, piece) in words(&text).into_iter().enumerate() {
+                let mut delta = json!({"content": piece});
+                if i == 0 && reasoning.is_none() {
+                    delta["role"] = json!("assistant");
+                }
+                frames.push(chunk(delta, None));
+            }
+            frames.push(chunk(json!({}), Some("stop")));
+        }
+        Answer::Call { name } => {
+            frames.push(chunk(json!({"tool_calls": [{"index": 0, "id": CALL_ID, "type": "function", "function": {"name": name, "arguments": ""}}]}), None));
+            for fragment in ["{\"city\": ", "\"Paris\"}"] {
+                frames.push(chunk(json!({"tool_calls": [{"index": 0, "function": {"arguments": fragment}}]}), None));
+            }
+            frames.push(chunk(json!({}), Some("tool_calls")));
+        }
+    }
+    let mut body = String::new();
+    if flavor == Flavor::DeepSeek {
+        body.push_str(": keep-alive\n\n");
+    }
+    for frame in &frames {
+        body.push_str(&format!("data: {frame}\n\n"));
+    }
+    if request["stream_options"]["include_usage"] == json!(true) {
+        let final_usage = json!({"id": id, "object": "chat.completion.chunk", "created": 1_732_600_000, "model": model, "choices": [], "usage": usage});
+        body.push_str(&format!("data: {final_usage}\n\n"));
+    }
+    body.push_str("data: [DONE]\n\n");
+    respond(StatusCode::OK, "text/event-stream", body)
+}
+
+fn handle(flavor: Flavor, key: &str, headers: &HeaderMap, body: &Bytes) -> Response {
+    let authorized = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.strip_prefix("Bearer ") == Some(key));
+    if !authorized {
+        return unauthorized(flavor);
+    }
+    let Ok(request) = serde_json::from_slice::<Value>(body) else {
+        return respond(StatusCode::BAD_REQUEST, "application/json", r#"{"code":"InvalidParameter","message":"body is not JSON"}"#);
+    };
+    match flavor {
+        Flavor::Native => {
+            let stream = headers
+                .get("x-dashscope-sse")
+                .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"enable"));
+            native(&request, stream)
+        }
+        Flavor::Compatible | Flavor::DeepSeek => {
+            let stream = request["stream"] == json!(true);
+            openai_shaped(&request, stream, flavor)
+        }
+    }
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args: Vec<String> = std::env::args().collect();
+    let port: u16 = bench::arg(&args, "--port", 9100)?;
+    let key: Arc<str> = bench::arg::<String>(&args, "--key", "sk-mock".to_owned())?.into();
+    let route = |flavor: Flavor| {
+        let key = Arc::clone(&key);
+        post(move |headers: HeaderMap, body: Bytes| {
+            let key = Arc::clone(&key);
+            async move { handle(flavor, &key, &headers, &body) }
+        })
+    };
+    let app = Router::new()
+        .route(
+            "/api/v1/services/aigc/text-generation/generation",
+            route(Flavor::Native),
+        )
+        .route(
+            "/compatible-mode/v1/chat/completions",
+            route(Flavor::Compatible),
+        )
+        .route("/chat/completions", route(Flavor::DeepSeek));
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
+    println!("provider-mock listening on {}", listener.local_addr()?);
+    axum::serve(listener, app).await?;
+    Ok(())
+}
