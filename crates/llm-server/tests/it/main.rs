@@ -14,5 +14,6 @@ mod faults;
 mod hardening;
 mod logs;
 mod secrets;
+mod seed;
 mod streaming;
 mod support;
