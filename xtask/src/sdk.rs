@@ -93,7 +93,11 @@ pub(crate) fn main() -> Result<(), String> {
         ));
     }
     let port = free_port()?;
-    println!("$ {} --config {} --port {port}", gateway.display(), config.display());
+    println!(
+        "$ {} --config {} --port {port}",
+        gateway.display(),
+        config.display()
+    );
     let server = spawn(
         &gateway,
         &[

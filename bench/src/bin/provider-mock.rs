@@ -85,11 +85,21 @@ fn respond(status: StatusCode, content_type: &str, body: impl Into<Body>) -> Res
 
 fn unauthorized(flavor: Flavor) -> Response {
     let body = match flavor {
-        Flavor::Native => json!({"code": "InvalidApiKey", "message": "Invalid API-key provided.", "request_id": "mock"}),
-        Flavor::Compatible => json!({"error": {"message": "Incorrect API key provided.", "type": "invalid_request_error", "param": null, "code": "invalid_api_key"}}),
-        Flavor::DeepSeek => json!({"error": {"message": "Authentication Fails, Your api key is invalid", "type": "authentication_error", "param": null, "code": "invalid_request_error"}}),
+        Flavor::Native => {
+            json!({"code": "InvalidApiKey", "message": "Invalid API-key provided.", "request_id": "mock"})
+        }
+        Flavor::Compatible => {
+            json!({"error": {"message": "Incorrect API key provided.", "type": "invalid_request_error", "param": null, "code": "invalid_api_key"}})
+        }
+        Flavor::DeepSeek => {
+            json!({"error": {"message": "Authentication Fails, Your api key is invalid", "type": "authentication_error", "param": null, "code": "invalid_request_error"}})
+        }
     };
-    respond(StatusCode::UNAUTHORIZED, "application/json", body.to_string())
+    respond(
+        StatusCode::UNAUTHORIZED,
+        "application/json",
+        body.to_string(),
+    )
 }
 
 const CALL_ID: &str = "call_mock_0";
@@ -101,9 +111,7 @@ fn native(request: &Value, stream: bool) -> Response {
     let messages = request["input"]["messages"].as_array().unwrap_or(&empty);
     let answer = answer_for(messages, request["parameters"].get("tools"));
     let usage = |output: usize| json!({"input_tokens": 12, "output_tokens": output, "total_tokens": 12 + output});
-    let result = |message: Value, finish: &str, output: usize| {
-        json!({"output": {"choices": [{"message": message, "finish_reason": finish}]}, "usage": usage(output), "request_id": "mock-native"})
-    };
+    let result = |message: Value, finish: &str, output: usize| json!({"output": {"choices": [{"message": message, "finish_reason": finish}]}, "usage": usage(output), "request_id": "mock-native"});
     if !stream {
         let body = match answer {
             Answer::Text(text) => result(json!({"role": "assistant", "content": text}), "stop", 5),
@@ -122,7 +130,11 @@ fn native(request: &Value, stream: bool) -> Response {
             let count = pieces.len();
             for (i, piece) in pieces.into_iter().enumerate() {
                 let finish = if i + 1 == count { "stop" } else { "null" };
-                events.push(result(json!({"role": "assistant", "content": piece}), finish, i + 1));
+                events.push(result(
+                    json!({"role": "assistant", "content": piece}),
+                    finish,
+                    i + 1,
+                ));
             }
         }
         Answer::Call { name } => {
@@ -144,7 +156,12 @@ fn native(request: &Value, stream: bool) -> Response {
     let body: String = events
         .iter()
         .enumerate()
-        .map(|(i, data)| format!("id:{}\nevent:result\n:HTTP_STATUS/200\ndata:{data}\n\n", i + 1))
+        .map(|(i, data)| {
+            format!(
+                "id:{}\nevent:result\n:HTTP_STATUS/200\ndata:{data}\n\n",
+                i + 1
+            )
+        })
         .collect();
     respond(StatusCode::OK, "text/event-stream", body)
 }
@@ -164,7 +181,10 @@ fn openai_shaped(request: &Value, stream: bool, flavor: Flavor) -> Response {
     let reasoning = (flavor == Flavor::DeepSeek).then_some("Thinking it over.");
     if !stream {
         let (message, finish) = match answer {
-            Answer::Text(text) => (json!({"role": "assistant", "content": text, "reasoning_content": reasoning}), "stop"),
+            Answer::Text(text) => (
+                json!({"role": "assistant", "content": text, "reasoning_content": reasoning}),
+                "stop",
+            ),
             Answer::Call { name } => (
                 json!({"role": "assistant", "content": null, "reasoning_content": reasoning,
                     "tool_calls": [{"id": CALL_ID, "type": "function", "function": {"name": name, "arguments": ARGS}}]}),
@@ -174,8 +194,16 @@ fn openai_shaped(request: &Value, stream: bool, flavor: Flavor) -> Response {
         let body = json!({"id": id, "object": "chat.completion", "created": 1_732_600_000, "model": model,
             "choices": [{"index": 0, "message": message, "logprobs": null, "finish_reason": finish}], "usage": usage});
         // DeepSeek sends blank keep-alive lines before a queued body.
-        let prefix = if flavor == Flavor::DeepSeek { "\n\n" } else { "" };
-        return respond(StatusCode::OK, "application/json", format!("{prefix}{body}"));
+        let prefix = if flavor == Flavor::DeepSeek {
+            "\n\n"
+        } else {
+            ""
+        };
+        return respond(
+            StatusCode::OK,
+            "application/json",
+            format!("{prefix}{body}"),
+        );
     }
     let chunk = |delta: Value, finish: Option<&str>| {
         json!({"id": id, "object": "chat.completion.chunk", "created": 1_732_600_000, "model": model,
@@ -183,7 +211,10 @@ fn openai_shaped(request: &Value, stream: bool, flavor: Flavor) -> Response {
     };
     let mut frames = Vec::new();
     if let Some(reasoning) = reasoning {
-        frames.push(chunk(json!({"role": "assistant", "content": null, "reasoning_content": reasoning}), None));
+        frames.push(chunk(
+            json!({"role": "assistant", "content": null, "reasoning_content": reasoning}),
+            None,
+        ));
     }
     match answer {
         Answer::Text(text) => {
@@ -199,7 +230,10 @@ fn openai_shaped(request: &Value, stream: bool, flavor: Flavor) -> Response {
         Answer::Call { name } => {
             frames.push(chunk(json!({"tool_calls": [{"index": 0, "id": CALL_ID, "type": "function", "function": {"name": name, "arguments": ""}}]}), None));
             for fragment in ["{\"city\": ", "\"Paris\"}"] {
-                frames.push(chunk(json!({"tool_calls": [{"index": 0, "function": {"arguments": fragment}}]}), None));
+                frames.push(chunk(
+                    json!({"tool_calls": [{"index": 0, "function": {"arguments": fragment}}]}),
+                    None,
+                ));
             }
             frames.push(chunk(json!({}), Some("tool_calls")));
         }
@@ -228,7 +262,11 @@ fn handle(flavor: Flavor, key: &str, headers: &HeaderMap, body: &Bytes) -> Respo
         return unauthorized(flavor);
     }
     let Ok(request) = serde_json::from_slice::<Value>(body) else {
-        return respond(StatusCode::BAD_REQUEST, "application/json", r#"{"code":"InvalidParameter","message":"body is not JSON"}"#);
+        return respond(
+            StatusCode::BAD_REQUEST,
+            "application/json",
+            r#"{"code":"InvalidParameter","message":"body is not JSON"}"#,
+        );
     };
     match flavor {
         Flavor::Native => {

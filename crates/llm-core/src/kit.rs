@@ -246,7 +246,12 @@ mod tests {
     use crate::{ChunkChoice, Delta, ErrorKind};
 
     fn text(t: &str) -> ChatChunk {
-        ChatChunk::new("1", 0, "m", vec![ChunkChoice::new(0, Delta::content(t), None)])
+        ChatChunk::new(
+            "1",
+            0,
+            "m",
+            vec![ChunkChoice::new(0, Delta::content(t), None)],
+        )
     }
 
     #[derive(Debug)]
@@ -302,7 +307,10 @@ mod tests {
 
     #[test]
     fn chunks_then_done() {
-        let items = run(&["data: x\n\ndata: two\n\n", "data: [DONE]\n\ndata: late\n\n"], false);
+        let items = run(
+            &["data: x\n\ndata: two\n\n", "data: [DONE]\n\ndata: late\n\n"],
+            false,
+        );
         assert_eq!(texts(&items), ["x", "a", "b"]);
         assert!(items.iter().all(Result::is_ok));
     }
@@ -334,10 +342,15 @@ mod tests {
             Err(Error::protocol("t", "reset", None)),
             Ok(Bytes::from_static(b"data: y\n\n")),
         ]);
-        let items: Vec<_> = sse_chat_stream(body, Lines { complete_at_eof: true })
-            .collect::<Vec<_>>()
-            .now_or_never()
-            .unwrap_or_default();
+        let items: Vec<_> = sse_chat_stream(
+            body,
+            Lines {
+                complete_at_eof: true,
+            },
+        )
+        .collect::<Vec<_>>()
+        .now_or_never()
+        .unwrap_or_default();
         assert_eq!(items.len(), 2);
         assert!(items[1].as_ref().unwrap_err().to_string().contains("reset"));
     }
@@ -346,9 +359,21 @@ mod tests {
     fn scrub_masks_every_secret() {
         let a = SecretString::from("sk-AAAAAAAAAAAA-1111");
         let b = SecretString::from("sk-BBBBBBBBBBBB-2222");
-        let text = scrub("bad keys sk-AAAAAAAAAAAA-1111 and sk-BBBBBBBBBBBB-2222", &[&a, &b]);
+        let text = scrub(
+            "bad keys sk-AAAAAAAAAAAA-1111 and sk-BBBBBBBBBBBB-2222",
+            &[&a, &b],
+        );
         assert!(!text.contains("AAAA") && !text.contains("BBBB"), "{text}");
-        assert_eq!(body_excerpt(b"<html>\n  Bad   gateway</html>", http::StatusCode::BAD_GATEWAY), "<html> Bad gateway</html>");
-        assert_eq!(body_excerpt(b"", http::StatusCode::BAD_GATEWAY), "Bad Gateway");
+        assert_eq!(
+            body_excerpt(
+                b"<html>\n  Bad   gateway</html>",
+                http::StatusCode::BAD_GATEWAY
+            ),
+            "<html> Bad gateway</html>"
+        );
+        assert_eq!(
+            body_excerpt(b"", http::StatusCode::BAD_GATEWAY),
+            "Bad Gateway"
+        );
     }
 }

@@ -41,9 +41,8 @@ use async_trait::async_trait;
 use futures_util::StreamExt;
 use http::{HeaderMap, StatusCode, header::AUTHORIZATION};
 use llm_core::{
-    ChatChunk, ChatProvider, ChatRequest, ChatResponse, ChatStream, Error, ErrorKind,
-    FinishReason, Message, PromptTokensDetails, ResponseFormat, Result, SecretString, Usage,
-    mask_key,
+    ChatChunk, ChatProvider, ChatRequest, ChatResponse, ChatStream, Error, ErrorKind, FinishReason,
+    Message, PromptTokensDetails, ResponseFormat, Result, SecretString, Usage, mask_key,
 };
 use llm_openai::{
     Endpoint, ErrorInfo, OpenAiCompatClient, Timeouts, http_client, reqwest, secret_header,
@@ -151,7 +150,10 @@ impl Endpoint for DeepSeekEndpoint {
     }
 
     fn check_request(&self, request: &ChatRequest, _model: &str) -> Result<()> {
-        if matches!(request.response_format, Some(ResponseFormat::JsonSchema { .. })) {
+        if matches!(
+            request.response_format,
+            Some(ResponseFormat::JsonSchema { .. })
+        ) {
             return Err(Error::invalid_request(format!(
                 "{} does not support response_format `json_schema`: use `json_object` (JSON mode) and describe the schema in the prompt",
                 self.name
@@ -258,10 +260,6 @@ impl DeepSeekProvider {
     /// # Errors
     ///
     /// As [`DeepSeekProvider::new`].
-    #[expect(
-        clippy::needless_pass_by_value,
-        reason = "the config is consumed by convention"
-    )]
     pub fn with_http_client(config: DeepSeekConfig, http: reqwest::Client) -> Result<Self> {
         let base = validate_base_url(&config.base_url, "base_url")?;
         let endpoint = DeepSeekEndpoint {
@@ -301,7 +299,13 @@ impl Recorder {
             if let Some(piece) = &delta.reasoning_content {
                 reasoning.push_str(piece);
             }
-            ids.extend(delta.tool_calls.iter().flatten().filter_map(|call| call.id.clone()));
+            ids.extend(
+                delta
+                    .tool_calls
+                    .iter()
+                    .flatten()
+                    .filter_map(|call| call.id.clone()),
+            );
         }
     }
 
@@ -322,7 +326,8 @@ impl ChatProvider for DeepSeekProvider {
         let response = self.client.chat(request).await?;
         for choice in &response.choices {
             let message = &choice.message;
-            if let (Some(reasoning), Some(calls)) = (&message.reasoning_content, &message.tool_calls)
+            if let (Some(reasoning), Some(calls)) =
+                (&message.reasoning_content, &message.tool_calls)
             {
                 self.cache
                     .insert(calls.iter().map(|call| call.id.as_str()), reasoning);

@@ -10,8 +10,9 @@
 use std::{
     borrow::Cow,
     collections::{HashMap, VecDeque},
-    sync::{Mutex, PoisonError},
 };
+
+use parking_lot::Mutex;
 
 use llm_core::{ChatRequest, Message, Role};
 use serde_json::Value;
@@ -50,6 +51,9 @@ impl ThinkingMode {
 }
 
 /// Reasoning of recent tool-call answers, by tool-call id; bounded (oldest out first).
+///
+/// Touched only by requests that carry or make tool calls, for a map insert or lookup
+/// under a short, uncontended-in-practice `parking_lot` lock (one per pool of keys).
 #[derive(Debug)]
 pub struct ReasoningCache {
     capacity: usize,
@@ -83,7 +87,7 @@ impl ReasoningCache {
         if self.capacity == 0 || reasoning.is_empty() {
             return;
         }
-        let mut entries = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut entries = self.inner.lock();
         for id in ids {
             if entries
                 .by_id
@@ -103,18 +107,14 @@ impl ReasoningCache {
     /// The reasoning remembered for the call `id`.
     #[must_use]
     pub fn get(&self, id: &str) -> Option<String> {
-        let entries = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
+        let entries = self.inner.lock();
         entries.by_id.get(id).cloned()
     }
 
     /// How many calls are remembered.
     #[must_use]
     pub fn len(&self) -> usize {
-        self.inner
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .by_id
-            .len()
+        self.inner.lock().by_id.len()
     }
 
     /// Whether nothing is remembered.
@@ -191,17 +191,36 @@ mod tests {
     #[test]
     fn modes() {
         let mut request = ChatRequest::from("hi");
-        assert_eq!(ThinkingMode::of(&request, "deepseek-flash", true), ThinkingMode::Thinking);
-        assert_eq!(ThinkingMode::of(&request, "deepseek-flash", false), ThinkingMode::Plain);
-        assert_eq!(ThinkingMode::of(&request, "deepseek-chat", true), ThinkingMode::Plain);
+        assert_eq!(
+            ThinkingMode::of(&request, "deepseek-flash", true),
+            ThinkingMode::Thinking
+        );
+        assert_eq!(
+            ThinkingMode::of(&request, "deepseek-flash", false),
+            ThinkingMode::Plain
+        );
+        assert_eq!(
+            ThinkingMode::of(&request, "deepseek-chat", true),
+            ThinkingMode::Plain
+        );
         assert_eq!(
             ThinkingMode::of(&request, "deepseek-reasoner", true),
             ThinkingMode::LegacyReasoner
         );
-        request.extra.insert("thinking".into(), json!({"type": "disabled"}));
-        assert_eq!(ThinkingMode::of(&request, "deepseek-flash", true), ThinkingMode::Plain);
-        request.extra.insert("thinking".into(), json!({"type": "enabled"}));
-        assert_eq!(ThinkingMode::of(&request, "deepseek-chat", true), ThinkingMode::Thinking);
+        request
+            .extra
+            .insert("thinking".into(), json!({"type": "disabled"}));
+        assert_eq!(
+            ThinkingMode::of(&request, "deepseek-flash", true),
+            ThinkingMode::Plain
+        );
+        request
+            .extra
+            .insert("thinking".into(), json!({"type": "enabled"}));
+        assert_eq!(
+            ThinkingMode::of(&request, "deepseek-chat", true),
+            ThinkingMode::Thinking
+        );
     }
 
     #[test]
@@ -228,7 +247,10 @@ mod tests {
         assert!(messages(&request, ThinkingMode::Plain, &cache).is_none());
         let sent = messages(&request, ThinkingMode::Thinking, &cache).unwrap();
         assert!(matches!(sent[0], Cow::Borrowed(_)) && matches!(sent[2], Cow::Borrowed(_)));
-        assert_eq!(sent[1].reasoning_content.as_deref(), Some("I should look it up."));
+        assert_eq!(
+            sent[1].reasoning_content.as_deref(),
+            Some("I should look it up.")
+        );
         let empty = ReasoningCache::default();
         let sent = messages(&request, ThinkingMode::Thinking, &empty).unwrap();
         assert_eq!(sent[1].reasoning_content.as_deref(), Some(""));

@@ -37,20 +37,29 @@
 //!   `DEEPSEEK`, `CLAUDE`, `GEMINI` (and registered providers' names): `{P}_API_KEYS`
 //!   (comma list) or `{P}_API_KEY`, `{P}_API_BASES` or `{P}_API_BASE`, `{P}_MODEL` (comma
 //!   list allowed), `{P}_API_VERSION`; Claude also `{P}_REGION(S)`, Gemini `{P}_PROJECT`,
-//!   `{P}_LOCATION`, `{P}_CREDENTIALS_FILE`. Keys and bases pair by position; one base
-//!   serves all keys. `OPENAI` is Azure OpenAI when an API version or an Azure host is given.
-//! - **YAML**: `providers:` entries with the [`ModelConfig`] fields, a `router:` section
+//!   `{P}_LOCATION`, `{P}_CREDENTIALS_FILE`; and each provider's option variables
+//!   (`QWEN_API_MODE`, `QWEN_MULTIMODAL`, `QWEN_WORKSPACE`, `DEEPSEEK_THINKS_BY_DEFAULT`).
+//!   Keys and bases pair by position; one base serves all keys. `OPENAI` is Azure OpenAI
+//!   when an API version or an Azure host is given.
+//! - **YAML**: `providers:` entries with the [`ModelConfig`] fields (a provider's own
+//!   settings under `options:`), a `router:` section
 //!   ([`RouterSettings`]) and a `server:` section ([`ServerSettings`]). Unknown fields are
 //!   rejected; errors name the file, line and field path.
 //!
 //! # Features
 //!
 //! - `openai` (default): OpenAI and Azure OpenAI through `llm-openai`.
+//! - `qwen` (default): Qwen on DashScope, native API and compatible mode, through `llm-qwen`.
+//! - `deepseek` (default): DeepSeek through `llm-deepseek`.
 //! - `blocking`: [`blocking::LlmFactory`], the same API for code without async.
 //!
-//! Qwen, DeepSeek, Claude on Bedrock and Gemini get their features (`qwen`, `deepseek`,
-//! `claude-bedrock`, `gemini`) with their provider crates; until then a configuration
-//! naming them is a clear "not available in this build yet" error.
+//! A configuration naming a provider whose feature is off is a clear "not compiled in"
+//! error. Claude on Bedrock and Gemini get their features (`claude-bedrock`, `gemini`) with
+//! their provider crates; until then a configuration naming them is a clear "not
+//! available in this build yet" error.
+//!
+//! Built-in providers are one module each (`src/providers/`), registered in one table;
+//! first-token, idle and total timeouts are the router's, per deployment.
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
@@ -72,9 +81,15 @@ pub use llm_balance::{DeploymentConfig, DeploymentStatus, StrategyKind};
 pub use llm_core::{
     ChatChunk, ChatRequest, ChatResponse, ChatStream, Error, ErrorKind, Message, Result,
 };
+#[cfg(feature = "deepseek")]
+#[cfg_attr(docsrs, doc(cfg(feature = "deepseek")))]
+pub use llm_deepseek as deepseek;
 #[cfg(feature = "openai")]
 #[cfg_attr(docsrs, doc(cfg(feature = "openai")))]
 pub use llm_openai as openai;
+#[cfg(feature = "qwen")]
+#[cfg_attr(docsrs, doc(cfg(feature = "qwen")))]
+pub use llm_qwen as qwen;
 pub use registry::{ProviderConstructor, ProviderSpec};
 pub use {llm_balance as balance, llm_core as core};
 

@@ -198,7 +198,11 @@ pub type BodyStream = std::pin::Pin<Box<dyn Stream<Item = Result<Bytes>> + Send>
 impl Transport {
     /// A transport named `name` (for errors and logs) over `http`.
     #[must_use]
-    pub fn new(name: impl Into<Cow<'static, str>>, http: reqwest::Client, timeouts: Timeouts) -> Self {
+    pub fn new(
+        name: impl Into<Cow<'static, str>>,
+        http: reqwest::Client,
+        timeouts: Timeouts,
+    ) -> Self {
         Self {
             name: name.into(),
             http,
@@ -292,9 +296,11 @@ impl Transport {
         }
         let headers = response.headers().clone();
         let limit = self.limits.max_error_body_bytes;
-        let body = within(first_byte, async { Ok(read_limited(response, limit).await) }, || {
-            self.timeout(TimeoutPhase::FirstByte, first_byte)
-        })
+        let body = within(
+            first_byte,
+            async { Ok(read_limited(response, limit).await) },
+            || self.timeout(TimeoutPhase::FirstByte, first_byte),
+        )
         .await
         .unwrap_or_default();
         Err(classify(status, &headers, &body))
@@ -443,10 +449,15 @@ mod tests {
 
         let mut seen = 0;
         let err = small
-            .post(url("/err"), HeaderMap::new(), Vec::new(), |status, _, body| {
-                seen = body.len();
-                Error::protocol("kit", format!("HTTP {status}"), None)
-            })
+            .post(
+                url("/err"),
+                HeaderMap::new(),
+                Vec::new(),
+                |status, _, body| {
+                    seen = body.len();
+                    Error::protocol("kit", format!("HTTP {status}"), None)
+                },
+            )
             .await
             .unwrap_err();
         assert_eq!(seen, 100);
@@ -475,9 +486,12 @@ mod tests {
         };
         let t = transport(Limits::default(), timeouts);
         let err = t
-            .post(server.uri().parse().unwrap(), HeaderMap::new(), Vec::new(), |_, _, _| {
-                Error::config("unexpected")
-            })
+            .post(
+                server.uri().parse().unwrap(),
+                HeaderMap::new(),
+                Vec::new(),
+                |_, _, _| Error::config("unexpected"),
+            )
             .await
             .unwrap_err();
         assert_eq!(err.kind(), ErrorKind::Timeout);
@@ -489,9 +503,12 @@ mod tests {
     async fn refused_connections_are_connection_errors() {
         let t = transport(Limits::default(), Timeouts::default());
         let err = t
-            .post("http://127.0.0.1:9/".parse().unwrap(), HeaderMap::new(), Vec::new(), |_, _, _| {
-                Error::config("unexpected")
-            })
+            .post(
+                "http://127.0.0.1:9/".parse().unwrap(),
+                HeaderMap::new(),
+                Vec::new(),
+                |_, _, _| Error::config("unexpected"),
+            )
             .await
             .unwrap_err();
         assert_eq!(err.kind(), ErrorKind::Connection);

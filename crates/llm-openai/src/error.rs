@@ -169,7 +169,11 @@ pub(crate) fn from_response(
 }
 
 /// An `{"error": ...}` frame inside a successful stream.
-pub(crate) fn in_band(endpoint: &dyn Endpoint, error: &WireError, secrets: &[&SecretString]) -> Error {
+pub(crate) fn in_band(
+    endpoint: &dyn Endpoint,
+    error: &WireError,
+    secrets: &[&SecretString],
+) -> Error {
     build(endpoint, None, error, "error in stream", None, secrets)
 }
 

@@ -73,7 +73,11 @@ impl OpenAiCompatClient {
         http: reqwest::Client,
     ) -> Self {
         let name = endpoint.name().to_owned();
-        Self::with_transport(Arc::new(endpoint), model, Transport::new(name, http, timeouts))
+        Self::with_transport(
+            Arc::new(endpoint),
+            model,
+            Transport::new(name, http, timeouts),
+        )
     }
 
     /// A client for a shared `endpoint` over `transport` (whose size limits then apply).
@@ -174,9 +178,14 @@ impl OpenAiCompatClient {
             }),
         );
         self.transport
-            .post(self.url_for(model)?, headers, body, |status, headers, body| {
-                error::from_response(endpoint, status, headers, body, &self.secrets())
-            })
+            .post(
+                self.url_for(model)?,
+                headers,
+                body,
+                |status, headers, body| {
+                    error::from_response(endpoint, status, headers, body, &self.secrets())
+                },
+            )
             .await
     }
 

@@ -145,7 +145,7 @@ mod tests {
         let mut t = translator();
         let first = r#"{"choices":[],"created":0,"id":"","model":"","object":"","prompt_filter_results":[{"prompt_index":0,"content_filter_results":{}}]}"#;
         assert_eq!(on(&mut t, &event(first)).unwrap(), None);
-                let Some(chunk) = on(&mut t, &event(r#"{"id":"chatcmpl-1","object":"chat.completion.chunk","created":5,"model":"","choices":[{"index":0,"delta":{"content":"Hi"},"finish_reason":null,"content_filter_results":{}}]}"#)).unwrap() else {
+        let Some(chunk) = on(&mut t, &event(r#"{"id":"chatcmpl-1","object":"chat.completion.chunk","created":5,"model":"","choices":[{"index":0,"delta":{"content":"Hi"},"finish_reason":null,"content_filter_results":{}}]}"#)).unwrap() else {
             panic!("expected a chunk");
         };
         assert_eq!(chunk.model, "gpt-4o");
@@ -156,10 +156,11 @@ mod tests {
         );
         let Some(last) = on(
             &mut t,
-            &event(r#"{"id":"","choices":[{"index":0,"delta":{},"finish_reason":"content_filter"}]}"#),
+            &event(
+                r#"{"id":"","choices":[{"index":0,"delta":{},"finish_reason":"content_filter"}]}"#,
+            ),
         )
-        .unwrap()
-        else {
+        .unwrap() else {
             panic!("expected a chunk");
         };
         assert_eq!(last.id, "chatcmpl-1");

@@ -126,16 +126,56 @@ mod tests {
     #[test]
     fn every_documented_code() {
         let cases = [
-            ("InvalidApiKey", "Invalid API-key provided.", ErrorKind::Authentication),
-            ("Throttling", "Requests throttling triggered.", ErrorKind::RateLimited),
-            ("Throttling.RateQuota", "Requests rate limit exceeded", ErrorKind::RateLimited),
-            ("Throttling.AllocationQuota", "Allocated quota exceeded", ErrorKind::QuotaExhausted),
-            ("Arrearage", "Access denied, please make sure your account is in good standing.", ErrorKind::QuotaExhausted),
-            ("DataInspectionFailed", "Input data may contain inappropriate content.", ErrorKind::ContentFiltered),
-            ("data_inspection_failed", "Output data may contain inappropriate content.", ErrorKind::ContentFiltered),
-            ("InvalidParameter", "Required parameter(s) missing or invalid", ErrorKind::InvalidRequest),
-            ("InvalidParameter", "url error, please check url", ErrorKind::InvalidRequest),
-            ("InvalidParameter", "Range of input length should be [1, 129024]", ErrorKind::ContextLengthExceeded),
+            (
+                "InvalidApiKey",
+                "Invalid API-key provided.",
+                ErrorKind::Authentication,
+            ),
+            (
+                "Throttling",
+                "Requests throttling triggered.",
+                ErrorKind::RateLimited,
+            ),
+            (
+                "Throttling.RateQuota",
+                "Requests rate limit exceeded",
+                ErrorKind::RateLimited,
+            ),
+            (
+                "Throttling.AllocationQuota",
+                "Allocated quota exceeded",
+                ErrorKind::QuotaExhausted,
+            ),
+            (
+                "Arrearage",
+                "Access denied, please make sure your account is in good standing.",
+                ErrorKind::QuotaExhausted,
+            ),
+            (
+                "DataInspectionFailed",
+                "Input data may contain inappropriate content.",
+                ErrorKind::ContentFiltered,
+            ),
+            (
+                "data_inspection_failed",
+                "Output data may contain inappropriate content.",
+                ErrorKind::ContentFiltered,
+            ),
+            (
+                "InvalidParameter",
+                "Required parameter(s) missing or invalid",
+                ErrorKind::InvalidRequest,
+            ),
+            (
+                "InvalidParameter",
+                "url error, please check url",
+                ErrorKind::InvalidRequest,
+            ),
+            (
+                "InvalidParameter",
+                "Range of input length should be [1, 129024]",
+                ErrorKind::ContextLengthExceeded,
+            ),
             ("BadRequest.EmptyInput", "", ErrorKind::InvalidRequest),
             ("BadRequest.EmptyModel", "", ErrorKind::InvalidRequest),
             ("InvalidURL", "", ErrorKind::InvalidRequest),
@@ -168,7 +208,13 @@ mod tests {
         );
         assert_eq!(error.kind(), ErrorKind::UpstreamServer);
         assert!(!error.to_string().contains("PLANTED"), "{error}");
-        let proxy = from_response("qwen", StatusCode::BAD_GATEWAY, &HeaderMap::new(), b"<html>bad</html>", &[]);
+        let proxy = from_response(
+            "qwen",
+            StatusCode::BAD_GATEWAY,
+            &HeaderMap::new(),
+            b"<html>bad</html>",
+            &[],
+        );
         assert!(proxy.to_string().contains("<html>bad</html>"), "{proxy}");
     }
 }

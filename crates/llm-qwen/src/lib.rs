@@ -349,10 +349,23 @@ mod tests {
 
     #[test]
     fn multimodal_models() {
-        for model in ["qwen-vl-max", "qwen3-vl-plus", "qwen2.5-vl-72b-instruct", "qvq-max", "qwen-omni-turbo", "qwen3-omni-flash"] {
+        for model in [
+            "qwen-vl-max",
+            "qwen3-vl-plus",
+            "qwen2.5-vl-72b-instruct",
+            "qvq-max",
+            "qwen-omni-turbo",
+            "qwen3-omni-flash",
+        ] {
             assert!(is_multimodal_model(model), "{model}");
         }
-        for model in ["qwen-plus", "qwen-max", "qwen3-235b-a22b", "qwq-plus", "qwen-long"] {
+        for model in [
+            "qwen-plus",
+            "qwen-max",
+            "qwen3-235b-a22b",
+            "qwq-plus",
+            "qwen-long",
+        ] {
             assert!(!is_multimodal_model(model), "{model}");
         }
     }

@@ -12,8 +12,8 @@
 //!   and can refuse connections — for the reliability suite and the soak run.
 
 pub mod conformance;
-pub mod openai_format;
 mod faults;
+pub mod openai_format;
 mod server;
 
 pub use faults::{Fault, FaultServer, Plan, RetryAfter, answer_text};

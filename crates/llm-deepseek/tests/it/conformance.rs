@@ -15,9 +15,7 @@ use crate::KEY;
 
 /// DeepSeek's error envelope: `type` and `code` as DeepSeek fills them (often swapped).
 fn error_script(case: ErrorCase) -> Script {
-    let body = |message: &str, kind: &str| {
-        json!({"error": {"message": message, "type": kind, "param": null, "code": "invalid_request_error"}})
-    };
+    let body = |message: &str, kind: &str| json!({"error": {"message": message, "type": kind, "param": null, "code": "invalid_request_error"}});
     let unauthorized = UNAUTHORIZED_MESSAGE.replace("{key}", KEY);
     let (status, body, header) = match case {
         ErrorCase::Unauthorized => (401, body(&unauthorized, "authentication_error"), None),
@@ -31,15 +29,28 @@ fn error_script(case: ErrorCase) -> Script {
             ),
             None,
         ),
-        ErrorCase::RateLimited(form) => (429, body("Rate Limit Reached", "rate_limit_error"), form.header()),
+        ErrorCase::RateLimited(form) => (
+            429,
+            body("Rate Limit Reached", "rate_limit_error"),
+            form.header(),
+        ),
         ErrorCase::QuotaExhausted => (402, body("Insufficient Balance", "unknown_error"), None),
-        ErrorCase::ContentFilter => (400, body("Content Exists Risk", "invalid_request_error"), None),
+        ErrorCase::ContentFilter => (
+            400,
+            body("Content Exists Risk", "invalid_request_error"),
+            None,
+        ),
         ErrorCase::ServerError => (500, body("Server Error", "server_error"), None),
         ErrorCase::Unavailable => (503, body("Server Overloaded", "server_error"), None),
         other => unreachable!("no script for {other:?}"),
     };
     let headers: Vec<(&str, &str)> = header.iter().map(|(n, v)| (*n, v.as_str())).collect();
-    Script::full(status, "application/json", &headers, body.to_string().as_bytes())
+    Script::full(
+        status,
+        "application/json",
+        &headers,
+        body.to_string().as_bytes(),
+    )
 }
 
 struct DeepSeekHarness;

@@ -34,20 +34,26 @@ fn usage() -> Value {
 fn completion(message: Value, finish: &str) -> Value {
     let mut usage = usage();
     // Older answers carry only the DeepSeek-specific fields.
-    usage.as_object_mut().unwrap().remove("prompt_tokens_details");
-    json!({
+    usage
+        .as_object_mut()
+        .unwrap()
+        .remove("prompt_tokens_details");
+    let mut body = json!({
         "id": "930c60df-bf64-41c9-a88e-3ec75f81e00e", "object": "chat.completion",
         "created": 1755780061, "model": "deepseek-flash",
-        "choices": [{"index": 0, "message": message, "logprobs": null, "finish_reason": finish}],
+        "choices": [{"index": 0, "message": {}, "logprobs": null, "finish_reason": finish}],
         "usage": usage, "system_fingerprint": "fp_feb633d1f5_prod0820_fp8_kvcache"
-    })
+    });
+    body["choices"][0]["message"] = message;
+    body
 }
 
 fn frame(delta: Value, finish: Option<&str>, usage: Option<Value>) -> String {
-    let chunk = json!({"id": "3f2e", "object": "chat.completion.chunk", "created": 1755780061,
+    let mut chunk = json!({"id": "3f2e", "object": "chat.completion.chunk", "created": 1755780061,
         "model": "deepseek-flash", "system_fingerprint": "fp_feb633d1f5",
-        "choices": [{"index": 0, "delta": delta, "logprobs": null, "finish_reason": finish}],
-        "usage": usage});
+        "choices": [{"index": 0, "delta": {}, "logprobs": null, "finish_reason": finish}]});
+    chunk["choices"][0]["delta"] = delta;
+    chunk["usage"] = usage.unwrap_or(Value::Null);
     format!("data: {chunk}\n\n")
 }
 
@@ -82,7 +88,8 @@ fn call(id: &str, city: &str) -> ToolCall {
 
 #[tokio::test]
 async fn text_with_reasoning_and_cache_usage_on_either_base() {
-    for (base_suffix, expected_path) in [("", "/chat/completions"), ("/v1", "/v1/chat/completions")] {
+    for (base_suffix, expected_path) in [("", "/chat/completions"), ("/v1", "/v1/chat/completions")]
+    {
         let server = MockServer::start().await;
         // DeepSeek sends blank keep-alive lines before a queued non-streaming body.
         let body = format!(
@@ -105,7 +112,10 @@ async fn text_with_reasoning_and_cache_usage_on_either_base() {
         request
             .extra
             .insert("thinking".into(), json!({"type": "enabled"}));
-        let answer = provider(&base, "deepseek-flash").chat(&request).await.unwrap();
+        let answer = provider(&base, "deepseek-flash")
+            .chat(&request)
+            .await
+            .unwrap();
         assert_eq!(answer.text().as_deref(), Some("Hello!"));
         assert_eq!(
             answer.choices[0].message.reasoning_content.as_deref(),
@@ -129,9 +139,21 @@ async fn streams_skip_keep_alives_and_carry_reasoning_then_content() {
     let body = [
         ": keep-alive\n\n".to_owned(),
         ": keep-alive\n\n".to_owned(),
-        frame(json!({"role": "assistant", "content": null, "reasoning_content": ""}), None, None),
-        frame(json!({"content": null, "reasoning_content": "User greets"}), None, None),
-        frame(json!({"content": "Hello!", "reasoning_content": null}), None, None),
+        frame(
+            json!({"role": "assistant", "content": null, "reasoning_content": ""}),
+            None,
+            None,
+        ),
+        frame(
+            json!({"content": null, "reasoning_content": "User greets"}),
+            None,
+            None,
+        ),
+        frame(
+            json!({"content": "Hello!", "reasoning_content": null}),
+            None,
+            None,
+        ),
         // Usage on the finish chunk itself, as DeepSeek has been seen to send it.
         frame(json!({"content": ""}), Some("stop"), Some(usage())),
         "data: [DONE]\n\n".to_owned(),
@@ -193,7 +215,10 @@ async fn a_thinking_tool_loop_replays_reasoning_the_client_dropped() {
         .await
         .unwrap();
     let calls = first.choices[0].message.tool_calls.clone().unwrap();
-    assert_eq!(first.choices[0].finish_reason, Some(FinishReason::ToolCalls));
+    assert_eq!(
+        first.choices[0].finish_reason,
+        Some(FinishReason::ToolCalls)
+    );
     assert_eq!(
         calls.iter().map(|c| c.id.as_str()).collect::<Vec<_>>(),
         ["call_0_a", "call_1_b"]
@@ -255,10 +280,27 @@ async fn streamed_parallel_tool_calls_are_reassembled_and_their_reasoning_replay
         json!({"tool_calls": [call]})
     };
     let body = [
-        frame(json!({"role": "assistant", "content": null, "reasoning_content": "Need both."}), None, None),
-        frame(tool(0, Some("call_0_x"), Some("get_weather"), ""), None, None),
+        frame(
+            json!({"role": "assistant", "content": null, "reasoning_content": "Need both."}),
+            None,
+            None,
+        ),
+        frame(
+            tool(0, Some("call_0_x"), Some("get_weather"), ""),
+            None,
+            None,
+        ),
         frame(tool(0, None, None, "{\"city\":"), None, None),
-        frame(tool(1, Some("call_1_y"), Some("get_weather"), "{\"city\":\"Rome\"}"), None, None),
+        frame(
+            tool(
+                1,
+                Some("call_1_y"),
+                Some("get_weather"),
+                "{\"city\":\"Rome\"}",
+            ),
+            None,
+            None,
+        ),
         frame(tool(0, None, None, "\"Paris\"}"), None, None),
         frame(json!({}), Some("tool_calls"), Some(usage())),
         "data: [DONE]\n\n".to_owned(),
@@ -291,7 +333,10 @@ async fn streamed_parallel_tool_calls_are_reassembled_and_their_reasoning_replay
     assert_eq!(calls.len(), 2);
     assert_eq!(calls[0].function.arguments, "{\"city\":\"Paris\"}");
     assert_eq!(calls[1].id, "call_1_y");
-    assert_eq!(answer.choices[0].finish_reason, Some(FinishReason::ToolCalls));
+    assert_eq!(
+        answer.choices[0].finish_reason,
+        Some(FinishReason::ToolCalls)
+    );
 
     let mut assistant = Message::assistant("");
     assistant.tool_calls = Some(vec![call("call_0_x", "Paris"), call("call_1_y", "Rome")]);
@@ -347,13 +392,48 @@ async fn json_schema_is_refused_before_sending_and_json_object_passes() {
 #[tokio::test]
 async fn each_documented_status_maps_to_its_kind() {
     let cases = [
-        (400, "Invalid Format", "invalid_request_error", ErrorKind::InvalidRequest),
-        (401, "Authentication Fails, Your api key: ****abcd is invalid", "authentication_error", ErrorKind::Authentication),
-        (402, "Insufficient Balance", "unknown_error", ErrorKind::QuotaExhausted),
-        (422, "Invalid Parameters", "invalid_request_error", ErrorKind::InvalidRequest),
-        (429, "Rate Limit Reached", "rate_limit_error", ErrorKind::RateLimited),
-        (500, "Server Error", "server_error", ErrorKind::UpstreamServer),
-        (503, "Server Overloaded", "server_error", ErrorKind::UpstreamServer),
+        (
+            400,
+            "Invalid Format",
+            "invalid_request_error",
+            ErrorKind::InvalidRequest,
+        ),
+        (
+            401,
+            "Authentication Fails, Your api key: ****abcd is invalid",
+            "authentication_error",
+            ErrorKind::Authentication,
+        ),
+        (
+            402,
+            "Insufficient Balance",
+            "unknown_error",
+            ErrorKind::QuotaExhausted,
+        ),
+        (
+            422,
+            "Invalid Parameters",
+            "invalid_request_error",
+            ErrorKind::InvalidRequest,
+        ),
+        (
+            429,
+            "Rate Limit Reached",
+            "rate_limit_error",
+            ErrorKind::RateLimited,
+        ),
+        (
+            500,
+            "Server Error",
+            "server_error",
+            ErrorKind::UpstreamServer,
+        ),
+        (
+            503,
+            "Server Overloaded",
+            "server_error",
+            ErrorKind::UpstreamServer,
+        ),
     ];
     for (status, message, kind, expected) in cases {
         let server = MockServer::start().await;
@@ -379,7 +459,11 @@ async fn insufficient_system_resource_is_reported_as_length() {
     let server = MockServer::start().await;
     let body = [
         frame(json!({"role": "assistant", "content": "Part"}), None, None),
-        frame(json!({"content": ""}), Some("insufficient_system_resource"), None),
+        frame(
+            json!({"content": ""}),
+            Some("insufficient_system_resource"),
+            None,
+        ),
         "data: [DONE]\n\n".to_owned(),
     ]
     .concat();
@@ -403,7 +487,10 @@ async fn insufficient_system_resource_is_reported_as_length() {
         .collect_response()
         .await
         .unwrap();
-    assert_eq!(streamed.choices[0].finish_reason, Some(FinishReason::Length));
+    assert_eq!(
+        streamed.choices[0].finish_reason,
+        Some(FinishReason::Length)
+    );
     let whole = deepseek.chat(&ChatRequest::from("hi")).await.unwrap();
     assert_eq!(whole.choices[0].finish_reason, Some(FinishReason::Length));
 }

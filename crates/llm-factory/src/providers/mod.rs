@@ -155,19 +155,31 @@ mod tests {
             .collect();
         assert_eq!(prefixes, crate::ENV_PREFIXES);
         for builtin in BUILTINS {
-            assert_eq!(by_name(builtin.kind.as_str()).map(|b| &b.kind), Some(&builtin.kind));
+            assert_eq!(
+                by_name(builtin.kind.as_str()).map(|b| &b.kind),
+                Some(&builtin.kind)
+            );
             for alias in builtin.aliases {
-                assert_eq!(by_name(alias).map(|b| &b.kind), Some(&builtin.kind), "{alias}");
+                assert_eq!(
+                    by_name(alias).map(|b| &b.kind),
+                    Some(&builtin.kind),
+                    "{alias}"
+                );
             }
         }
         assert!(by_name("nope").is_none());
-        assert_eq!(by_name(" DashScope ").map(|b| &b.kind), Some(&ProviderType::Qwen));
+        assert_eq!(
+            by_name(" DashScope ").map(|b| &b.kind),
+            Some(&ProviderType::Qwen)
+        );
     }
 
     #[test]
     fn options_are_typed_and_unknown_ones_refused() {
         let config = ModelConfig {
-            options: [("colour".to_owned(), Value::from("red"))].into_iter().collect(),
+            options: [("colour".to_owned(), Value::from("red"))]
+                .into_iter()
+                .collect(),
             ..ModelConfig::default()
         };
         let err = options::<NoOptions>(&config).unwrap_err();

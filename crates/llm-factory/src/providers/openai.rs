@@ -32,8 +32,8 @@ mod imp {
 
     use llm_core::Result;
     use llm_openai::{
-        AzureAuth, AzureOpenAiConfig, AzureOpenAiProvider, OpenAiConfig, OpenAiProvider,
-        Timeouts, reqwest,
+        AzureAuth, AzureOpenAiConfig, AzureOpenAiProvider, OpenAiConfig, OpenAiProvider, Timeouts,
+        reqwest,
     };
 
     use crate::{

@@ -75,7 +75,10 @@ fn the_spec_dotenv_with_matching_counts_serves_azure_and_qwen_with_their_endpoin
 
     // With DashScope's documented base, three Azure and two Qwen deployments, each showing
     // where it sends requests (never a key).
-    let real = fixed.replace("your-qwen-api-base", "https://dashscope.aliyuncs.com/api/v1");
+    let real = fixed.replace(
+        "your-qwen-api-base",
+        "https://dashscope.aliyuncs.com/api/v1",
+    );
     let file = temp_file(".env", &real);
     let factory = LlmFactory::builder()
         .vars(Default::default())

@@ -133,8 +133,10 @@ fn script(scenario: Scenario, mode: Mode, flavor: Flavor) -> Script {
     // Azure opens every stream with a prompt-filter chunk: empty choices, empty id and model.
     let prelude = match flavor {
         Flavor::OpenAi => Vec::new(),
-        Flavor::Azure => vec![json!({"choices": [], "created": 0, "id": "", "model": "", "object": "",
-            "prompt_filter_results": [{"prompt_index": 0, "content_filter_results": {"hate": {"filtered": false, "severity": "safe"}}}]})],
+        Flavor::Azure => vec![
+            json!({"choices": [], "created": 0, "id": "", "model": "", "object": "",
+            "prompt_filter_results": [{"prompt_index": 0, "content_filter_results": {"hate": {"filtered": false, "severity": "safe"}}}]}),
+        ],
     };
     conformance_script(scenario, mode, &prelude, &|case| error_script(case, flavor))
 }

@@ -31,4 +31,3 @@ pub(crate) fn short_timeouts() -> Timeouts {
         ..Timeouts::default()
     }
 }
-

@@ -93,7 +93,10 @@ impl NativeClient {
             headers.insert(ACCEPT, HeaderValue::from_static("application/json"));
         }
         if let Some(workspace) = &self.workspace {
-            headers.insert(HeaderName::from_static("x-dashscope-workspace"), workspace.clone());
+            headers.insert(
+                HeaderName::from_static("x-dashscope-workspace"),
+                workspace.clone(),
+            );
         }
         let url = if mode.multimodal {
             &self.multimodal_url
@@ -147,6 +150,9 @@ impl NativeClient {
             model.to_owned(),
             sent.cumulative,
         );
-        Ok(sse_chat_stream(self.transport.body_stream(response), translator))
+        Ok(sse_chat_stream(
+            self.transport.body_stream(response),
+            translator,
+        ))
     }
 }

@@ -199,14 +199,21 @@ fn role(role: Role) -> &'static str {
     }
 }
 
-fn wire_message<'a>(message: &'a Message, multimodal: bool, provider: &str) -> Result<WireMessage<'a>> {
+fn wire_message<'a>(
+    message: &'a Message,
+    multimodal: bool,
+    provider: &str,
+) -> Result<WireMessage<'a>> {
     let content = match (&message.content, multimodal) {
         (None, false) => WireContent::Text(Cow::Borrowed("")),
         (None, true) => WireContent::Parts(Vec::new()),
         (Some(Content::Text(text)), false) => WireContent::Text(Cow::Borrowed(text)),
         (Some(Content::Text(text)), true) => WireContent::Parts(vec![Part::Text(text)]),
         (Some(Content::Parts(parts)), false) => {
-            if parts.iter().any(|part| !matches!(part, ContentPart::Text { .. })) {
+            if parts
+                .iter()
+                .any(|part| !matches!(part, ContentPart::Text { .. }))
+            {
                 return Err(Error::invalid_request(format!(
                     "{provider}: this model is on DashScope's text path, which takes no images, audio or files; use a VL or Omni model (or set `multimodal` for a model DashScope serves on the multimodal path)"
                 )));
@@ -224,7 +231,10 @@ fn wire_message<'a>(message: &'a Message, multimodal: bool, provider: &str) -> R
         role: role(message.role),
         content,
         name: message.name.as_deref(),
-        tool_calls: message.tool_calls.as_deref().filter(|calls| !calls.is_empty()),
+        tool_calls: message
+            .tool_calls
+            .as_deref()
+            .filter(|calls| !calls.is_empty()),
         tool_call_id: message.tool_call_id.as_deref(),
     })
 }
@@ -259,7 +269,13 @@ mod tests {
     use super::*;
 
     fn body(request: &ChatRequest, stream: bool, multimodal: bool) -> Value {
-        let (body, _) = NativeRequest::new(request, "qwen-plus", BodyMode { stream, multimodal }, "qwen").unwrap();
+        let (body, _) = NativeRequest::new(
+            request,
+            "qwen-plus",
+            BodyMode { stream, multimodal },
+            "qwen",
+        )
+        .unwrap();
         serde_json::to_value(body).unwrap()
     }
 
@@ -268,7 +284,13 @@ mod tests {
         let mut request = ChatRequest {
             temperature: Some(0.7),
             max_completion_tokens: Some(512),
-            ..ChatRequest::new("x", vec![Message::new(Role::Developer, "Be terse."), Message::user("Hi")])
+            ..ChatRequest::new(
+                "x",
+                vec![
+                    Message::new(Role::Developer, "Be terse."),
+                    Message::user("Hi"),
+                ],
+            )
         };
         request.extra.insert("enable_search".into(), json!(true));
         request.extra.insert("enable_thinking".into(), json!(true));
@@ -311,19 +333,54 @@ mod tests {
             ])
         );
         assert!(sent["parameters"].get("result_format").is_none());
-        let err = NativeRequest::new(&request, "qwen-plus", BodyMode { stream: false, multimodal: false }, "qwen").unwrap_err();
+        let err = NativeRequest::new(
+            &request,
+            "qwen-plus",
+            BodyMode {
+                stream: false,
+                multimodal: false,
+            },
+            "qwen",
+        )
+        .unwrap_err();
         assert!(err.to_string().contains("text path"), "{err}");
-        let penalty = ChatRequest { frequency_penalty: Some(0.5), ..ChatRequest::from("hi") };
-        let err = NativeRequest::new(&penalty, "qwen-plus", BodyMode { stream: false, multimodal: false }, "qwen").unwrap_err();
+        let penalty = ChatRequest {
+            frequency_penalty: Some(0.5),
+            ..ChatRequest::from("hi")
+        };
+        let err = NativeRequest::new(
+            &penalty,
+            "qwen-plus",
+            BodyMode {
+                stream: false,
+                multimodal: false,
+            },
+            "qwen",
+        )
+        .unwrap_err();
         assert!(err.to_string().contains("frequency_penalty"), "{err}");
     }
 
     #[test]
     fn cumulative_output_when_the_caller_turns_incremental_off() {
         let mut request = ChatRequest::from("hi");
-        request.extra.insert("incremental_output".into(), json!(false));
-        let (wire, sent) = NativeRequest::new(&request, "qwen-plus", BodyMode { stream: true, multimodal: false }, "qwen").unwrap();
+        request
+            .extra
+            .insert("incremental_output".into(), json!(false));
+        let (wire, sent) = NativeRequest::new(
+            &request,
+            "qwen-plus",
+            BodyMode {
+                stream: true,
+                multimodal: false,
+            },
+            "qwen",
+        )
+        .unwrap();
         assert!(sent.cumulative);
-        assert_eq!(serde_json::to_value(wire).unwrap()["parameters"]["incremental_output"], false);
+        assert_eq!(
+            serde_json::to_value(wire).unwrap()["parameters"]["incremental_output"],
+            false
+        );
     }
 }

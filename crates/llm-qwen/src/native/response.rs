@@ -176,7 +176,9 @@ pub(crate) fn parse_response(
             message: parsed.message,
             request_id: parsed.request_id,
         };
-        return Err(errors::native(provider, None, None, &error, "error", secrets));
+        return Err(errors::native(
+            provider, None, None, &error, "error", secrets,
+        ));
     }
     let output = parsed.output.ok_or_else(|| {
         Error::protocol(provider.to_owned(), "the response has no `output`", None)
@@ -213,11 +215,19 @@ pub(crate) fn parse_response(
                     .collect();
                 if !calls.is_empty() {
                     message.tool_calls = Some(calls);
-                    if message.content.as_ref().is_some_and(|c| c.text().is_empty()) {
+                    if message
+                        .content
+                        .as_ref()
+                        .is_some_and(|c| c.text().is_empty())
+                    {
                         message.content = None;
                     }
                 }
-                Choice::new(index, message, finish_reason(choice.finish_reason.as_deref()))
+                Choice::new(
+                    index,
+                    message,
+                    finish_reason(choice.finish_reason.as_deref()),
+                )
             })
             .collect(),
         (_, Some(text)) => vec![Choice::new(
@@ -301,7 +311,12 @@ impl NativeTranslator {
 
     fn usage_chunk(&mut self, out: &mut VecDeque<ChatChunk>) {
         if let Some(usage) = self.usage.take() {
-            let mut chunk = ChatChunk::new(self.id.clone(), self.created, self.model.clone(), Vec::new());
+            let mut chunk = ChatChunk::new(
+                self.id.clone(),
+                self.created,
+                self.model.clone(),
+                Vec::new(),
+            );
             chunk.usage = Some(usage);
             out.push_back(chunk);
         }
@@ -349,7 +364,9 @@ impl NativeTranslator {
             let (introduced, sent) = state.tools.entry(tool_index).or_default();
             let function = call.function.unwrap_or_default();
             let first = !*introduced && call.id.as_deref().is_some_and(|id| !id.is_empty());
-            let arguments = function.arguments.map(|args| Self::delta(cumulative, sent, args));
+            let arguments = function
+                .arguments
+                .map(|args| Self::delta(cumulative, sent, args));
             if first {
                 *introduced = true;
             } else if arguments.as_deref().is_none_or(str::is_empty) {
@@ -400,8 +417,7 @@ impl StreamTranslator for NativeTranslator {
                 Some(Box::new(e)),
             )
         })?;
-        if parsed.code.as_deref().is_some_and(|code| !code.is_empty()) && parsed.output.is_none()
-        {
+        if parsed.code.as_deref().is_some_and(|code| !code.is_empty()) && parsed.output.is_none() {
             return Err(self.error(data));
         }
         if self.id.is_empty() {
@@ -513,7 +529,14 @@ mod tests {
         assert_eq!(chunks[2].choices[0].finish_reason, Some(FinishReason::Stop));
         let usage = chunks[3].usage.as_ref().unwrap();
         assert!(chunks[3].choices.is_empty());
-        assert_eq!((usage.prompt_tokens, usage.completion_tokens, usage.total_tokens), (52, 9, 61));
+        assert_eq!(
+            (
+                usage.prompt_tokens,
+                usage.completion_tokens,
+                usage.total_tokens
+            ),
+            (52, 9, 61)
+        );
         assert_eq!(chunks[0].id, "chatcmpl-r1");
     }
 

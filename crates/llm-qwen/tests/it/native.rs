@@ -29,11 +29,13 @@ pub(crate) fn error_event(id: usize, status: u16, code: &str, message: &str) -> 
 
 /// A native result with one choice; `usage` is the running total.
 pub(crate) fn result(message: Value, finish: &str, usage: (u64, u64)) -> Value {
-    json!({
-        "output": {"choices": [{"message": message, "finish_reason": finish}]},
+    let mut result = json!({
+        "output": {"choices": [{"message": {}, "finish_reason": finish}]},
         "usage": {"input_tokens": usage.0, "output_tokens": usage.1, "total_tokens": usage.0 + usage.1},
         "request_id": "5bd1f7a1-62b7-9b8c-a8b9-7a9ce8c2b3f1"
-    })
+    });
+    result["output"]["choices"][0]["message"] = message;
+    result
 }
 
 /// Text events: one per piece (incremental), cumulative usage, `"null"` until the end.
@@ -86,46 +88,86 @@ pub(crate) fn tool_result() -> Value {
         .enumerate()
         .map(|(i, c)| json!({"index": i, "id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments()}}))
         .collect();
-    result(json!({"role": "assistant", "content": "", "tool_calls": calls}), "tool_calls", (20, 10))
+    result(
+        json!({"role": "assistant", "content": "", "tool_calls": calls}),
+        "tool_calls",
+        (20, 10),
+    )
 }
 
 pub(crate) fn pieces(body: &str, size: usize) -> Vec<Bytes> {
-    body.as_bytes().chunks(size).map(Bytes::copy_from_slice).collect()
+    body.as_bytes()
+        .chunks(size)
+        .map(Bytes::copy_from_slice)
+        .collect()
 }
 
 pub(crate) fn native_error(status: u16, code: &str, message: &str) -> (u16, Value) {
-    (status, json!({"code": code, "message": message, "request_id": "a1959ad1-2637"}))
+    (
+        status,
+        json!({"code": code, "message": message, "request_id": "a1959ad1-2637"}),
+    )
 }
 
 fn error_script(case: ErrorCase) -> Script {
     let unauthorized = UNAUTHORIZED_MESSAGE.replace("{key}", KEY);
     let ((status, body), header) = match case {
         ErrorCase::Unauthorized => (native_error(401, "InvalidApiKey", &unauthorized), None),
-        ErrorCase::Forbidden => (native_error(403, "AccessDenied.Unpurchased", "Access to model denied."), None),
+        ErrorCase::Forbidden => (
+            native_error(403, "AccessDenied.Unpurchased", "Access to model denied."),
+            None,
+        ),
         ErrorCase::NotFound => (native_error(404, "ModelNotFound", "Model not exist."), None),
         ErrorCase::ContextLength => (
-            native_error(400, "InvalidParameter", "Range of input length should be [1, 129024]"),
+            native_error(
+                400,
+                "InvalidParameter",
+                "Range of input length should be [1, 129024]",
+            ),
             None,
         ),
         ErrorCase::RateLimited(form) => (
-            native_error(429, "Throttling.RateQuota", "Requests rate limit exceeded, please try again later."),
+            native_error(
+                429,
+                "Throttling.RateQuota",
+                "Requests rate limit exceeded, please try again later.",
+            ),
             form.header(),
         ),
         // The overdue-bill trap: HTTP 400, not 402.
         ErrorCase::QuotaExhausted => (
-            native_error(400, "Arrearage", "Access denied, please make sure your account is in good standing."),
+            native_error(
+                400,
+                "Arrearage",
+                "Access denied, please make sure your account is in good standing.",
+            ),
             None,
         ),
         ErrorCase::ContentFilter => (
-            native_error(400, "DataInspectionFailed", "Input data may contain inappropriate content."),
+            native_error(
+                400,
+                "DataInspectionFailed",
+                "Input data may contain inappropriate content.",
+            ),
             None,
         ),
-        ErrorCase::ServerError => (native_error(500, "InternalError", "An internal error has occured."), None),
-        ErrorCase::Unavailable => (native_error(503, "ServiceUnavailable", "Service is unavailable."), None),
+        ErrorCase::ServerError => (
+            native_error(500, "InternalError", "An internal error has occured."),
+            None,
+        ),
+        ErrorCase::Unavailable => (
+            native_error(503, "ServiceUnavailable", "Service is unavailable."),
+            None,
+        ),
         other => unreachable!("no script for {other:?}"),
     };
     let headers: Vec<(&str, &str)> = header.iter().map(|(n, v)| (*n, v.as_str())).collect();
-    Script::full(status, "application/json", &headers, body.to_string().as_bytes())
+    Script::full(
+        status,
+        "application/json",
+        &headers,
+        body.to_string().as_bytes(),
+    )
 }
 
 fn stream_script(body: &str) -> Script {
@@ -134,7 +176,8 @@ fn stream_script(body: &str) -> Script {
 }
 
 fn script(scenario: Scenario, mode: Mode) -> Script {
-    let json_script = |body: &Value| Script::full(200, "application/json", &[], body.to_string().as_bytes());
+    let json_script =
+        |body: &Value| Script::full(200, "application/json", &[], body.to_string().as_bytes());
     match (scenario, mode) {
         (Scenario::Text, Mode::Chat) => json_script(&result(
             json!({"role": "assistant", "content": TEXT_PIECES.concat()}),
@@ -147,12 +190,24 @@ fn script(scenario: Scenario, mode: Mode) -> Script {
         (Scenario::Error(case), _) => error_script(case),
         (Scenario::InBandError, _) => {
             let mut body = text_events(&PARTIAL_PIECES, (9, 2), false);
-            body.push_str(&error_event(3, 500, "InternalError", "An internal error has occured."));
+            body.push_str(&error_event(
+                3,
+                500,
+                "InternalError",
+                "An internal error has occured.",
+            ));
             stream_script(&body)
         }
-        (Scenario::Truncated, Mode::Stream) => stream_script(&text_events(&PARTIAL_PIECES, (9, 2), false)),
+        (Scenario::Truncated, Mode::Stream) => {
+            stream_script(&text_events(&PARTIAL_PIECES, (9, 2), false))
+        }
         (Scenario::Truncated, Mode::Chat) => {
-            let body = result(json!({"role": "assistant", "content": TEXT_PIECES.concat()}), "stop", USAGE).to_string();
+            let body = result(
+                json!({"role": "assistant", "content": TEXT_PIECES.concat()}),
+                "stop",
+                USAGE,
+            )
+            .to_string();
             Script::cut_body(200, "application/json", body.as_bytes(), body.len() / 2)
         }
         (Scenario::Stall, _) => Script::hang(),
@@ -174,8 +229,14 @@ struct NativeHarness;
 #[llm_core::async_trait]
 impl Harness for NativeHarness {
     async fn serve(&self, scenario: Scenario, mode: Mode) -> Result<Served, Skip> {
-        let server = ScriptedServer::start(vec![script(scenario, mode)]).await.unwrap();
-        let timeouts = if scenario == Scenario::Stall { short_timeouts() } else { Timeouts::default() };
+        let server = ScriptedServer::start(vec![script(scenario, mode)])
+            .await
+            .unwrap();
+        let timeouts = if scenario == Scenario::Stall {
+            short_timeouts()
+        } else {
+            Timeouts::default()
+        };
         let provider = QwenProvider::new(QwenConfig {
             base_url: format!("{}/api/v1", server.url()),
             model: Some("qwen-plus".into()),
@@ -183,7 +244,10 @@ impl Harness for NativeHarness {
             ..QwenConfig::new(KEY)
         })
         .unwrap();
-        Ok(Served { provider: Arc::new(provider), guard: Box::new(server) })
+        Ok(Served {
+            provider: Arc::new(provider),
+            guard: Box::new(server),
+        })
     }
 
     fn secret(&self) -> &str {

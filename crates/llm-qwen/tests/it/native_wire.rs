@@ -57,7 +57,11 @@ fn weather() -> Tool {
 #[tokio::test]
 async fn a_plain_chat_sends_input_and_parameters_and_reads_output() {
     let server = MockServer::start().await;
-    let mut answer = result(json!({"role": "assistant", "content": "It is 21°C in Paris."}), "stop", (52, 9));
+    let mut answer = result(
+        json!({"role": "assistant", "content": "It is 21°C in Paris."}),
+        "stop",
+        (52, 9),
+    );
     answer["usage"]["prompt_tokens_details"] = json!({"cached_tokens": 32});
     Mock::given(method("POST"))
         .and(path(TEXT_PATH))
@@ -72,7 +76,13 @@ async fn a_plain_chat_sends_input_and_parameters_and_reads_output() {
         top_p: Some(0.8),
         seed: Some(42),
         max_tokens: Some(512),
-        ..ChatRequest::new("ignored", vec![Message::system("You are terse."), Message::user("Weather in Paris?")])
+        ..ChatRequest::new(
+            "ignored",
+            vec![
+                Message::system("You are terse."),
+                Message::user("Weather in Paris?"),
+            ],
+        )
     };
     request.extra.insert("enable_search".into(), json!(true));
     request.extra.insert("top_k".into(), json!(20));
@@ -83,7 +93,14 @@ async fn a_plain_chat_sends_input_and_parameters_and_reads_output() {
     assert_eq!(response.object, "chat.completion");
     assert_eq!(response.choices[0].finish_reason, Some(FinishReason::Stop));
     let usage = response.usage.unwrap();
-    assert_eq!((usage.prompt_tokens, usage.completion_tokens, usage.total_tokens), (52, 9, 61));
+    assert_eq!(
+        (
+            usage.prompt_tokens,
+            usage.completion_tokens,
+            usage.total_tokens
+        ),
+        (52, 9, 61)
+    );
     assert_eq!(usage.cached_tokens(), Some(32));
     let request = server.received_requests().await.unwrap().remove(0);
     assert!(request.headers.get("x-dashscope-sse").is_none());
@@ -107,10 +124,26 @@ async fn a_thinking_stream_carries_reasoning_then_content_and_usage_once() {
     let server = MockServer::start().await;
     let mut frames = String::new();
     let steps = [
-        (json!({"role": "assistant", "content": "", "reasoning_content": "User asks"}), "null", 3),
-        (json!({"role": "assistant", "content": "", "reasoning_content": " the time."}), "null", 6),
-        (json!({"role": "assistant", "content": "Noon.", "reasoning_content": ""}), "null", 8),
-        (json!({"role": "assistant", "content": "", "reasoning_content": ""}), "stop", 9),
+        (
+            json!({"role": "assistant", "content": "", "reasoning_content": "User asks"}),
+            "null",
+            3,
+        ),
+        (
+            json!({"role": "assistant", "content": "", "reasoning_content": " the time."}),
+            "null",
+            6,
+        ),
+        (
+            json!({"role": "assistant", "content": "Noon.", "reasoning_content": ""}),
+            "null",
+            8,
+        ),
+        (
+            json!({"role": "assistant", "content": "", "reasoning_content": ""}),
+            "stop",
+            9,
+        ),
     ];
     for (i, (message, finish, output)) in steps.into_iter().enumerate() {
         let mut data = result(message, finish, (40, output));
@@ -127,21 +160,33 @@ async fn a_thinking_stream_carries_reasoning_then_content_and_usage_once() {
     let mut request = ChatRequest::from("What time is it?");
     request.extra.insert("enable_thinking".into(), json!(true));
     request.extra.insert("thinking_budget".into(), json!(1024));
-    let items = collect(qwen(&server, "qwen3-235b-a22b").stream(&request).await.unwrap()).await;
+    let items = collect(
+        qwen(&server, "qwen3-235b-a22b")
+            .stream(&request)
+            .await
+            .unwrap(),
+    )
+    .await;
     let chunks: Vec<ChatChunk> = items.into_iter().map(Result::unwrap).collect();
     let usage_chunks: Vec<_> = chunks.iter().filter(|c| c.usage.is_some()).collect();
     assert_eq!(usage_chunks.len(), 1, "cumulative usage is reported once");
     assert!(usage_chunks[0].choices.is_empty());
     let usage = usage_chunks[0].usage.clone().unwrap();
     assert_eq!((usage.prompt_tokens, usage.completion_tokens), (40, 9));
-    assert_eq!(usage.completion_tokens_details.unwrap().reasoning_tokens, Some(6));
+    assert_eq!(
+        usage.completion_tokens_details.unwrap().reasoning_tokens,
+        Some(6)
+    );
     let mut collector = llm_core::Collector::default();
     for chunk in chunks {
         collector.push(chunk);
     }
     let answer = collector.finish().unwrap();
     assert_eq!(answer.text().as_deref(), Some("Noon."));
-    assert_eq!(answer.choices[0].message.reasoning_content.as_deref(), Some("User asks the time."));
+    assert_eq!(
+        answer.choices[0].message.reasoning_content.as_deref(),
+        Some("User asks the time.")
+    );
     let body = &sent(&server).await[0];
     assert_eq!(body["parameters"]["incremental_output"], true);
     assert_eq!(body["parameters"]["enable_thinking"], true);
@@ -152,25 +197,44 @@ async fn a_thinking_stream_carries_reasoning_then_content_and_usage_once() {
 #[tokio::test]
 async fn cumulative_output_is_turned_into_deltas() {
     let server = MockServer::start().await;
-    let frames: String = [("Hel", "null"), ("Hello, wo", "null"), ("Hello, world!", "stop")]
-        .iter()
-        .enumerate()
-        .map(|(i, (text, finish))| event(i + 1, &result(json!({"role": "assistant", "content": text}), finish, (5, 3))))
-        .collect();
+    let frames: String = [
+        ("Hel", "null"),
+        ("Hello, wo", "null"),
+        ("Hello, world!", "stop"),
+    ]
+    .iter()
+    .enumerate()
+    .map(|(i, (text, finish))| {
+        event(
+            i + 1,
+            &result(
+                json!({"role": "assistant", "content": text}),
+                finish,
+                (5, 3),
+            ),
+        )
+    })
+    .collect();
     Mock::given(method("POST"))
         .respond_with(ResponseTemplate::new(200).set_body_raw(frames, "text/event-stream"))
         .mount(&server)
         .await;
     let mut request = ChatRequest::from("hi");
-    request.extra.insert("incremental_output".into(), json!(false));
-    let chunks: Vec<ChatChunk> = collect(qwen(&server, "qwen-plus").stream(&request).await.unwrap())
-        .await
-        .into_iter()
-        .map(Result::unwrap)
-        .collect();
+    request
+        .extra
+        .insert("incremental_output".into(), json!(false));
+    let chunks: Vec<ChatChunk> =
+        collect(qwen(&server, "qwen-plus").stream(&request).await.unwrap())
+            .await
+            .into_iter()
+            .map(Result::unwrap)
+            .collect();
     let pieces: Vec<&str> = chunks.iter().filter_map(ChatChunk::content).collect();
     assert_eq!(pieces, ["Hel", "lo, wo", "rld!"]);
-    assert_eq!(sent(&server).await[0]["parameters"]["incremental_output"], false);
+    assert_eq!(
+        sent(&server).await[0]["parameters"]["incremental_output"],
+        false
+    );
 }
 
 #[tokio::test]
@@ -204,7 +268,10 @@ async fn a_tool_round_trip_sends_calls_and_results_in_dashscope_shape() {
         ..ChatRequest::new("x", vec![Message::user("Paris and Rome?")])
     };
     let first = provider.chat(&request).await.unwrap();
-    assert_eq!(first.choices[0].finish_reason, Some(FinishReason::ToolCalls));
+    assert_eq!(
+        first.choices[0].finish_reason,
+        Some(FinishReason::ToolCalls)
+    );
     let made = first.choices[0].message.tool_calls.clone().unwrap();
     assert_eq!(made.len(), 2);
     assert_eq!(made[1].function.arguments, "{\"city\":\"Rome\"}");
@@ -216,7 +283,10 @@ async fn a_tool_round_trip_sends_calls_and_results_in_dashscope_shape() {
             .map(|c| ToolCall {
                 id: c.id.clone(),
                 kind: ToolKind::Function,
-                function: FunctionCall { name: c.function.name.clone(), arguments: c.function.arguments.clone() },
+                function: FunctionCall {
+                    name: c.function.name.clone(),
+                    arguments: c.function.arguments.clone(),
+                },
             })
             .collect(),
     );
@@ -235,12 +305,18 @@ async fn a_tool_round_trip_sends_calls_and_results_in_dashscope_shape() {
     let second = provider.chat(&follow_up).await.unwrap();
     assert_eq!(second.text().as_deref(), Some("Paris 21°C, Rome 25°C."));
     let bodies = sent(&server).await;
-    assert_eq!(bodies[0]["parameters"]["tools"][0]["function"]["name"], "get_weather");
+    assert_eq!(
+        bodies[0]["parameters"]["tools"][0]["function"]["name"],
+        "get_weather"
+    );
     assert_eq!(bodies[0]["parameters"]["parallel_tool_calls"], true);
     let messages = &bodies[1]["input"]["messages"];
     assert_eq!(messages[1]["role"], "assistant");
     assert_eq!(messages[1]["tool_calls"][0]["id"], "call_1");
-    assert_eq!(messages[2], json!({"role": "tool", "content": "{\"temp\":21}", "tool_call_id": "call_1"}));
+    assert_eq!(
+        messages[2],
+        json!({"role": "tool", "content": "{\"temp\":21}", "tool_call_id": "call_1"})
+    );
     assert_eq!(messages[3]["tool_call_id"], "call_2");
 }
 
@@ -248,21 +324,35 @@ async fn a_tool_round_trip_sends_calls_and_results_in_dashscope_shape() {
 async fn streamed_parallel_tool_calls_get_one_head_each() {
     let server = MockServer::start().await;
     Mock::given(method("POST"))
-        .respond_with(ResponseTemplate::new(200).set_body_raw(crate::native::tool_events(), "text/event-stream"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_raw(crate::native::tool_events(), "text/event-stream"),
+        )
         .mount(&server)
         .await;
-    let chunks: Vec<ChatChunk> = collect(qwen(&server, "qwen-plus").stream(&ChatRequest::from("go")).await.unwrap())
-        .await
-        .into_iter()
-        .map(Result::unwrap)
-        .collect();
+    let chunks: Vec<ChatChunk> = collect(
+        qwen(&server, "qwen-plus")
+            .stream(&ChatRequest::from("go"))
+            .await
+            .unwrap(),
+    )
+    .await
+    .into_iter()
+    .map(Result::unwrap)
+    .collect();
     let heads: Vec<(u32, String)> = chunks
         .iter()
         .flat_map(|c| c.choices.iter())
         .flat_map(|choice| choice.delta.tool_calls.iter().flatten())
         .filter_map(|call| call.id.clone().map(|id| (call.index, id)))
         .collect();
-    assert_eq!(heads, [(0, "call_weather_1".to_owned()), (1, "call_time_2".to_owned())]);
+    assert_eq!(
+        heads,
+        [
+            (0, "call_weather_1".to_owned()),
+            (1, "call_time_2".to_owned())
+        ]
+    );
     let mut collector = llm_core::Collector::default();
     for chunk in chunks {
         collector.push(chunk);
@@ -313,8 +403,22 @@ async fn vl_models_use_the_multimodal_path_with_image_parts() {
 async fn multimodal_streams_read_content_parts() {
     let server = MockServer::start().await;
     let frames = [
-        event(1, &result(json!({"role": "assistant", "content": [{"text": "A "}]}), "null", (900, 1))),
-        event(2, &result(json!({"role": "assistant", "content": [{"text": "cat."}]}), "stop", (900, 2))),
+        event(
+            1,
+            &result(
+                json!({"role": "assistant", "content": [{"text": "A "}]}),
+                "null",
+                (900, 1),
+            ),
+        ),
+        event(
+            2,
+            &result(
+                json!({"role": "assistant", "content": [{"text": "cat."}]}),
+                "stop",
+                (900, 2),
+            ),
+        ),
     ]
     .concat();
     Mock::given(method("POST"))
@@ -324,7 +428,9 @@ async fn multimodal_streams_read_content_parts() {
         .await;
     let request = ChatRequest::new(
         "x",
-        vec![Message::user_parts(vec![ContentPart::image_url("data:image/png;base64,iVBORw0KGgo=")])],
+        vec![Message::user_parts(vec![ContentPart::image_url(
+            "data:image/png;base64,iVBORw0KGgo=",
+        )])],
     );
     let answer = qwen(&server, "qwen3-vl-plus")
         .stream(&request)
@@ -339,19 +445,59 @@ async fn multimodal_streams_read_content_parts() {
 #[tokio::test]
 async fn error_answers_are_classified_by_code() {
     let cases = [
-        (native_error(401, "InvalidApiKey", "Invalid API-key provided."), ErrorKind::Authentication),
-        (native_error(429, "Throttling", "Requests throttling triggered."), ErrorKind::RateLimited),
-        (native_error(429, "Throttling.AllocationQuota", "Allocated quota exceeded."), ErrorKind::QuotaExhausted),
-        (native_error(400, "Arrearage", "Access denied, please make sure your account is in good standing."), ErrorKind::QuotaExhausted),
-        (native_error(400, "DataInspectionFailed", "Input data may contain inappropriate content."), ErrorKind::ContentFiltered),
-        (native_error(400, "InvalidParameter", "url error, please check url"), ErrorKind::InvalidRequest),
-        (native_error(404, "ModelNotFound", "Model not exist."), ErrorKind::NotFound),
-        (native_error(500, "InternalError.Algo", "An internal error has occured."), ErrorKind::UpstreamServer),
+        (
+            native_error(401, "InvalidApiKey", "Invalid API-key provided."),
+            ErrorKind::Authentication,
+        ),
+        (
+            native_error(429, "Throttling", "Requests throttling triggered."),
+            ErrorKind::RateLimited,
+        ),
+        (
+            native_error(
+                429,
+                "Throttling.AllocationQuota",
+                "Allocated quota exceeded.",
+            ),
+            ErrorKind::QuotaExhausted,
+        ),
+        (
+            native_error(
+                400,
+                "Arrearage",
+                "Access denied, please make sure your account is in good standing.",
+            ),
+            ErrorKind::QuotaExhausted,
+        ),
+        (
+            native_error(
+                400,
+                "DataInspectionFailed",
+                "Input data may contain inappropriate content.",
+            ),
+            ErrorKind::ContentFiltered,
+        ),
+        (
+            native_error(400, "InvalidParameter", "url error, please check url"),
+            ErrorKind::InvalidRequest,
+        ),
+        (
+            native_error(404, "ModelNotFound", "Model not exist."),
+            ErrorKind::NotFound,
+        ),
+        (
+            native_error(500, "InternalError.Algo", "An internal error has occured."),
+            ErrorKind::UpstreamServer,
+        ),
     ];
     for ((status, body), kind) in cases {
         let server = MockServer::start().await;
         Mock::given(method("POST"))
-            .respond_with(ResponseTemplate::new(status).set_body_json(body.clone()).insert_header("retry-after", "5"))
+            .respond_with(
+                ResponseTemplate::new(status)
+                    .set_body_json(body.clone())
+                    .insert_header("retry-after", "5"),
+            )
             .mount(&server)
             .await;
         let provider = qwen(&server, "qwen-plus");
@@ -373,15 +519,33 @@ async fn error_answers_are_classified_by_code() {
 async fn an_error_event_inside_a_200_stream_ends_it() {
     let server = MockServer::start().await;
     let frames = [
-        event(1, &result(json!({"role": "assistant", "content": "Once"}), "null", (5, 1))),
-        error_event(2, 400, "DataInspectionFailed", "Output data may contain inappropriate content."),
+        event(
+            1,
+            &result(
+                json!({"role": "assistant", "content": "Once"}),
+                "null",
+                (5, 1),
+            ),
+        ),
+        error_event(
+            2,
+            400,
+            "DataInspectionFailed",
+            "Output data may contain inappropriate content.",
+        ),
     ]
     .concat();
     Mock::given(method("POST"))
         .respond_with(ResponseTemplate::new(200).set_body_raw(frames, "text/event-stream"))
         .mount(&server)
         .await;
-    let items = collect(qwen(&server, "qwen-plus").stream(&ChatRequest::from("hi")).await.unwrap()).await;
+    let items = collect(
+        qwen(&server, "qwen-plus")
+            .stream(&ChatRequest::from("hi"))
+            .await
+            .unwrap(),
+    )
+    .await;
     assert_eq!(items.len(), 2);
     assert_eq!(items[0].as_ref().unwrap().content(), Some("Once"));
     let err = items[1].as_ref().unwrap_err();
@@ -392,7 +556,14 @@ async fn an_error_event_inside_a_200_stream_ends_it() {
 #[tokio::test]
 async fn a_stream_without_a_finish_reason_is_cut_off() {
     let server = MockServer::start().await;
-    let frames = event(1, &result(json!({"role": "assistant", "content": "Half"}), "null", (5, 1)));
+    let frames = event(
+        1,
+        &result(
+            json!({"role": "assistant", "content": "Half"}),
+            "null",
+            (5, 1),
+        ),
+    );
     Mock::given(method("POST"))
         .respond_with(ResponseTemplate::new(200).set_body_raw(frames, "text/event-stream"))
         .mount(&server)

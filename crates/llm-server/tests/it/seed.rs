@@ -78,7 +78,10 @@ async fn upstreams() -> MockServer {
         .await;
     Mock::given(method("POST"))
         .and(path("/api/v1/services/aigc/text-generation/generation"))
-        .and(header("authorization", format!("Bearer {QWEN_KEY}").as_str()))
+        .and(header(
+            "authorization",
+            format!("Bearer {QWEN_KEY}").as_str(),
+        ))
         .respond_with(ResponseTemplate::new(200).set_body_json(native("通义千问", "stop")))
         .mount(&server)
         .await;
@@ -98,7 +101,10 @@ fn check(args: &[&str], vars: &[(&str, &str)]) -> String {
         "check failed: {stdout}{}",
         String::from_utf8_lossy(&output.stderr)
     );
-    assert!(!stdout.contains("PLANTED"), "a key in check output: {stdout}");
+    assert!(
+        !stdout.contains("PLANTED"),
+        "a key in check output: {stdout}"
+    );
     stdout
 }
 
@@ -114,7 +120,10 @@ async fn the_seed_yaml_checks_and_serves_azure_and_qwen() {
         ("QWEN_API_KEY", QWEN_KEY),
     ];
     let listing = check(&["--config", file.to_str().unwrap(), "check"], &vars);
-    assert!(listing.contains("configuration ok: 2 deployment(s)"), "{listing}");
+    assert!(
+        listing.contains("configuration ok: 2 deployment(s)"),
+        "{listing}"
+    );
     assert!(
         listing.contains(&format!(
             "endpoint {} (deployment gpt-4o, api-version 2024-02-01)",
@@ -122,7 +131,10 @@ async fn the_seed_yaml_checks_and_serves_azure_and_qwen() {
         )),
         "{listing}"
     );
-    assert!(listing.contains(&format!("endpoint {qwen_base} (native API)")), "{listing}");
+    assert!(
+        listing.contains(&format!("endpoint {qwen_base} (native API)")),
+        "{listing}"
+    );
 
     let factory = LlmFactory::builder()
         .vars(
@@ -180,7 +192,10 @@ async fn the_seed_yaml_checks_and_serves_azure_and_qwen() {
         .map(|d| d["endpoint"].as_str().unwrap())
         .collect();
     assert_eq!(endpoints.len(), 2);
-    assert!(endpoints.contains(&format!("{qwen_base} (native API)").as_str()), "{status}");
+    assert!(
+        endpoints.contains(&format!("{qwen_base} (native API)").as_str()),
+        "{status}"
+    );
 }
 
 #[test]
@@ -198,7 +213,10 @@ fn the_seed_dotenv_checks_with_each_azure_account_named() {
          QWEN_API_BASE=\"https://dashscope-intl.aliyuncs.com/compatible-mode/v1\"\n",
     );
     let listing = check(&["--env-file", env.to_str().unwrap(), "check"], &[]);
-    assert!(listing.contains("configuration ok: 4 deployment(s)"), "{listing}");
+    assert!(
+        listing.contains("configuration ok: 4 deployment(s)"),
+        "{listing}"
+    );
     for account in ["account1", "account2"] {
         assert!(
             listing.contains(&format!(
@@ -209,7 +227,9 @@ fn the_seed_dotenv_checks_with_each_azure_account_named() {
     }
     assert_eq!(
         listing
-            .matches("endpoint https://dashscope-intl.aliyuncs.com/compatible-mode/v1 (compatible mode)")
+            .matches(
+                "endpoint https://dashscope-intl.aliyuncs.com/compatible-mode/v1 (compatible mode)"
+            )
             .count(),
         2,
         "{listing}"
