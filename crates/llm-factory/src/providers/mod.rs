@@ -89,6 +89,10 @@ pub(crate) fn never(_: &ModelConfig) -> bool {
 
 /// The connect timeout of every built-in provider's HTTP client. First-token, idle and
 /// total timeouts are the router's (per deployment): providers get none of their own.
+#[cfg_attr(
+    not(any(feature = "openai", feature = "qwen", feature = "deepseek")),
+    expect(dead_code, reason = "used by the HTTP providers' modules")
+)]
 pub(crate) const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 pub(crate) fn config_error(field: &str, message: impl Into<String>) -> Error {
@@ -111,6 +115,10 @@ pub(crate) fn not_compiled(config: &ModelConfig, feature: &str) -> Error {
 }
 
 /// The entry's key, or the error saying it is missing.
+#[cfg_attr(
+    not(any(feature = "openai", feature = "qwen", feature = "deepseek")),
+    expect(dead_code, reason = "used by the HTTP providers' modules")
+)]
 pub(crate) fn key<'a>(spec: &ProviderSpec<'a>) -> Result<&'a llm_core::SecretString> {
     spec.api_key
         .ok_or_else(|| config_error("api_key", "api_key (or api_keys) is missing"))
