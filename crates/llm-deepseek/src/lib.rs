@@ -45,7 +45,7 @@ use llm_core::{
     Message, PromptTokensDetails, ResponseFormat, Result, SecretString, Usage, mask_key,
 };
 use llm_openai::{
-    Endpoint, ErrorInfo, OpenAiCompatClient, Timeouts, http_client, reqwest, secret_header,
+    Endpoint, ErrorInfo, Limits, OpenAiCompatClient, Timeouts, http_client, reqwest, secret_header,
     validate_base_url,
 };
 pub use reasoning::{ReasoningCache, ThinkingMode};
@@ -76,6 +76,8 @@ pub struct DeepSeekConfig {
     pub name: Option<String>,
     /// Timeouts.
     pub timeouts: Timeouts,
+    /// Size bounds on upstream answers.
+    pub limits: Limits,
     /// Where the reasoning of tool-call answers is kept for replay; share one among the
     /// keys of a pool so a tool loop may move between keys.
     pub reasoning_cache: Arc<ReasoningCache>,
@@ -92,6 +94,7 @@ impl DeepSeekConfig {
             thinks_by_default: true,
             name: None,
             timeouts: Timeouts::default(),
+            limits: Limits::default(),
             reasoning_cache: Arc::default(),
         }
     }
@@ -270,12 +273,13 @@ impl DeepSeekProvider {
             thinks_by_default: config.thinks_by_default,
             cache: Arc::clone(&config.reasoning_cache),
         };
+        let transport = llm_openai::Transport::new(endpoint.name.clone(), http, config.timeouts)
+            .with_limits(config.limits);
         Ok(Self {
-            client: OpenAiCompatClient::with_http_client(
-                endpoint,
+            client: OpenAiCompatClient::with_transport(
+                Arc::new(endpoint),
                 config.model.clone(),
-                config.timeouts,
-                http,
+                transport,
             ),
             cache: config.reasoning_cache,
         })

@@ -348,16 +348,19 @@ impl LlmFactoryBuilder {
         }
         let mut deployments = Vec::new();
         let mut aliases = BTreeMap::new();
+        let mut context = crate::providers::BuildContext::default();
+        if let Some(max) = config.server.max_upstream_body_bytes {
+            context.max_upstream_body_bytes = max.max(1);
+        }
         for (position, model) in config.providers.iter().enumerate() {
-            let built =
-                registry::deployments(model, position, &self.registry).map_err(|error| {
-                    match (error, origins.get(position).cloned().flatten()) {
-                        (Error::Config(config), Some((file, line))) if config.file.is_none() => {
-                            Error::Config(Box::new(config.in_file(file, line)))
-                        }
-                        (error, _) => error,
+            let built = registry::deployments(model, position, &self.registry, &context).map_err(
+                |error| match (error, origins.get(position).cloned().flatten()) {
+                    (Error::Config(config), Some((file, line))) if config.file.is_none() => {
+                        Error::Config(Box::new(config.in_file(file, line)))
                     }
-                })?;
+                    (error, _) => error,
+                },
+            )?;
             deployments.extend(built);
             for alias in &model.aliases {
                 aliases.insert(alias.clone(), model.model_name.clone());

@@ -10,7 +10,7 @@ use crate::{
     ModelConfig, ProviderType,
     config::seconds,
     defaults::WithDefaults,
-    providers::{self, Built, Pool, config_error},
+    providers::{self, BuildContext, Built, Pool, config_error},
 };
 
 /// What a registered provider constructor gets: the model's configuration and the one key
@@ -65,6 +65,7 @@ pub(crate) fn deployments(
     config: &ModelConfig,
     position: usize,
     registry: &Registry,
+    context: &BuildContext,
 ) -> Result<Vec<(Arc<dyn ChatProvider>, DeploymentConfig)>> {
     let at = |field: &str| format!("providers[{position}].{field}");
     if config.model_name.trim().is_empty() {
@@ -85,7 +86,7 @@ pub(crate) fn deployments(
         )?,
         idle: secs(config.idle_timeout, defaults.idle, &at("idle_timeout"))?,
     };
-    let pool = pool_for(config, registry).map_err(|error| locate(error, position))?;
+    let pool = pool_for(config, registry, context).map_err(|error| locate(error, position))?;
     let mut out = Vec::with_capacity(pairs.len());
     for (index, (api_key, api_base)) in pairs.into_iter().enumerate() {
         let spec = ProviderSpec {
@@ -149,9 +150,13 @@ fn locate(error: Error, position: usize) -> Error {
 }
 
 /// The deployments' builder for `config`: its built-in provider, or a registered one.
-fn pool_for(config: &ModelConfig, registry: &Registry) -> Result<Box<dyn Pool>> {
+fn pool_for(
+    config: &ModelConfig,
+    registry: &Registry,
+    context: &BuildContext,
+) -> Result<Box<dyn Pool>> {
     if let Some(builtin) = providers::builtin(&config.provider) {
-        return (builtin.pool)(config);
+        return (builtin.pool)(config, context);
     }
     let ProviderType::Custom(name) = &config.provider else {
         return Err(config_error(

@@ -4,7 +4,7 @@ use std::{fmt, sync::Arc};
 
 use async_trait::async_trait;
 use llm_core::{Result, SecretString, mask_key};
-pub use llm_http::Timeouts;
+pub use llm_http::{Limits, Timeouts};
 
 /// The public OpenAI API.
 pub const OPENAI_BASE_URL: &str = "https://api.openai.com/v1";
@@ -36,6 +36,8 @@ pub struct OpenAiConfig {
     pub name: Option<String>,
     /// Timeouts.
     pub timeouts: Timeouts,
+    /// Size bounds on upstream answers.
+    pub limits: Limits,
 }
 
 impl OpenAiConfig {
@@ -50,6 +52,7 @@ impl OpenAiConfig {
             project: None,
             name: None,
             timeouts: Timeouts::default(),
+            limits: Limits::default(),
         }
     }
 }
@@ -64,6 +67,7 @@ impl fmt::Debug for OpenAiConfig {
             .field("project", &self.project)
             .field("name", &self.name)
             .field("timeouts", &self.timeouts)
+            .field("limits", &self.limits)
             .finish()
     }
 }
@@ -138,6 +142,8 @@ pub struct AzureOpenAiConfig {
     pub name: Option<String>,
     /// Timeouts.
     pub timeouts: Timeouts,
+    /// Size bounds on upstream answers.
+    pub limits: Limits,
 }
 
 impl AzureOpenAiConfig {
@@ -152,6 +158,7 @@ impl AzureOpenAiConfig {
             model: None,
             name: None,
             timeouts: Timeouts::default(),
+            limits: Limits::default(),
         }
     }
 }

@@ -45,10 +45,11 @@ mod stream;
 mod wire;
 
 pub use config::{
-    AzureAuth, AzureOpenAiConfig, OPENAI_BASE_URL, OpenAiConfig, Timeouts, TokenProvider,
+    AzureAuth, AzureOpenAiConfig, Limits, OPENAI_BASE_URL, OpenAiConfig, Timeouts, TokenProvider,
 };
 pub use endpoint::{Endpoint, secret_header, validate_base_url};
 pub use error::ErrorInfo;
+pub use llm_http::Transport;
 pub use provider::{AzureOpenAiProvider, OpenAiCompatClient, OpenAiProvider, http_client};
 /// The HTTP client crate, for [`OpenAiProvider::with_http_client`] and friends.
 pub use reqwest;

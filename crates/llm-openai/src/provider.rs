@@ -280,19 +280,12 @@ impl OpenAiProvider {
     /// # Errors
     ///
     /// As [`OpenAiProvider::new`].
-    #[expect(
-        clippy::needless_pass_by_value,
-        reason = "the config is consumed by convention"
-    )]
     pub fn with_http_client(config: OpenAiConfig, http: reqwest::Client) -> Result<Self> {
         let endpoint = OpenAiEndpoint::new(&config)?;
+        let transport = Transport::new(endpoint.name().to_owned(), http, config.timeouts)
+            .with_limits(config.limits);
         Ok(Self {
-            client: OpenAiCompatClient::with_http_client(
-                endpoint,
-                config.model.clone(),
-                config.timeouts,
-                http,
-            ),
+            client: OpenAiCompatClient::with_transport(Arc::new(endpoint), config.model, transport),
         })
     }
 }
@@ -343,8 +336,10 @@ impl AzureOpenAiProvider {
         let endpoint = AzureEndpoint::new(&config)?;
         // The deployment is what Azure routes by; it is also the v1 path's body `model`.
         let model = config.deployment.clone().or_else(|| config.model.clone());
+        let transport = Transport::new(endpoint.name().to_owned(), http, config.timeouts)
+            .with_limits(config.limits);
         Ok(Self {
-            client: OpenAiCompatClient::with_http_client(endpoint, model, config.timeouts, http),
+            client: OpenAiCompatClient::with_transport(Arc::new(endpoint), model, transport),
         })
     }
 }

@@ -48,10 +48,12 @@ use async_trait::async_trait;
 use llm_core::{
     ChatProvider, ChatRequest, ChatResponse, ChatStream, Error, Result, SecretString, mask_key,
 };
-use llm_http::{Timeouts, Transport, http_client, reqwest};
+use llm_http::{Limits, Timeouts, Transport, http_client, reqwest};
 use llm_openai::{OpenAiCompatClient, secret_header, validate_base_url};
 
 use crate::{compat::CompatEndpoint, native::NativeClient};
+/// Timeouts and size bounds of the transport (from the provider kit).
+pub use llm_http::{Limits as TransportLimits, Timeouts as TransportTimeouts};
 
 /// The native API base of the China (Beijing) region.
 pub const DASHSCOPE_BASE_URL: &str = "https://dashscope.aliyuncs.com/api/v1";
@@ -119,6 +121,8 @@ pub struct QwenConfig {
     pub name: Option<String>,
     /// Timeouts.
     pub timeouts: Timeouts,
+    /// Size bounds on upstream answers.
+    pub limits: Limits,
 }
 
 impl QwenConfig {
@@ -134,6 +138,7 @@ impl QwenConfig {
             workspace: None,
             name: None,
             timeouts: Timeouts::default(),
+            limits: Limits::default(),
         }
     }
 
@@ -155,6 +160,7 @@ impl fmt::Debug for QwenConfig {
             .field("workspace", &self.workspace)
             .field("name", &self.name)
             .field("timeouts", &self.timeouts)
+            .field("limits", &self.limits)
             .finish()
     }
 }
@@ -222,7 +228,8 @@ impl QwenProvider {
         let base = validate_base_url(&config.base_url, "api_base")?;
         let base = with_default_path(base, api);
         let name = config.name.clone().unwrap_or_else(|| "qwen".to_owned());
-        let transport = Transport::new(name.clone(), http, config.timeouts);
+        let transport =
+            Transport::new(name.clone(), http, config.timeouts).with_limits(config.limits);
         let workspace = config
             .workspace
             .as_deref()

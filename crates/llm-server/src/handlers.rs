@@ -255,7 +255,11 @@ pub(crate) async fn models(State(state): State<Arc<AppState>>) -> Json<serde_jso
 }
 
 pub(crate) async fn status(State(state): State<Arc<AppState>>) -> Json<serde_json::Value> {
-    Json(json!({"object": "list", "data": state.factory.status()}))
+    Json(json!({
+        "object": "list",
+        "data": state.factory.status(),
+        "connections": crate::connection_stats(),
+    }))
 }
 
 pub(crate) async fn live() -> Json<serde_json::Value> {

@@ -29,14 +29,21 @@
 //! concurrency that sheds load with 503. Every response carries `x-request-id` (the
 //! client's, or a new one). Logs carry no secrets and no prompt text.
 //!
+//! [`serve`] runs the router with the connection bounds of [`ConnectionLimits`] (header,
+//! keep-alive and send timeouts, a connection cap that closes idle connections first); the
+//! `llm-server` binary uses it. `axum::serve` works too, without those bounds.
+//!
 //! # Features
 //!
 //! - `openai` (default): OpenAI and Azure OpenAI upstreams.
+//! - `qwen` (default): Qwen on DashScope upstreams.
+//! - `deepseek` (default): DeepSeek upstreams.
 
 mod error;
 mod handlers;
 mod metrics;
 mod middleware;
+mod serve;
 
 use std::{sync::Arc, time::Duration};
 
@@ -46,6 +53,11 @@ use axum::{
 };
 use llm_factory::{LlmFactory, ServerSettings, core::SecretString};
 use tokio::sync::Semaphore;
+
+pub use serve::{
+    ConnectionLimits, ConnectionStats, connection_stats, default_max_connections, raise_fd_limit,
+    serve,
+};
 
 /// How the gateway guards itself.
 #[derive(Clone)]

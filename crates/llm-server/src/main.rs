@@ -15,13 +15,12 @@
 use std::{net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
 
 use anyhow::Context as _;
-use axum::serve::ListenerExt as _;
 use clap::{Parser, Subcommand, ValueEnum};
 use llm_factory::{
     DeploymentConfig, ErrorKind, LlmFactory,
     core::{FailWhen, MockConfig, MockFailure, MockProvider, MockReply},
 };
-use llm_server::GatewayOptions;
+use llm_server::{ConnectionLimits, GatewayOptions};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -200,6 +199,9 @@ async fn main() -> anyhow::Result<()> {
 
     let settings = factory.server_settings().clone();
     let options = GatewayOptions::from_settings(&settings);
+    // As servers do: every file descriptor the hard limit allows, then a cap derived from it.
+    let fd_limit = llm_server::raise_fd_limit();
+    let limits = ConnectionLimits::from_settings(&settings);
     let host = cli
         .host
         .clone()
@@ -211,21 +213,23 @@ async fn main() -> anyhow::Result<()> {
         .with_context(|| format!("`{host}:{port}` is not an address"))?;
     let models = factory.models().join(", ");
     let app = llm_server::router_with(factory, options);
-    // TCP_NODELAY: streamed chunks are small writes; Nagle's algorithm with delayed ACKs
-    // would hold each one up to 40 ms.
+    // Connections get TCP_NODELAY (streamed chunks are small writes; Nagle's algorithm with
+    // delayed ACKs would hold each one up to 40 ms) and the bounds of `limits`.
     let listener = tokio::net::TcpListener::bind(addr)
         .await
-        .with_context(|| format!("cannot listen on {addr}"))?
-        .tap_io(|tcp| {
-            if let Err(error) = tcp.set_nodelay(true) {
-                tracing::debug!(%error, "cannot set TCP_NODELAY");
-            }
-        });
-    tracing::info!(%addr, models = %models, demo = cli.demo, "llm-server listening");
+        .with_context(|| format!("cannot listen on {addr}"))?;
+    tracing::info!(
+        %addr,
+        models = %models,
+        demo = cli.demo,
+        max_connections = limits.max_connections,
+        fd_limit = fd_limit.unwrap_or(0),
+        "llm-server listening"
+    );
 
     let grace = Duration::from_secs(cli.shutdown_grace);
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let server = axum::serve(listener, app).with_graceful_shutdown(async move {
+    let server = llm_server::serve(listener, app, limits, async move {
         shutdown_signal().await;
         tracing::info!(
             grace_secs = grace.as_secs(),

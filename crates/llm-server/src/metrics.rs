@@ -44,6 +44,13 @@ pub(crate) fn render(handle: &PrometheusHandle, status: &[DeploymentStatus]) -> 
         metrics::gauge!("llm_deployment_successes", &labels).set(deployment.successes as f64);
         metrics::gauge!("llm_deployment_failures", &labels).set(deployment.failures as f64);
     }
+    let connections = crate::connection_stats();
+    metrics::gauge!("llm_gateway_open_connections").set(connections.open as f64);
+    metrics::gauge!("llm_gateway_max_connections").set(connections.max as f64);
+    metrics::gauge!("llm_gateway_connections_accepted").set(connections.accepted as f64);
+    for (reason, count) in connections.closed {
+        metrics::gauge!("llm_gateway_connections_closed", "reason" => reason).set(count as f64);
+    }
     // Tasks alive on the runtime serving this scrape: a leak (a request that left a task
     // behind) shows as a count that does not return to its idle baseline.
     if let Ok(runtime) = tokio::runtime::Handle::try_current() {

@@ -444,6 +444,26 @@ pub struct ServerSettings {
     /// `text` or `json`.
     #[serde(default)]
     pub log_format: Option<String>,
+    /// Seconds from accept (or from the first byte of a kept-alive connection's next
+    /// request) to a complete request head (default 30; nginx `client_header_timeout`).
+    #[serde(default)]
+    pub header_timeout: Option<f64>,
+    /// Seconds a connection may stay idle between requests (default 75; nginx
+    /// `keepalive_timeout`).
+    #[serde(default)]
+    pub keep_alive_timeout: Option<f64>,
+    /// Seconds writes to a client that stopped reading may stay blocked (default 60; nginx
+    /// `send_timeout`).
+    #[serde(default)]
+    pub send_timeout: Option<f64>,
+    /// Open client connections at most (default: from the file-descriptor limit; nginx
+    /// `worker_connections`).
+    #[serde(default)]
+    pub max_connections: Option<usize>,
+    /// The largest non-streaming upstream answer in bytes (default 32 MiB); a larger one
+    /// fails that attempt, detected while reading.
+    #[serde(default)]
+    pub max_upstream_body_bytes: Option<usize>,
 }
 
 impl ServerSettings {
@@ -457,6 +477,11 @@ impl ServerSettings {
             && self.request_timeout.is_none()
             && self.max_concurrency.is_none()
             && self.log_format.is_none()
+            && self.header_timeout.is_none()
+            && self.keep_alive_timeout.is_none()
+            && self.send_timeout.is_none()
+            && self.max_connections.is_none()
+            && self.max_upstream_body_bytes.is_none()
     }
 }
 
@@ -471,6 +496,11 @@ impl fmt::Debug for ServerSettings {
             .field("request_timeout", &self.request_timeout)
             .field("max_concurrency", &self.max_concurrency)
             .field("log_format", &self.log_format)
+            .field("header_timeout", &self.header_timeout)
+            .field("keep_alive_timeout", &self.keep_alive_timeout)
+            .field("send_timeout", &self.send_timeout)
+            .field("max_connections", &self.max_connections)
+            .field("max_upstream_body_bytes", &self.max_upstream_body_bytes)
             .finish()
     }
 }

@@ -24,12 +24,12 @@ mod imp {
 
     use llm_core::Result;
     use llm_deepseek::{DeepSeekConfig, DeepSeekProvider, ReasoningCache};
-    use llm_openai::{Timeouts, reqwest};
+    use llm_openai::{Limits, Timeouts, reqwest};
     use serde::Deserialize;
 
     use crate::{
         ModelConfig,
-        providers::{Built, CONNECT_TIMEOUT, Pool, key, options},
+        providers::{BuildContext, Built, CONNECT_TIMEOUT, Pool, key, options},
         registry::ProviderSpec,
     };
 
@@ -42,16 +42,21 @@ mod imp {
     struct DeepSeekPool {
         http: reqwest::Client,
         timeouts: Timeouts,
+        limits: Limits,
         options: Options,
         cache: Arc<ReasoningCache>,
     }
 
-    pub(crate) fn pool(config: &ModelConfig) -> Result<Box<dyn Pool>> {
+    pub(crate) fn pool(config: &ModelConfig, context: &BuildContext) -> Result<Box<dyn Pool>> {
         let options = options::<Options>(config)?;
         let timeouts = Timeouts::connect_only(CONNECT_TIMEOUT);
         Ok(Box::new(DeepSeekPool {
             http: llm_openai::http_client(&timeouts)?,
             timeouts,
+            limits: Limits {
+                max_body_bytes: context.max_upstream_body_bytes,
+                ..Limits::default()
+            },
             options,
             cache: Arc::default(),
         }))
@@ -72,6 +77,7 @@ mod imp {
                     .unwrap_or_else(|| config.model_name.clone()),
             );
             deepseek.timeouts = self.timeouts;
+            deepseek.limits = self.limits;
             deepseek.reasoning_cache = Arc::clone(&self.cache);
             if let Some(thinks) = self.options.thinks_by_default {
                 deepseek.thinks_by_default = thinks;
@@ -94,10 +100,10 @@ mod imp {
 
     use crate::{
         ModelConfig,
-        providers::{Pool, not_compiled},
+        providers::{BuildContext, Pool, not_compiled},
     };
 
-    pub(crate) fn pool(config: &ModelConfig) -> Result<Box<dyn Pool>> {
+    pub(crate) fn pool(config: &ModelConfig, _context: &BuildContext) -> Result<Box<dyn Pool>> {
         Err(not_compiled(config, "deepseek"))
     }
 }

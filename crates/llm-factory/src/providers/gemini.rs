@@ -3,7 +3,7 @@
 
 use llm_core::Result;
 
-use super::{Builtin, Pool, config_error};
+use super::{BuildContext, Builtin, Pool, config_error};
 use crate::{ModelConfig, ProviderType};
 
 pub(crate) static GEMINI: Builtin = Builtin {
@@ -16,7 +16,7 @@ pub(crate) static GEMINI: Builtin = Builtin {
     pool,
 };
 
-fn pool(config: &ModelConfig) -> Result<Box<dyn Pool>> {
+fn pool(config: &ModelConfig, _context: &BuildContext) -> Result<Box<dyn Pool>> {
     Err(config_error(
         "provider",
         format!(

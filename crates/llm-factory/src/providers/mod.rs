@@ -36,7 +36,22 @@ pub(crate) struct Builtin {
     /// Whether an entry needs an API key.
     pub(crate) needs_key: fn(&ModelConfig) -> bool,
     /// Prepares what the deployments of one entry share (a connection pool).
-    pub(crate) pool: fn(&ModelConfig) -> Result<Box<dyn Pool>>,
+    pub(crate) pool: fn(&ModelConfig, &BuildContext) -> Result<Box<dyn Pool>>,
+}
+
+/// What every provider is built with besides its own entry.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct BuildContext {
+    /// The largest non-streaming upstream answer read (`server.max_upstream_body_bytes`).
+    pub(crate) max_upstream_body_bytes: usize,
+}
+
+impl Default for BuildContext {
+    fn default() -> Self {
+        Self {
+            max_upstream_body_bytes: 32 * 1024 * 1024,
+        }
+    }
 }
 
 /// What the deployments of one entry share; builds one deployment per key (and base).

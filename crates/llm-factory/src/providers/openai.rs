@@ -32,27 +32,34 @@ mod imp {
 
     use llm_core::Result;
     use llm_openai::{
-        AzureAuth, AzureOpenAiConfig, AzureOpenAiProvider, OpenAiConfig, OpenAiProvider, Timeouts,
-        reqwest,
+        AzureAuth, AzureOpenAiConfig, AzureOpenAiProvider, Limits, OpenAiConfig, OpenAiProvider,
+        Timeouts, reqwest,
     };
 
     use crate::{
         ModelConfig, ProviderType,
-        providers::{Built, CONNECT_TIMEOUT, NoOptions, Pool, config_error, key, options},
+        providers::{
+            BuildContext, Built, CONNECT_TIMEOUT, NoOptions, Pool, config_error, key, options,
+        },
         registry::ProviderSpec,
     };
 
     struct OpenAiPool {
         http: reqwest::Client,
         timeouts: Timeouts,
+        limits: Limits,
     }
 
-    pub(crate) fn pool(config: &ModelConfig) -> Result<Box<dyn Pool>> {
+    pub(crate) fn pool(config: &ModelConfig, context: &BuildContext) -> Result<Box<dyn Pool>> {
         options::<NoOptions>(config)?;
         let timeouts = Timeouts::connect_only(CONNECT_TIMEOUT);
         Ok(Box::new(OpenAiPool {
             http: llm_openai::http_client(&timeouts)?,
             timeouts,
+            limits: Limits {
+                max_body_bytes: context.max_upstream_body_bytes,
+                ..Limits::default()
+            },
         }))
     }
 
@@ -108,6 +115,7 @@ mod imp {
                         model: Some(config.model_name.clone()),
                         name: None,
                         timeouts: self.timeouts,
+                        limits: self.limits,
                     },
                     self.http.clone(),
                 )?;
@@ -123,6 +131,7 @@ mod imp {
             }
             openai.model = Some(deployment);
             openai.timeouts = self.timeouts;
+            openai.limits = self.limits;
             let shown = openai.base_url.trim_end_matches('/').to_owned();
             let provider = OpenAiProvider::with_http_client(openai, self.http.clone())?;
             Ok(Built {
@@ -153,10 +162,10 @@ mod imp {
 
     use crate::{
         ModelConfig,
-        providers::{Pool, not_compiled},
+        providers::{BuildContext, Pool, not_compiled},
     };
 
-    pub(crate) fn pool(config: &ModelConfig) -> Result<Box<dyn Pool>> {
+    pub(crate) fn pool(config: &ModelConfig, _context: &BuildContext) -> Result<Box<dyn Pool>> {
         Err(not_compiled(config, "openai"))
     }
 }

@@ -28,13 +28,13 @@ mod imp {
     use std::sync::Arc;
 
     use llm_core::Result;
-    use llm_http::{Timeouts, reqwest};
+    use llm_http::{Limits, Timeouts, reqwest};
     use llm_qwen::{QwenApi, QwenConfig, QwenProvider};
     use serde::Deserialize;
 
     use crate::{
         ModelConfig,
-        providers::{Built, CONNECT_TIMEOUT, Pool, key, options},
+        providers::{BuildContext, Built, CONNECT_TIMEOUT, Pool, key, options},
         registry::ProviderSpec,
     };
 
@@ -57,15 +57,20 @@ mod imp {
     struct QwenPool {
         http: reqwest::Client,
         timeouts: Timeouts,
+        limits: Limits,
         options: Options,
     }
 
-    pub(crate) fn pool(config: &ModelConfig) -> Result<Box<dyn Pool>> {
+    pub(crate) fn pool(config: &ModelConfig, context: &BuildContext) -> Result<Box<dyn Pool>> {
         let options = options::<Options>(config)?;
         let timeouts = Timeouts::connect_only(CONNECT_TIMEOUT);
         Ok(Box::new(QwenPool {
             http: llm_http::http_client(&timeouts)?,
             timeouts,
+            limits: Limits {
+                max_body_bytes: context.max_upstream_body_bytes,
+                ..Limits::default()
+            },
             options,
         }))
     }
@@ -91,6 +96,7 @@ mod imp {
                     .unwrap_or_else(|| config.model_name.clone()),
             );
             qwen.timeouts = self.timeouts;
+            qwen.limits = self.limits;
             let shown = format!(
                 "{} ({})",
                 qwen.base_url.trim_end_matches('/'),
@@ -113,10 +119,10 @@ mod imp {
 
     use crate::{
         ModelConfig,
-        providers::{Pool, not_compiled},
+        providers::{BuildContext, Pool, not_compiled},
     };
 
-    pub(crate) fn pool(config: &ModelConfig) -> Result<Box<dyn Pool>> {
+    pub(crate) fn pool(config: &ModelConfig, _context: &BuildContext) -> Result<Box<dyn Pool>> {
         Err(not_compiled(config, "qwen"))
     }
 }

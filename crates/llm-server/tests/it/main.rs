@@ -10,6 +10,7 @@
 
 mod api;
 mod bad_input;
+mod connections;
 mod faults;
 mod hardening;
 mod logs;
