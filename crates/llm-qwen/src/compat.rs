@@ -54,16 +54,21 @@ impl Endpoint for CompatEndpoint {
         vec![&self.key]
     }
 
-    fn extra_body(&self, request: &ChatRequest, _model: &str, stream: bool) -> Option<Extra> {
+    fn extra_body(&self, request: &ChatRequest, model: &str, stream: bool) -> Option<Extra> {
         // Thinking models refuse `enable_thinking: true` on non-streaming calls
         // ("parameter.enable_thinking must be set to false for non-streaming calls"), and
-        // some think by default: non-streaming calls say false.
-        if stream || request.extra.get("enable_thinking") == Some(&Value::Bool(false)) {
+        // some think by default.
+        let asked = request
+            .extra
+            .get("enable_thinking")
+            .and_then(Value::as_bool);
+        if stream || asked == Some(false) {
             return None;
         }
+        let thinking = crate::non_streaming_thinking(asked, model)?;
         Some(Extra::from_iter([(
             "enable_thinking".to_owned(),
-            Value::Bool(false),
+            Value::Bool(thinking),
         )]))
     }
 

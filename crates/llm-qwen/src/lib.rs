@@ -18,8 +18,9 @@
 //! `dashscope-us.aliyuncs.com`, `cn-hongkong.dashscope.aliyuncs.com`, workspace gateways)
 //! work by base URL alone; a bare host gets the API's path appended. Keys are region-bound.
 //!
-//! On non-streaming calls `enable_thinking` is sent as `false` on both APIs: thinking
-//! models refuse `true` there, and some think by default. In-stream `DataInspectionFailed`
+//! On non-streaming calls `enable_thinking` is sent as `false` on both APIs when the caller
+//! set it or the model can think ([`is_thinking_family`]): DashScope refuses thinking on
+//! non-streaming calls, and some of those models think by default. In-stream `DataInspectionFailed`
 //! ends the stream with a [`ContentFiltered`](llm_core::ErrorKind::ContentFiltered) error
 //! (the gateway sends it as an error event), not with a `content_filter` finish reason.
 //!
@@ -77,6 +78,29 @@ impl QwenApi {
         } else {
             Self::Native
         }
+    }
+}
+
+/// Whether `model` belongs to a family that can think (Qwen3 and later hybrid models, QwQ,
+/// QVQ), so a non-streaming call must say `enable_thinking: false`: DashScope refuses
+/// thinking on non-streaming calls, and some of these models think by default.
+#[must_use]
+pub fn is_thinking_family(model: &str) -> bool {
+    let model = model.to_ascii_lowercase();
+    model.starts_with("qwen3")
+        || model.starts_with("qwq")
+        || model.starts_with("qvq")
+        || model.contains("-latest")
+        || model.contains("thinking")
+}
+
+/// The `enable_thinking` to send on a non-streaming call that asked for `asked`: `false`
+/// when the caller asked for thinking (refused there) or the model may think by default;
+/// nothing otherwise (models without thinking get no new parameter).
+pub(crate) fn non_streaming_thinking(asked: Option<bool>, model: &str) -> Option<bool> {
+    match asked {
+        Some(_) => Some(false),
+        None => is_thinking_family(model).then_some(false),
     }
 }
 

@@ -149,6 +149,7 @@ impl NativeClient {
             vec![self.key.clone()],
             model.to_owned(),
             sent.cumulative,
+            request.n.map_or(1, |n| usize::try_from(n).unwrap_or(1)),
         );
         Ok(sse_chat_stream(
             self.transport.body_stream(response),

@@ -148,7 +148,7 @@ impl<'a> NativeRequest<'a> {
         let enable_thinking = if mode.stream {
             asked_thinking
         } else {
-            asked_thinking.map(|_| false).or(Some(false))
+            crate::non_streaming_thinking(asked_thinking, model)
         };
         let messages = request
             .messages
@@ -310,6 +310,37 @@ mod tests {
         let chat = body(&request, false, false);
         assert_eq!(chat["parameters"]["enable_thinking"], false);
         assert!(chat["parameters"].get("incremental_output").is_none());
+        // A model without thinking gets no new parameter; a thinking family gets false.
+        let plain = ChatRequest::from("hi");
+        let (wire, _) = NativeRequest::new(
+            &plain,
+            "qwen-max",
+            BodyMode {
+                stream: false,
+                multimodal: false,
+            },
+            "qwen",
+        )
+        .unwrap();
+        assert!(
+            serde_json::to_value(wire).unwrap()["parameters"]
+                .get("enable_thinking")
+                .is_none()
+        );
+        let (wire, _) = NativeRequest::new(
+            &plain,
+            "qwen3-235b-a22b",
+            BodyMode {
+                stream: false,
+                multimodal: false,
+            },
+            "qwen",
+        )
+        .unwrap();
+        assert_eq!(
+            serde_json::to_value(wire).unwrap()["parameters"]["enable_thinking"],
+            false
+        );
     }
 
     #[test]

@@ -272,6 +272,8 @@ pub(crate) struct NativeTranslator {
     secrets: Vec<SecretString>,
     model: String,
     cumulative: bool,
+    /// How many choices the answer has (`n`): the stream is whole when they all finished.
+    choices_expected: usize,
     id: String,
     created: u64,
     started: bool,
@@ -285,12 +287,14 @@ impl NativeTranslator {
         secrets: Vec<SecretString>,
         model: String,
         cumulative: bool,
+        choices_expected: usize,
     ) -> Self {
         Self {
             provider,
             secrets,
             model,
             cumulative,
+            choices_expected: choices_expected.max(1),
             id: String::new(),
             created: unix_now(),
             started: false,
@@ -306,7 +310,7 @@ impl NativeTranslator {
     }
 
     fn complete(&self) -> bool {
-        !self.choices.is_empty() && self.choices.values().all(|c| c.finished)
+        self.choices.values().filter(|c| c.finished).count() >= self.choices_expected
     }
 
     fn usage_chunk(&mut self, out: &mut VecDeque<ChatChunk>) {
@@ -475,7 +479,8 @@ impl StreamTranslator for NativeTranslator {
     }
 
     fn on_end(&mut self, out: &mut VecDeque<ChatChunk>) -> Result<()> {
-        if self.complete() {
+        // Fewer choices than asked (a model that ignores `n`) is whole when each finished.
+        if !self.choices.is_empty() && self.choices.values().all(|c| c.finished) {
             self.usage_chunk(out);
             Ok(())
         } else {
@@ -513,7 +518,7 @@ mod tests {
 
     #[test]
     fn cumulative_output_is_diffed() {
-        let mut t = NativeTranslator::new("qwen".into(), Vec::new(), "qwen-plus".into(), true);
+        let mut t = NativeTranslator::new("qwen".into(), Vec::new(), "qwen-plus".into(), true, 1);
         let (chunks, flow) = run(
             &mut t,
             &[
@@ -541,8 +546,39 @@ mod tests {
     }
 
     #[test]
+    fn several_choices_end_when_all_have_finished() {
+        let mut t = NativeTranslator::new("qwen".into(), Vec::new(), "qwen-plus".into(), false, 2);
+        let (chunks, flow) = run(
+            &mut t,
+            &[
+                r#"{"output":{"choices":[{"index":0,"message":{"content":"A"},"finish_reason":"stop"}]},"request_id":"r"}"#,
+            ],
+        );
+        assert_eq!(flow, Flow::Continue, "choice 1 has not even started");
+        assert_eq!(chunks.len(), 1);
+        let (_, flow) = run(
+            &mut t,
+            &[
+                r#"{"output":{"choices":[{"index":1,"message":{"content":"B"},"finish_reason":"stop"}]},"usage":{"input_tokens":3,"output_tokens":2},"request_id":"r"}"#,
+            ],
+        );
+        assert_eq!(flow, Flow::Done);
+        // A model that ignores `n` answers one choice: whole at the end of the body.
+        let mut one =
+            NativeTranslator::new("qwen".into(), Vec::new(), "qwen-plus".into(), false, 3);
+        let (_, flow) = run(
+            &mut one,
+            &[
+                r#"{"output":{"choices":[{"message":{"content":"A"},"finish_reason":"stop"}]},"request_id":"r"}"#,
+            ],
+        );
+        assert_eq!(flow, Flow::Continue);
+        assert!(one.on_end(&mut VecDeque::new()).is_ok());
+    }
+
+    #[test]
     fn error_events_and_data_inspection() {
-        let mut t = NativeTranslator::new("qwen".into(), Vec::new(), "qwen-plus".into(), false);
+        let mut t = NativeTranslator::new("qwen".into(), Vec::new(), "qwen-plus".into(), false, 1);
         let mut out = VecDeque::new();
         let err = t
             .on_event(

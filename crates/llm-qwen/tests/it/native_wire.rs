@@ -113,7 +113,7 @@ async fn a_plain_chat_sends_input_and_parameters_and_reads_output() {
                 {"role": "system", "content": "You are terse."},
                 {"role": "user", "content": "Weather in Paris?"}
             ]},
-            "parameters": {"result_format": "message", "enable_thinking": false, "max_tokens": 512,
+            "parameters": {"result_format": "message", "max_tokens": 512,
                 "temperature": 0.7, "top_p": 0.8, "seed": 42, "enable_search": true, "top_k": 20}
         })
     );

@@ -39,12 +39,29 @@ fn seed_yaml(qwen_base: &str) -> String {
     )
 }
 
-fn temp(name: &str, text: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("llm-server-seed-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let file = dir.join(name);
-    std::fs::write(&file, text).unwrap();
-    file
+/// A file in a directory of its own, removed on drop.
+struct Temp(PathBuf);
+
+impl Temp {
+    fn new(test: &str, name: &str, text: &str) -> Self {
+        let dir = std::env::temp_dir().join(format!("llm-server-{test}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join(name);
+        std::fs::write(&file, text).unwrap();
+        Self(file)
+    }
+
+    fn path(&self) -> &std::path::Path {
+        &self.0
+    }
+}
+
+impl Drop for Temp {
+    fn drop(&mut self) {
+        if let Some(dir) = self.0.parent() {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
 }
 
 async fn upstreams() -> MockServer {
@@ -112,14 +129,14 @@ fn check(args: &[&str], vars: &[(&str, &str)]) -> String {
 async fn the_seed_yaml_checks_and_serves_azure_and_qwen() {
     let upstream = upstreams().await;
     let qwen_base = format!("{}/api/v1", upstream.uri());
-    let file = temp("config.yaml", &seed_yaml(&qwen_base));
+    let file = Temp::new("seed-yaml", "config.yaml", &seed_yaml(&qwen_base));
     let uri = upstream.uri();
     let vars = [
         ("OPENAI_API_KEY", AZURE_KEY),
         ("OPENAI_API_BASE", uri.as_str()),
         ("QWEN_API_KEY", QWEN_KEY),
     ];
-    let listing = check(&["--config", file.to_str().unwrap(), "check"], &vars);
+    let listing = check(&["--config", file.path().to_str().unwrap(), "check"], &vars);
     assert!(
         listing.contains("configuration ok: 2 deployment(s)"),
         "{listing}"
@@ -142,7 +159,7 @@ async fn the_seed_yaml_checks_and_serves_azure_and_qwen() {
                 .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
                 .collect(),
         )
-        .yaml_file(&file)
+        .yaml_file(file.path())
         .build()
         .unwrap();
     let gateway = Gateway::start(factory, GatewayOptions::default()).await;
@@ -200,7 +217,8 @@ async fn the_seed_yaml_checks_and_serves_azure_and_qwen() {
 
 #[test]
 fn the_seed_dotenv_checks_with_each_azure_account_named() {
-    let env = temp(
+    let env = Temp::new(
+        "seed-env",
         ".env",
         "# Azure OpenAI 配置\n\
          OPENAI_API_KEYS=\"azure-PLANTED-key-1111,azure-PLANTED-key-2222\"\n\
@@ -212,7 +230,7 @@ fn the_seed_dotenv_checks_with_each_azure_account_named() {
          QWEN_MODEL=\"qwen-turbo\"\n\
          QWEN_API_BASE=\"https://dashscope-intl.aliyuncs.com/compatible-mode/v1\"\n",
     );
-    let listing = check(&["--env-file", env.to_str().unwrap(), "check"], &[]);
+    let listing = check(&["--env-file", env.path().to_str().unwrap(), "check"], &[]);
     assert!(
         listing.contains("configuration ok: 4 deployment(s)"),
         "{listing}"
