@@ -161,6 +161,10 @@ pub(crate) fn options<T: DeserializeOwned + Default>(config: &ModelConfig) -> Re
 }
 
 /// Options of a provider that has none: any option is an error.
+#[cfg_attr(
+    not(any(feature = "openai", test)),
+    expect(dead_code, reason = "used by the openai module")
+)]
 #[derive(Debug, Default, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct NoOptions {}
