@@ -118,12 +118,20 @@ impl CooldownPolicy {
 
     /// Whether a deployment trips, given its consecutive failures and its failures among
     /// `recent` recent outcomes (this failure included in both).
+    ///
+    /// The share is taken over at least [`Self::MIN_OUTCOMES`] outcomes (missing ones count
+    /// as successes): a fresh deployment whose first three calls happen to fail (one in 37
+    /// for a deployment failing 30 % of calls) is not rested for it; one failing every call
+    /// rests after six.
     #[must_use]
     pub fn trips(&self, consecutive: u32, recent_failures: u32, recent: u32) -> bool {
         consecutive >= self.failure_threshold.max(1)
             && u64::from(recent_failures) * 100
-                >= u64::from(self.failure_percent) * u64::from(recent.max(1))
+                >= u64::from(self.failure_percent) * u64::from(recent.max(Self::MIN_OUTCOMES))
     }
+
+    /// The fewest outcomes the failure share is judged over.
+    pub const MIN_OUTCOMES: u32 = 10;
 
     /// The rest after the `trip`-th trip in a row (1 for the first; a failed probe adds one).
     #[must_use]
@@ -197,8 +205,12 @@ mod tests {
         let policy = CooldownPolicy::default();
         assert!(!policy.trips(2, 2, 2), "two failures are not a pattern");
         assert!(
-            policy.trips(3, 3, 3),
-            "a fresh deployment failing three times"
+            !policy.trips(3, 3, 3),
+            "a fresh deployment's first three failures may be bad luck"
+        );
+        assert!(
+            policy.trips(6, 6, 6),
+            "a fresh deployment failing every call rests after six"
         );
         assert!(
             !policy.trips(3, 9, 32),
