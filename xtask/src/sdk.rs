@@ -1,6 +1,7 @@
 //! `cargo xtask sdk`: the official OpenAI Python SDK against the running gateway, twice:
 //! `llm-server --demo` (the mock provider), and `llm-server --config` serving Qwen (native
-//! API and compatible mode) and DeepSeek deployments whose upstream is `provider-mock`,
+//! API and compatible mode), DeepSeek and Gemini (AI Studio and Vertex AI, with a
+//! service-account key made for the run) deployments whose upstream is `provider-mock`,
 //! which speaks each provider's own wire format. Installs the pinned SDK into
 //! `target/sdk-venv` (from PyPI) on first use.
 
@@ -18,7 +19,13 @@ const OPENAI_PYTHON: &str = "openai==3.57.0";
 const MOCK_KEY: &str = "sk-mock-sdk-PLANTED-0123456789";
 
 /// The models the provider run serves, each on its own provider and wire format.
-const PROVIDER_MODELS: [&str; 3] = ["qwen-plus", "qwen-compat", "deepseek-flash"];
+const PROVIDER_MODELS: [&str; 5] = [
+    "qwen-plus",
+    "qwen-compat",
+    "deepseek-flash",
+    "gemini-studio",
+    "gemini-vertex",
+];
 
 pub(crate) fn main() -> Result<(), String> {
     let root = project_root();
@@ -71,8 +78,15 @@ pub(crate) fn main() -> Result<(), String> {
         &[],
         &[upstream_port],
     )?;
+    // A Vertex AI deployment's service-account key, with a key made now.
+    let service_account = root.join("target/sdk-service-account.json");
+    let mut write_key = Command::new(root.join("target/debug/provider-mock"));
+    write_key
+        .arg("--write-service-account")
+        .arg(&service_account);
+    run(write_key)?;
     let config = root.join("target/sdk-providers.yaml");
-    fs::write(&config, providers_config(upstream_port))
+    fs::write(&config, providers_config(upstream_port, &service_account))
         .map_err(|e| format!("cannot write {}: {e}", config.display()))?;
     let mut validate = Command::new(&gateway);
     validate.arg("--config").arg(&config).arg("check");
@@ -85,6 +99,8 @@ pub(crate) fn main() -> Result<(), String> {
     if !checked.status.success()
         || !listing.contains(&format!("{base}/api/v1 (native API)"))
         || !listing.contains(&format!("{base}/compatible-mode/v1 (compatible mode)"))
+        || !listing.contains(&format!("{base} (AI Studio, v1beta)"))
+        || !listing.contains("(Vertex AI, project mock-project, location us-central1)")
         || listing.contains("PLANTED")
     {
         return Err(format!(
@@ -122,8 +138,9 @@ pub(crate) fn main() -> Result<(), String> {
 }
 
 /// The gateway configuration of the provider run.
-fn providers_config(upstream_port: u16) -> String {
+fn providers_config(upstream_port: u16, service_account: &Path) -> String {
     let base = format!("http://127.0.0.1:{upstream_port}");
+    let key_file = service_account.display();
     format!(
         "providers:\n\
          \x20 - provider: qwen\n\
@@ -138,6 +155,18 @@ fn providers_config(upstream_port: u16) -> String {
          \x20 - provider: deepseek\n\
          \x20   model_name: deepseek-flash\n\
          \x20   api_key: {MOCK_KEY}\n\
+         \x20   api_base: {base}\n\
+         \x20 - provider: gemini\n\
+         \x20   model_name: gemini-studio\n\
+         \x20   deployment: gemini-2.5-flash\n\
+         \x20   api_key: {MOCK_KEY}\n\
+         \x20   api_base: {base}\n\
+         \x20 - provider: gemini\n\
+         \x20   model_name: gemini-vertex\n\
+         \x20   deployment: gemini-3-pro-preview\n\
+         \x20   project: mock-project\n\
+         \x20   location: us-central1\n\
+         \x20   credentials_file: {key_file}\n\
          \x20   api_base: {base}\n"
     )
 }

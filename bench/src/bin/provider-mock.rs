@@ -6,10 +6,17 @@
 //!   no-space SSE frames with `X-DashScope-SSE: enable`, cumulative usage, no `[DONE]`);
 //! - DashScope compatible mode: `POST /compatible-mode/v1/chat/completions`;
 //! - DeepSeek: `POST /chat/completions` (reasoning content, `: keep-alive` comments,
-//!   cache-hit usage).
+//!   cache-hit usage);
+//! - Gemini on AI Studio: `POST /v1beta/models/{model}:generateContent` and
+//!   `:streamGenerateContent?alt=sse` (`x-goog-api-key`), and on Vertex AI:
+//!   `POST /v1/projects/{p}/locations/{l}/publishers/google/models/{model}:…` (a bearer JWT).
+//!   Its function calls carry a thought signature, and a follow-up turn that lost it is
+//!   refused with 400, as Gemini 3 does.
 //!
-//! Every route checks `Authorization: Bearer <--key>` (401 in the provider's own error
-//! shape otherwise). The answer echoes the last user message; with tools in the request it
+//! Every route checks its credential (`Authorization: Bearer <--key>`, Gemini's
+//! `x-goog-api-key: <--key>`, or on Vertex a bearer JWT) and answers a failure in the
+//! provider's own error shape. `--write-service-account PATH` writes a service-account key
+//! with a fresh RSA key (for Vertex AI deployments in tests) and exits. The answer echoes the last user message; with tools in the request it
 //! calls the first tool with `{"city": "Paris"}`; after a tool result it answers
 //! `tool said: <result>`.
 //!
@@ -34,7 +41,12 @@ enum Flavor {
     Native,
     Compatible,
     DeepSeek,
+    Gemini,
+    Vertex,
 }
+
+/// The thought signature the mock's Gemini function calls carry.
+const SIGNATURE: &str = "c2lnbmF0dXJlLW9mLXRoZS1tb2Nr";
 
 /// What the mock answers to a request.
 enum Answer {
@@ -94,9 +106,20 @@ fn unauthorized(flavor: Flavor) -> Response {
         Flavor::DeepSeek => {
             json!({"error": {"message": "Authentication Fails, Your api key is invalid", "type": "authentication_error", "param": null, "code": "invalid_request_error"}})
         }
+        Flavor::Gemini => {
+            json!({"error": {"code": 400, "message": "API key not valid. Please pass a valid API key.", "status": "INVALID_ARGUMENT", "details": [{"reason": "API_KEY_INVALID"}]}})
+        }
+        Flavor::Vertex => {
+            json!({"error": {"code": 401, "message": "Request had invalid authentication credentials.", "status": "UNAUTHENTICATED"}})
+        }
     };
     respond(
-        StatusCode::UNAUTHORIZED,
+        if flavor == Flavor::Gemini {
+            // Gemini says an invalid key with a 400.
+            StatusCode::BAD_REQUEST
+        } else {
+            StatusCode::UNAUTHORIZED
+        },
         "application/json",
         body.to_string(),
     )
@@ -253,12 +276,130 @@ fn openai_shaped(request: &Value, stream: bool, flavor: Flavor) -> Response {
     respond(StatusCode::OK, "text/event-stream", body)
 }
 
-fn handle(flavor: Flavor, key: &str, headers: &HeaderMap, body: &Bytes) -> Response {
-    let authorized = headers
-        .get("authorization")
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.strip_prefix("Bearer ") == Some(key));
-    if !authorized {
+/// Gemini (AI Studio and Vertex AI): a whole answer or SSE frames.
+fn gemini(request: &Value, stream: bool) -> Response {
+    let empty = Vec::new();
+    let contents = request["contents"].as_array().unwrap_or(&empty);
+    // Gemini 3: a model turn's first function call must carry its signature.
+    for turn in contents.iter().filter(|t| t["role"] == "model") {
+        let calls: Vec<&Value> = turn["parts"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|p| p.get("functionCall").is_some())
+            .collect();
+        if calls
+            .first()
+            .is_some_and(|p| p["thoughtSignature"] != SIGNATURE)
+        {
+            let body = json!({"error": {"code": 400, "message": "Function call is missing a thought_signature in functionCall parts.", "status": "INVALID_ARGUMENT"}});
+            return respond(
+                StatusCode::BAD_REQUEST,
+                "application/json",
+                body.to_string(),
+            );
+        }
+    }
+    let last = contents
+        .last()
+        .and_then(|t| t["parts"].as_array())
+        .cloned()
+        .unwrap_or_default();
+    let usage = |output: usize| json!({"promptTokenCount": 12, "candidatesTokenCount": output, "totalTokenCount": 12 + output});
+    let frame = |parts: Value, finish: Option<&str>, output: usize| {
+        let mut candidate = json!({"content": {"role": "model", "parts": parts}, "index": 0});
+        if let Some(finish) = finish {
+            candidate["finishReason"] = json!(finish);
+        }
+        json!({"candidates": [candidate], "usageMetadata": usage(output), "modelVersion": "gemini-mock", "responseId": "mockResponse1"})
+    };
+    let frames: Vec<Value> = if let Some(result) =
+        last.iter().find_map(|p| p.get("functionResponse"))
+    {
+        let said = match &result["response"]["result"] {
+            Value::String(text) => text.clone(),
+            Value::Null => result["response"].to_string(),
+            other => other.to_string(),
+        };
+        vec![frame(
+            json!([{"text": format!("tool said: {said}")}]),
+            Some("STOP"),
+            4,
+        )]
+    } else if let Some(name) = request["tools"][0]["functionDeclarations"][0]["name"].as_str() {
+        vec![frame(
+            json!([{"functionCall": {"name": name, "args": {"city": "Paris"}}, "thoughtSignature": SIGNATURE}]),
+            Some("STOP"),
+            6,
+        )]
+    } else {
+        let text: String = last.iter().filter_map(|p| p["text"].as_str()).collect();
+        let pieces = words(&text);
+        let count = pieces.len();
+        pieces
+            .into_iter()
+            .enumerate()
+            .map(|(i, piece)| {
+                frame(
+                    json!([{"text": piece}]),
+                    (i + 1 == count).then_some("STOP"),
+                    i + 1,
+                )
+            })
+            .collect()
+    };
+    if !stream {
+        // One answer holding every part.
+        let parts: Vec<Value> = frames
+            .iter()
+            .flat_map(|f| {
+                f["candidates"][0]["content"]["parts"]
+                    .as_array()
+                    .cloned()
+                    .unwrap_or_default()
+            })
+            .collect();
+        let text: String = parts.iter().filter_map(|p| p["text"].as_str()).collect();
+        let parts = if text.is_empty() {
+            Value::Array(parts)
+        } else {
+            json!([{"text": text}])
+        };
+        return respond(
+            StatusCode::OK,
+            "application/json",
+            frame(parts, Some("STOP"), 5).to_string(),
+        );
+    }
+    let body: String = frames
+        .iter()
+        .map(|f| format!("data: {f}\r\n\r\n"))
+        .collect();
+    respond(StatusCode::OK, "text/event-stream", body)
+}
+
+fn authorized(flavor: Flavor, key: &str, headers: &HeaderMap) -> bool {
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    match flavor {
+        Flavor::Gemini => header("x-goog-api-key") == Some(key),
+        // A signed JWT from the service account (three dot-separated parts).
+        Flavor::Vertex => header("authorization")
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .is_some_and(|token| token.split('.').count() == 3),
+        Flavor::Native | Flavor::Compatible | Flavor::DeepSeek => {
+            header("authorization").and_then(|v| v.strip_prefix("Bearer ")) == Some(key)
+        }
+    }
+}
+
+fn handle(
+    flavor: Flavor,
+    key: &str,
+    headers: &HeaderMap,
+    body: &Bytes,
+    stream_query: bool,
+) -> Response {
+    if !authorized(flavor, key, headers) {
         return unauthorized(flavor);
     }
     let Ok(request) = serde_json::from_slice::<Value>(body) else {
@@ -279,20 +420,34 @@ fn handle(flavor: Flavor, key: &str, headers: &HeaderMap, body: &Bytes) -> Respo
             let stream = request["stream"] == json!(true);
             openai_shaped(&request, stream, flavor)
         }
+        Flavor::Gemini | Flavor::Vertex => gemini(&request, stream_query),
     }
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().collect();
+    if let Some(path) = args
+        .iter()
+        .position(|a| a == "--write-service-account")
+        .and_then(|i| args.get(i + 1))
+    {
+        std::fs::write(path, bench::service_account_json("mock-project")?)?;
+        return Ok(());
+    }
     let port: u16 = bench::arg(&args, "--port", 9100)?;
     let key: Arc<str> = bench::arg::<String>(&args, "--key", "sk-mock".to_owned())?.into();
     let route = |flavor: Flavor| {
         let key = Arc::clone(&key);
-        post(move |headers: HeaderMap, body: Bytes| {
-            let key = Arc::clone(&key);
-            async move { handle(flavor, &key, &headers, &body) }
-        })
+        post(
+            move |uri: axum::http::Uri, headers: HeaderMap, body: Bytes| {
+                let key = Arc::clone(&key);
+                async move {
+                    let streamed = uri.path().ends_with(":streamGenerateContent");
+                    handle(flavor, &key, &headers, &body, streamed)
+                }
+            },
+        )
     };
     let app = Router::new()
         .route(
@@ -303,7 +458,13 @@ async fn main() -> anyhow::Result<()> {
             "/compatible-mode/v1/chat/completions",
             route(Flavor::Compatible),
         )
-        .route("/chat/completions", route(Flavor::DeepSeek));
+        .route("/chat/completions", route(Flavor::DeepSeek))
+        .route("/v1beta/models/{action}", route(Flavor::Gemini))
+        .route("/v1/models/{action}", route(Flavor::Gemini))
+        .route(
+            "/v1/projects/{project}/locations/{location}/publishers/google/models/{action}",
+            route(Flavor::Vertex),
+        );
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
     println!("provider-mock listening on {}", listener.local_addr()?);
     axum::serve(listener, app).await?;

@@ -213,6 +213,21 @@ where
     }
 }
 
+/// Wait for a stream's first item: an error there is returned as the call's error (so a
+/// provider whose format reports a refusal or failure as the first event fails before any
+/// chunk, like an HTTP error would); otherwise the stream, first item included.
+///
+/// # Errors
+///
+/// The stream's first item, when it is an error.
+pub async fn fail_before_first_chunk(mut stream: ChatStream) -> Result<ChatStream> {
+    match stream.next().await {
+        Some(Err(error)) => Err(error),
+        Some(Ok(first)) => Ok(Box::pin(stream::once(async { Ok(first) }).chain(stream))),
+        None => Ok(Box::pin(stream::empty())),
+    }
+}
+
 /// `text` with every secret in `secrets` masked (`sk-…abcd`): for upstream error messages,
 /// which sometimes echo the key they rejected.
 #[must_use]

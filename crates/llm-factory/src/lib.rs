@@ -51,12 +51,12 @@
 //! - `openai` (default): OpenAI and Azure OpenAI through `llm-openai`.
 //! - `qwen` (default): Qwen on DashScope, native API and compatible mode, through `llm-qwen`.
 //! - `deepseek` (default): DeepSeek through `llm-deepseek`.
+//! - `gemini` (default): Gemini on AI Studio and Vertex AI through `llm-gemini`.
 //! - `blocking`: [`blocking::LlmFactory`], the same API for code without async.
 //!
 //! A configuration naming a provider whose feature is off is a clear "not compiled in"
-//! error. Claude on Bedrock and Gemini get their features (`claude-bedrock`, `gemini`) with
-//! their provider crates; until then a configuration naming them is a clear "not
-//! available in this build yet" error.
+//! error. Claude on Bedrock gets its feature (`claude-bedrock`) with its provider crate;
+//! until then a configuration naming it is a clear "not available in this build yet" error.
 //!
 //! Built-in providers are one module each (`src/providers/`), registered in one table;
 //! first-token, idle and total timeouts are the router's, per deployment.
@@ -84,6 +84,9 @@ pub use llm_core::{
 #[cfg(feature = "deepseek")]
 #[cfg_attr(docsrs, doc(cfg(feature = "deepseek")))]
 pub use llm_deepseek as deepseek;
+#[cfg(feature = "gemini")]
+#[cfg_attr(docsrs, doc(cfg(feature = "gemini")))]
+pub use llm_gemini as gemini;
 #[cfg(feature = "openai")]
 #[cfg_attr(docsrs, doc(cfg(feature = "openai")))]
 pub use llm_openai as openai;

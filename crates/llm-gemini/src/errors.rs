@@ -96,7 +96,12 @@ pub(crate) fn from_error_object(
     // A quota's id names its period (`GenerateRequestsPerDayPerProjectPerModel-FreeTier`).
     let quota_ids: String = details
         .iter()
-        .flat_map(|d| d.get("violations").and_then(Value::as_array).into_iter().flatten())
+        .flat_map(|d| {
+            d.get("violations")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+        })
         .filter_map(|v| v.get("quotaId").and_then(Value::as_str))
         .collect::<Vec<_>>()
         .join(" ");
@@ -107,12 +112,7 @@ pub(crate) fn from_error_object(
             .and_then(|c| u16::try_from(c).ok())
             .and_then(|c| StatusCode::from_u16(c).ok())
     });
-    let kind = classify(
-        status,
-        grpc,
-        &reasons,
-        &format!("{message} {quota_ids}"),
-    );
+    let kind = classify(status, grpc, &reasons, &format!("{message} {quota_ids}"));
     let retry_after = match kind {
         ErrorKind::RateLimited | ErrorKind::UpstreamServer => details
             .iter()
@@ -209,6 +209,9 @@ mod tests {
         }
         let long = json!({"error": {"code": 400, "message": "The input token count (1200000) exceeds the maximum number of tokens allowed (1048576).", "status": "INVALID_ARGUMENT"}});
         assert_eq!(err(400, &long).kind(), ErrorKind::ContextLengthExceeded);
-        assert_eq!(err(502, &json!("<html>bad gateway</html>")).kind(), ErrorKind::UpstreamServer);
+        assert_eq!(
+            err(502, &json!("<html>bad gateway</html>")).kind(),
+            ErrorKind::UpstreamServer
+        );
     }
 }

@@ -9,8 +9,8 @@
 use std::{borrow::Cow, collections::HashMap};
 
 use llm_core::{
-    ChatRequest, Content, ContentPart, Error, Message, ResponseFormat, Result, Role,
-    ToolChoice, ToolChoiceMode,
+    ChatRequest, Content, ContentPart, Error, Message, ResponseFormat, Result, Role, ToolChoice,
+    ToolChoiceMode,
 };
 use serde::Serialize;
 use serde_json::{Map, Value};
@@ -150,26 +150,34 @@ pub(crate) fn body<'a>(request: &'a ChatRequest, model: &str, provider: &str) ->
         .remove("thinkingConfig")
         .or_else(|| extra.remove("thinking_config"));
     let generation_config = generation_config(request, model, thinking)?;
-    let tools = request.tools.as_ref().filter(|t| !t.is_empty()).map(|tools| {
-        [Tools {
-            function_declarations: tools
-                .iter()
-                .map(|tool| {
-                    let mut declaration = Map::new();
-                    declaration.insert("name".into(), Value::from(tool.function.name.as_str()));
-                    if let Some(description) = &tool.function.description {
-                        declaration.insert("description".into(), Value::from(description.as_str()));
-                    }
-                    if let Some(parameters) =
-                        tool.function.parameters.as_ref().and_then(schema::parameters)
-                    {
-                        declaration.insert("parameters".into(), parameters);
-                    }
-                    Value::Object(declaration)
-                })
-                .collect(),
-        }]
-    });
+    let tools = request
+        .tools
+        .as_ref()
+        .filter(|t| !t.is_empty())
+        .map(|tools| {
+            [Tools {
+                function_declarations: tools
+                    .iter()
+                    .map(|tool| {
+                        let mut declaration = Map::new();
+                        declaration.insert("name".into(), Value::from(tool.function.name.as_str()));
+                        if let Some(description) = &tool.function.description {
+                            declaration
+                                .insert("description".into(), Value::from(description.as_str()));
+                        }
+                        if let Some(parameters) = tool
+                            .function
+                            .parameters
+                            .as_ref()
+                            .and_then(schema::parameters)
+                        {
+                            declaration.insert("parameters".into(), parameters);
+                        }
+                        Value::Object(declaration)
+                    })
+                    .collect(),
+            }]
+        });
     Ok(Body {
         contents,
         system_instruction: (!system.is_empty()).then_some(Turn {
@@ -222,15 +230,15 @@ fn generation_config(
     );
     set(
         "stopSequences",
-        request
-            .stop
-            .as_ref()
-            .map(|stop| Value::from(stop.as_vec())),
+        request.stop.as_ref().map(|stop| Value::from(stop.as_vec())),
     );
     set("candidateCount", request.n.map(Value::from));
     set("seed", request.seed.map(Value::from));
     set("presencePenalty", request.presence_penalty.map(Value::from));
-    set("frequencyPenalty", request.frequency_penalty.map(Value::from));
+    set(
+        "frequencyPenalty",
+        request.frequency_penalty.map(Value::from),
+    );
     set("responseLogprobs", request.logprobs.map(Value::from));
     set("logprobs", request.top_logprobs.map(Value::from));
     match &request.response_format {
@@ -340,9 +348,9 @@ fn content_part<'a>(part: &'a ContentPart, provider: &str) -> Result<Part<'a>> {
 /// An image (or other media) by data URL (`inlineData`) or URI (`fileData`).
 fn media<'a>(url: &'a str, provider: &str) -> Result<Part<'a>> {
     if let Some(rest) = url.strip_prefix("data:") {
-        let (meta, data) = rest.split_once(',').ok_or_else(|| {
-            Error::invalid_request(format!("{provider}: a data URL has no `,`"))
-        })?;
+        let (meta, data) = rest
+            .split_once(',')
+            .ok_or_else(|| Error::invalid_request(format!("{provider}: a data URL has no `,`")))?;
         let mime = meta.strip_suffix(";base64").ok_or_else(|| {
             Error::invalid_request(format!(
                 "{provider}: only base64 data URLs can be sent to Gemini"
@@ -422,10 +430,12 @@ fn model_parts<'a>(message: &'a Message, gemini_3: bool, provider: &str) -> Resu
             ..Part::default()
         });
     }
-    if gemini_3 && !calls.is_empty() && !signed {
-        if let Some(part) = parts.get_mut(first_call) {
-            part.thought_signature = Some(SKIP_SIGNATURE.to_owned());
-        }
+    if gemini_3
+        && !calls.is_empty()
+        && !signed
+        && let Some(part) = parts.get_mut(first_call)
+    {
+        part.thought_signature = Some(SKIP_SIGNATURE.to_owned());
     }
     Ok(parts)
 }
@@ -487,7 +497,7 @@ mod tests {
 
     #[test]
     fn roles_system_and_tool_results() {
-        let signed = ids::encode("call_gen_r_0", Some("CiQB0e2Kb+/x=="));
+        let signed = ids::encode("call_gen_r_0", Some("CiQB0e2Kb+/xYQ=="));
         let mut assistant = Message::assistant("Let me check.");
         assistant.tool_calls = Some(vec![
             call(&signed, "get_weather", r#"{"city":"Paris"}"#),
@@ -505,16 +515,38 @@ mod tests {
             ],
         );
         let body = to_value(&request, "gemini-2.5-flash");
-        assert_eq!(body["systemInstruction"], json!({"parts": [{"text": "You are terse."}]}));
+        assert_eq!(
+            body["systemInstruction"],
+            json!({"parts": [{"text": "You are terse."}]})
+        );
         let contents = body["contents"].as_array().unwrap();
-        assert_eq!(contents.len(), 3, "tool results and the next user text share a turn");
+        assert_eq!(
+            contents.len(),
+            3,
+            "tool results and the next user text share a turn"
+        );
         assert_eq!(contents[1]["role"], "model");
-        assert_eq!(contents[1]["parts"][1]["functionCall"], json!({"name": "get_weather", "args": {"city": "Paris"}}));
-        assert_eq!(contents[1]["parts"][1]["thoughtSignature"], "CiQB0e2Kb+/x==");
-        assert_eq!(contents[1]["parts"][2]["functionCall"], json!({"name": "get_time", "args": {}, "id": "fc_77"}));
+        assert_eq!(
+            contents[1]["parts"][1]["functionCall"],
+            json!({"name": "get_weather", "args": {"city": "Paris"}})
+        );
+        assert_eq!(
+            contents[1]["parts"][1]["thoughtSignature"],
+            "CiQB0e2Kb+/xYQ=="
+        );
+        assert_eq!(
+            contents[1]["parts"][2]["functionCall"],
+            json!({"name": "get_time", "args": {}, "id": "fc_77"})
+        );
         assert_eq!(contents[2]["role"], "user");
-        assert_eq!(contents[2]["parts"][0]["functionResponse"], json!({"name": "get_weather", "response": {"temp": 21}}));
-        assert_eq!(contents[2]["parts"][1]["functionResponse"], json!({"name": "get_time", "response": {"result": "noon"}, "id": "fc_77"}));
+        assert_eq!(
+            contents[2]["parts"][0]["functionResponse"],
+            json!({"name": "get_weather", "response": {"temp": 21}})
+        );
+        assert_eq!(
+            contents[2]["parts"][1]["functionResponse"],
+            json!({"name": "get_time", "response": {"result": "noon"}, "id": "fc_77"})
+        );
         assert_eq!(contents[2]["parts"][2]["text"], "Thanks");
     }
 
@@ -524,14 +556,23 @@ mod tests {
         assistant.tool_calls = Some(vec![call("call_1", "f", "{}"), call("call_2", "f", "{}")]);
         let request = ChatRequest::new(
             "m",
-            vec![Message::user("go"), assistant, Message::tool("call_1", "a"), Message::tool("call_2", "b")],
+            vec![
+                Message::user("go"),
+                assistant,
+                Message::tool("call_1", "a"),
+                Message::tool("call_2", "b"),
+            ],
         );
         let body = to_value(&request, "gemini-3-pro-preview");
         let parts = &body["contents"][1]["parts"];
         assert_eq!(parts[0]["thoughtSignature"], SKIP_SIGNATURE);
         assert!(parts[1].get("thoughtSignature").is_none());
         let older = to_value(&request, "gemini-2.5-pro");
-        assert!(older["contents"][1]["parts"][0].get("thoughtSignature").is_none());
+        assert!(
+            older["contents"][1]["parts"][0]
+                .get("thoughtSignature")
+                .is_none()
+        );
     }
 
     #[test]
@@ -544,8 +585,16 @@ mod tests {
             stop: Some(llm_core::Stop::One("END".into())),
             response_format: Some(ResponseFormat::JsonObject),
             tools: Some(vec![
-                Tool::function("get_weather", "Weather", json!({"type": "object", "properties": {"city": {"type": "string"}}, "additionalProperties": false})),
-                Tool::function("ping", "No parameters", json!({"type": "object", "properties": {}})),
+                Tool::function(
+                    "get_weather",
+                    "Weather",
+                    json!({"type": "object", "properties": {"city": {"type": "string"}}, "additionalProperties": false}),
+                ),
+                Tool::function(
+                    "ping",
+                    "No parameters",
+                    json!({"type": "object", "properties": {}}),
+                ),
             ]),
             tool_choice: Some(ToolChoice::Mode(ToolChoiceMode::Required)),
             ..ChatRequest::new(
@@ -560,8 +609,14 @@ mod tests {
         };
         let body = to_value(&request, "gemini-2.5-flash");
         let parts = &body["contents"][0]["parts"];
-        assert_eq!(parts[1]["inlineData"], json!({"mimeType": "image/png", "data": "iVBORw0KGgo="}));
-        assert_eq!(parts[2]["fileData"], json!({"mimeType": "image/jpeg", "fileUri": "gs://bucket/cat.jpg"}));
+        assert_eq!(
+            parts[1]["inlineData"],
+            json!({"mimeType": "image/png", "data": "iVBORw0KGgo="})
+        );
+        assert_eq!(
+            parts[2]["fileData"],
+            json!({"mimeType": "image/jpeg", "fileUri": "gs://bucket/cat.jpg"})
+        );
         assert_eq!(parts[3]["fileData"]["mimeType"], "image/webp");
         assert_eq!(
             body["generationConfig"],
@@ -569,14 +624,26 @@ mod tests {
                 "candidateCount": 2, "responseMimeType": "application/json"})
         );
         let declarations = &body["tools"][0]["functionDeclarations"];
-        assert!(declarations[0]["parameters"].get("additionalProperties").is_none());
+        assert!(
+            declarations[0]["parameters"]
+                .get("additionalProperties")
+                .is_none()
+        );
         assert!(declarations[1].get("parameters").is_none());
-        assert_eq!(body["toolConfig"], json!({"functionCallingConfig": {"mode": "ANY"}}));
+        assert_eq!(
+            body["toolConfig"],
+            json!({"functionCallingConfig": {"mode": "ANY"}})
+        );
     }
 
     #[test]
     fn refusals_are_clear() {
-        let remote = ChatRequest::new("m", vec![Message::user_parts(vec![ContentPart::image_url("ftp://x/y.png")])]);
+        let remote = ChatRequest::new(
+            "m",
+            vec![Message::user_parts(vec![ContentPart::image_url(
+                "ftp://x/y.png",
+            )])],
+        );
         assert!(body(&remote, "g", "gemini").is_err());
         let only_system = ChatRequest::new("m", vec![Message::system("s")]);
         assert!(body(&only_system, "g", "gemini").is_err());

@@ -16,9 +16,9 @@ use std::{
 };
 
 use llm_core::{
-    ChatChunk, ChatResponse, Choice, ChunkChoice, CompletionTokensDetails, Content, Delta, Error,
-    ErrorKind, FinishReason, FunctionCall, Message, PromptTokensDetails, Result, Role,
-    SecretString, ToolCall, ToolCallDelta, ToolKind, UpstreamError, Usage,
+    ChatChunk, ChatResponse, Choice, ChunkChoice, CompletionTokensDetails, Delta, Error, ErrorKind,
+    FinishReason, FunctionCall, Message, PromptTokensDetails, Result, Role, SecretString, ToolCall,
+    ToolCallDelta, ToolKind, UpstreamError, Usage,
     kit::{Flow, StreamTranslator},
     sse::Event,
 };
@@ -126,16 +126,14 @@ impl UsageMetadata {
             usage.total_tokens = total;
         }
         if let Some(cached) = self.cached_content_token_count {
-            usage.prompt_tokens_details = Some(PromptTokensDetails {
-                cached_tokens: Some(cached),
-                ..PromptTokensDetails::default()
-            });
+            let mut details = PromptTokensDetails::default();
+            details.cached_tokens = Some(cached);
+            usage.prompt_tokens_details = Some(details);
         }
         if self.thoughts_token_count > 0 {
-            usage.completion_tokens_details = Some(CompletionTokensDetails {
-                reasoning_tokens: Some(self.thoughts_token_count),
-                ..CompletionTokensDetails::default()
-            });
+            let mut details = CompletionTokensDetails::default();
+            details.reasoning_tokens = Some(self.thoughts_token_count);
+            usage.completion_tokens_details = Some(details);
         }
         usage
     }
@@ -147,9 +145,20 @@ fn finish_reason(reason: &str, called: bool) -> FinishReason {
         "STOP" if called => FinishReason::ToolCalls,
         "STOP" => FinishReason::Stop,
         "MAX_TOKENS" | "CONTINUATION" => FinishReason::Length,
-        "SAFETY" | "RECITATION" | "LANGUAGE" | "BLOCKLIST" | "PROHIBITED_CONTENT" | "SPII"
-        | "IMAGE_SAFETY" | "IMAGE_PROHIBITED_CONTENT" | "IMAGE_RECITATION" | "IMAGE_OTHER"
-        | "NO_IMAGE" | "MODEL_ARMOR" | "ESCALATION" | "OTHER" => FinishReason::ContentFilter,
+        "SAFETY"
+        | "RECITATION"
+        | "LANGUAGE"
+        | "BLOCKLIST"
+        | "PROHIBITED_CONTENT"
+        | "SPII"
+        | "IMAGE_SAFETY"
+        | "IMAGE_PROHIBITED_CONTENT"
+        | "IMAGE_RECITATION"
+        | "IMAGE_OTHER"
+        | "NO_IMAGE"
+        | "MODEL_ARMOR"
+        | "ESCALATION"
+        | "OTHER" => FinishReason::ContentFilter,
         "FINISH_REASON_UNSPECIFIED" if called => FinishReason::ToolCalls,
         "FINISH_REASON_UNSPECIFIED" => FinishReason::Stop,
         // MALFORMED_FUNCTION_CALL, UNEXPECTED_TOOL_CALL, TOO_MANY_TOOL_CALLS,
@@ -217,7 +226,9 @@ fn in_band(provider: &str, data: &str, secrets: &[&SecretString]) -> Option<Erro
         Value::Array(items) => items.iter().find_map(|item| item.get("error"))?,
         other => other.get("error")?,
     };
-    Some(errors::from_error_object(provider, None, None, error, secrets))
+    Some(errors::from_error_object(
+        provider, None, None, error, secrets,
+    ))
 }
 
 /// A whole answer.
@@ -240,9 +251,11 @@ pub(crate) fn parse_response(
         Error::protocol(provider.to_owned(), detail, Some(Box::new(e)))
     })?;
     if parsed.candidates.is_empty() {
-        return Err(blocked(provider, parsed.prompt_feedback.as_ref()).unwrap_or_else(|| {
-            Error::protocol(provider.to_owned(), "the response has no candidates", None)
-        }));
+        return Err(
+            blocked(provider, parsed.prompt_feedback.as_ref()).unwrap_or_else(|| {
+                Error::protocol(provider.to_owned(), "the response has no candidates", None)
+            }),
+        );
     }
     let stem = id_stem(parsed.response_id.as_deref());
     let mut number = 0;
@@ -348,8 +361,12 @@ impl GeminiTranslator {
 
     fn usage_chunk(&mut self, out: &mut VecDeque<ChatChunk>) {
         if let Some(usage) = self.usage.take() {
-            let mut chunk =
-                ChatChunk::new(self.id.clone(), self.created, self.model.clone(), Vec::new());
+            let mut chunk = ChatChunk::new(
+                self.id.clone(),
+                self.created,
+                self.model.clone(),
+                Vec::new(),
+            );
             chunk.usage = Some(usage.usage());
             out.push_back(chunk);
         }
@@ -379,10 +396,10 @@ impl StreamTranslator for GeminiTranslator {
         })?;
         if self.id.is_empty() {
             self.stem = id_stem(frame.response_id.as_deref());
-            self.id = frame
-                .response_id
-                .as_deref()
-                .map_or_else(|| format!("chatcmpl-{}", self.stem), |id| format!("chatcmpl-{id}"));
+            self.id = frame.response_id.as_deref().map_or_else(
+                || format!("chatcmpl-{}", self.stem),
+                |id| format!("chatcmpl-{id}"),
+            );
             if let Some(version) = &frame.model_version {
                 self.model.clone_from(version);
             }
@@ -476,10 +493,10 @@ impl StreamTranslator for GeminiTranslator {
     }
 }
 
-/// Text of a message (for tests and debugging).
+/// Text of a message (for tests).
 #[cfg(test)]
-fn text_of(content: Option<&Content>) -> String {
-    content.map(Content::text).unwrap_or_default()
+fn text_of(content: Option<&llm_core::Content>) -> String {
+    content.map(llm_core::Content::text).unwrap_or_default()
 }
 
 #[cfg(test)]
@@ -489,7 +506,12 @@ mod tests {
     use super::*;
 
     fn parse(body: &Value) -> Result<ChatResponse> {
-        parse_response("gemini", body.to_string().as_bytes(), "gemini-2.5-flash", &[])
+        parse_response(
+            "gemini",
+            body.to_string().as_bytes(),
+            "gemini-2.5-flash",
+            &[],
+        )
     }
 
     #[test]
@@ -506,12 +528,25 @@ mod tests {
         .unwrap();
         let message = &response.choices[0].message;
         assert_eq!(text_of(message.content.as_ref()), "It is 21°C in Paris.");
-        assert_eq!(message.reasoning_content.as_deref(), Some("Considering the weather."));
+        assert_eq!(
+            message.reasoning_content.as_deref(),
+            Some("Considering the weather.")
+        );
         assert_eq!(response.choices[0].finish_reason, Some(FinishReason::Stop));
         let usage = response.usage.unwrap();
-        assert_eq!((usage.prompt_tokens, usage.completion_tokens, usage.total_tokens), (38, 129, 167));
+        assert_eq!(
+            (
+                usage.prompt_tokens,
+                usage.completion_tokens,
+                usage.total_tokens
+            ),
+            (38, 129, 167)
+        );
         assert_eq!(usage.cached_tokens(), Some(10));
-        assert_eq!(usage.completion_tokens_details.unwrap().reasoning_tokens, Some(120));
+        assert_eq!(
+            usage.completion_tokens_details.unwrap().reasoning_tokens,
+            Some(120)
+        );
         assert_eq!(response.id, "chatcmpl-mAitaLmkHPPlz7IPvtfUqQ4");
     }
 
@@ -529,7 +564,11 @@ mod tests {
         assert_eq!(choice.finish_reason, Some(FinishReason::ToolCalls));
         let calls = choice.message.tool_calls.as_ref().unwrap();
         assert_eq!(calls[0].function.arguments, r#"{"city":"Paris"}"#);
-        assert!(calls[0].id.starts_with("call_gen_Xy3_0__ts__"), "{}", calls[0].id);
+        assert!(
+            calls[0].id.starts_with("call_gen_Xy3_0__ts__"),
+            "{}",
+            calls[0].id
+        );
         assert_eq!(ids::decode(&calls[0].id).1.as_deref(), Some("CiQB0e2Kb+/x"));
         assert_eq!(calls[1].id, "fc_2");
         assert!(choice.message.content.is_none());
@@ -544,7 +583,11 @@ mod tests {
             ("BLOCKLIST", false, FinishReason::ContentFilter),
             ("PROHIBITED_CONTENT", false, FinishReason::ContentFilter),
             ("SPII", false, FinishReason::ContentFilter),
-            ("MALFORMED_FUNCTION_CALL", true, FinishReason::Other("malformed_function_call".into())),
+            (
+                "MALFORMED_FUNCTION_CALL",
+                true,
+                FinishReason::Other("malformed_function_call".into()),
+            ),
         ] {
             assert_eq!(finish_reason(reason, called), expected, "{reason}");
         }
@@ -555,9 +598,13 @@ mod tests {
         let err = parse(&json!({"promptFeedback": {"blockReason": "SAFETY"}, "usageMetadata": {"promptTokenCount": 5}})).unwrap_err();
         assert_eq!(err.kind(), ErrorKind::ContentFiltered);
         assert_eq!(err.code(), Some("SAFETY"));
-        let err = parse(&json!([{"error": {"code": 503, "message": "overloaded", "status": "UNAVAILABLE"}}])).unwrap_err();
+        let err = parse(
+            &json!([{"error": {"code": 503, "message": "overloaded", "status": "UNAVAILABLE"}}]),
+        )
+        .unwrap_err();
         assert_eq!(err.kind(), ErrorKind::UpstreamServer);
-        let err = parse_response("gemini", b"{\"candidates\": [{\"content\"", "m", &[]).unwrap_err();
+        let err =
+            parse_response("gemini", b"{\"candidates\": [{\"content\"", "m", &[]).unwrap_err();
         assert_eq!(err.kind(), ErrorKind::Protocol);
     }
 }

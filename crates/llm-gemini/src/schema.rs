@@ -187,7 +187,8 @@ fn convert(schema: &Value, defs: &Map<String, Value>, depth: usize) -> Value {
                     match converted.len() {
                         0 => {}
                         1 => {
-                            if let Some(single) = converted.into_iter().next().and_then(|v| match v {
+                            if let Some(single) = converted.into_iter().next().and_then(|v| match v
+                            {
                                 Value::Object(map) => Some(map),
                                 _ => None,
                             }) {
@@ -209,10 +210,8 @@ fn convert(schema: &Value, defs: &Map<String, Value>, depth: usize) -> Value {
                     }
                 }
             }
-            "format" => {
-                if value.as_str().is_some_and(|f| FORMATS.contains(&f)) {
-                    out.insert("format".into(), value.clone());
-                }
+            "format" if value.as_str().is_some_and(|f| FORMATS.contains(&f)) => {
+                out.insert("format".into(), value.clone());
             }
             "examples" => {
                 if let Some(first) = value.as_array().and_then(|e| e.first()) {
@@ -294,7 +293,9 @@ fn flatten_top_level_union(object: &mut Map<String, Value>) {
     for variant in variants {
         if let Some(more) = variant.get("properties").and_then(Value::as_object) {
             for (name, schema) in more {
-                properties.entry(name.clone()).or_insert_with(|| schema.clone());
+                properties
+                    .entry(name.clone())
+                    .or_insert_with(|| schema.clone());
             }
         }
         if let Some(description) = variant.get("description").and_then(Value::as_str) {
@@ -335,9 +336,19 @@ mod tests {
                 for (key, inner) in map {
                     if matches!(
                         key.as_str(),
-                        "$schema" | "$ref" | "$defs" | "definitions" | "additionalProperties"
-                            | "const" | "default" | "propertyNames" | "patternProperties"
-                            | "oneOf" | "allOf" | "examples" | "$id"
+                        "$schema"
+                            | "$ref"
+                            | "$defs"
+                            | "definitions"
+                            | "additionalProperties"
+                            | "const"
+                            | "default"
+                            | "propertyNames"
+                            | "patternProperties"
+                            | "oneOf"
+                            | "allOf"
+                            | "examples"
+                            | "$id"
                     ) && !path.ends_with(".properties")
                     {
                         found.push(format!("{path}.{key}"));
@@ -346,7 +357,9 @@ mod tests {
                         found.push(format!("{path}.type[]"));
                     }
                     if key == "enum"
-                        && inner.as_array().is_some_and(|e| e.iter().any(|v| !v.is_string()))
+                        && inner
+                            .as_array()
+                            .is_some_and(|e| e.iter().any(|v| !v.is_string()))
                     {
                         found.push(format!("{path}.enum"));
                     }
@@ -365,7 +378,10 @@ mod tests {
     fn assert_accepted(value: &Value) {
         let mut found = Vec::new();
         refused(value, "", &mut found);
-        assert!(found.is_empty(), "refused keywords left: {found:?} in {value}");
+        assert!(
+            found.is_empty(),
+            "refused keywords left: {found:?} in {value}"
+        );
     }
 
     #[test]
@@ -388,8 +404,14 @@ mod tests {
         let converted = parameters(&schema).unwrap();
         assert_accepted(&converted);
         assert_eq!(converted["required"], json!(["path", "edits"]));
-        assert_eq!(converted["properties"]["edits"]["items"]["required"], json!(["oldText", "newText"]));
-        assert_eq!(converted["properties"]["dryRun"]["description"], "Preview changes");
+        assert_eq!(
+            converted["properties"]["edits"]["items"]["required"],
+            json!(["oldText", "newText"])
+        );
+        assert_eq!(
+            converted["properties"]["dryRun"]["description"],
+            "Preview changes"
+        );
     }
 
     #[test]
@@ -435,11 +457,17 @@ mod tests {
         let converted = parameters(&union).unwrap();
         assert_accepted(&converted);
         assert_eq!(converted["type"], "object");
-        assert!(converted["properties"]["id"].is_object() && converted["properties"]["name"].is_object());
+        assert!(
+            converted["properties"]["id"].is_object()
+                && converted["properties"]["name"].is_object()
+        );
         assert!(converted.get("required").is_none());
         assert!(converted.get("anyOf").is_none());
         // Tools without parameters: the field is left out.
-        assert_eq!(parameters(&json!({"type": "object", "properties": {}})), None);
+        assert_eq!(
+            parameters(&json!({"type": "object", "properties": {}})),
+            None
+        );
         assert_eq!(parameters(&json!({})), None);
         assert_eq!(parameters(&Value::Null), None);
     }
@@ -463,7 +491,13 @@ mod tests {
         assert_accepted(&converted);
         assert_eq!(converted["properties"]["a"]["required"], json!(["x"]));
         assert!(converted["properties"]["a"]["properties"]["y"].is_object());
-        assert_eq!(converted["properties"]["b"]["anyOf"].as_array().unwrap().len(), 2);
+        assert_eq!(
+            converted["properties"]["b"]["anyOf"]
+                .as_array()
+                .unwrap()
+                .len(),
+            2
+        );
         assert_eq!(converted["properties"]["b"]["nullable"], true);
     }
 }

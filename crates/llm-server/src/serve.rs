@@ -46,7 +46,7 @@ use tokio::{
 };
 use tower::ServiceExt as _;
 
-/// The connection bounds. See the [module docs](self).
+/// The connection bounds of [`serve`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ConnectionLimits {
     /// From accept (or from the first byte of a kept-alive connection's next request) to a

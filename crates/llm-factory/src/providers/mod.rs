@@ -105,7 +105,12 @@ pub(crate) fn never(_: &ModelConfig) -> bool {
 /// The connect timeout of every built-in provider's HTTP client. First-token, idle and
 /// total timeouts are the router's (per deployment): providers get none of their own.
 #[cfg_attr(
-    not(any(feature = "openai", feature = "qwen", feature = "deepseek")),
+    not(any(
+        feature = "openai",
+        feature = "qwen",
+        feature = "deepseek",
+        feature = "gemini"
+    )),
     expect(dead_code, reason = "used by the HTTP providers' modules")
 )]
 pub(crate) const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -116,7 +121,12 @@ pub(crate) fn config_error(field: &str, message: impl Into<String>) -> Error {
 
 /// The error for a provider whose Cargo feature is off.
 #[cfg_attr(
-    all(feature = "openai", feature = "qwen", feature = "deepseek"),
+    all(
+        feature = "openai",
+        feature = "qwen",
+        feature = "deepseek",
+        feature = "gemini"
+    ),
     expect(dead_code, reason = "used only when a provider feature is off")
 )]
 pub(crate) fn not_compiled(config: &ModelConfig, feature: &str) -> Error {
@@ -131,7 +141,12 @@ pub(crate) fn not_compiled(config: &ModelConfig, feature: &str) -> Error {
 
 /// The entry's key, or the error saying it is missing.
 #[cfg_attr(
-    not(any(feature = "openai", feature = "qwen", feature = "deepseek")),
+    not(any(
+        feature = "openai",
+        feature = "qwen",
+        feature = "deepseek",
+        feature = "gemini"
+    )),
     expect(dead_code, reason = "used by the HTTP providers' modules")
 )]
 pub(crate) fn key<'a>(spec: &ProviderSpec<'a>) -> Result<&'a llm_core::SecretString> {
@@ -162,8 +177,8 @@ pub(crate) fn options<T: DeserializeOwned + Default>(config: &ModelConfig) -> Re
 
 /// Options of a provider that has none: any option is an error.
 #[cfg_attr(
-    not(any(feature = "openai", test)),
-    expect(dead_code, reason = "used by the openai module")
+    not(any(feature = "openai", feature = "gemini", test)),
+    expect(dead_code, reason = "used by the openai and gemini modules")
 )]
 #[derive(Debug, Default, serde::Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -3,6 +3,7 @@
 
 #![expect(clippy::unwrap_used, reason = "test helpers fail loudly")]
 
+mod builtins;
 mod config_errors;
 mod custom;
 mod full_path;

@@ -1,6 +1,7 @@
 """The official OpenAI Python SDK against `llm-server` serving Qwen (native API and
-compatible mode) and DeepSeek deployments, whose upstream is `provider-mock` speaking each
-provider's own wire format.
+compatible mode), DeepSeek and Gemini (AI Studio and Vertex AI) deployments, whose upstream
+is `provider-mock` speaking each provider's own wire format. The Gemini upstream refuses a
+tool-result turn whose call lost its thought signature, as Gemini 3 does.
 
 Run by `cargo xtask sdk`:
 
