@@ -213,6 +213,34 @@ where
     }
 }
 
+/// The model to send upstream: the provider's configured one, else the request's.
+///
+/// # Errors
+///
+/// [`ErrorKind::InvalidRequest`](crate::ErrorKind) naming `provider` when neither is set.
+pub fn upstream_model<'a>(
+    configured: Option<&'a str>,
+    request: &'a crate::ChatRequest,
+    provider: &str,
+) -> Result<&'a str> {
+    configured
+        .or(request.model.as_deref())
+        .filter(|model| !model.is_empty())
+        .ok_or_else(|| {
+            Error::invalid_request(format!(
+                "{provider} needs a model: set one in the request or in the provider's configuration"
+            ))
+        })
+}
+
+/// Seconds since the Unix epoch (the `created` of answers made from formats without one).
+#[must_use]
+pub fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
 /// Wait for a stream's first item: an error there is returned as the call's error (so a
 /// provider whose format reports a refusal or failure as the first event fails before any
 /// chunk, like an HTTP error would); otherwise the stream, first item included.

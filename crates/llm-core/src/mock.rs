@@ -5,7 +5,7 @@ use std::{
     borrow::Cow,
     io,
     sync::atomic::{AtomicU64, Ordering},
-    time::{Duration, SystemTime, UNIX_EPOCH},
+    time::Duration,
 };
 
 use async_trait::async_trait;
@@ -15,7 +15,7 @@ use http::StatusCode;
 use crate::{
     Attempt, ChatChunk, ChatProvider, ChatRequest, ChatResponse, ChatStream, Choice, ChunkChoice,
     Delta, Error, ErrorKind, FinishReason, Message, Result, Role, TimeoutPhase, ToolCall,
-    ToolCallDelta, ToolKind, UpstreamError, Usage,
+    ToolCallDelta, ToolKind, UpstreamError, Usage, kit::unix_now,
 };
 
 /// A fast, well-mixed hash of `x` (the SplitMix64 finaliser).
@@ -339,12 +339,6 @@ fn words(text: &str) -> Vec<String> {
         pieces.push(current);
     }
     pieces
-}
-
-fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |since| since.as_secs())
 }
 
 #[async_trait]

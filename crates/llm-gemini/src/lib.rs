@@ -368,16 +368,7 @@ impl GeminiProvider {
     }
 
     fn model<'a>(&'a self, request: &'a ChatRequest) -> Result<&'a str> {
-        self.model
-            .as_deref()
-            .or(request.model.as_deref())
-            .filter(|model| !model.is_empty())
-            .ok_or_else(|| {
-                Error::invalid_request(format!(
-                    "{} needs a model: set one in the request or in the provider's configuration",
-                    self.transport.name()
-                ))
-            })
+        llm_core::kit::upstream_model(self.model.as_deref(), request, self.transport.name())
     }
 
     fn secrets(&self) -> Vec<&SecretString> {

@@ -10,16 +10,13 @@
 //! (`malformed_function_call`, …), never reported as a clean `stop`. A blocked prompt (no
 //! candidates, `promptFeedback.blockReason`) is a [`ErrorKind::ContentFiltered`] error.
 
-use std::{
-    collections::{BTreeMap, VecDeque},
-    time::{SystemTime, UNIX_EPOCH},
-};
+use std::collections::{BTreeMap, VecDeque};
 
 use llm_core::{
     ChatChunk, ChatResponse, Choice, ChunkChoice, CompletionTokensDetails, Delta, Error, ErrorKind,
     FinishReason, FunctionCall, Message, PromptTokensDetails, Result, Role, SecretString, ToolCall,
     ToolCallDelta, ToolKind, UpstreamError, Usage,
-    kit::{Flow, StreamTranslator},
+    kit::{Flow, StreamTranslator, unix_now},
     sse::Event,
 };
 use serde::Deserialize;
@@ -165,12 +162,6 @@ fn finish_reason(reason: &str, called: bool) -> FinishReason {
         // MISSING_THOUGHT_SIGNATURE, MALFORMED_RESPONSE, …: a failed answer, not a clean stop.
         other => FinishReason::Other(other.to_ascii_lowercase()),
     }
-}
-
-fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
 }
 
 /// A short, stable piece of the response id for the ids made here.

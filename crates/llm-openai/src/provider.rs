@@ -124,16 +124,7 @@ impl OpenAiCompatClient {
     /// [`ErrorKind::InvalidRequest`](llm_core::ErrorKind) when neither the configuration
     /// nor the request names one.
     pub fn upstream_model<'a>(&'a self, request: &'a ChatRequest) -> Result<&'a str> {
-        self.model
-            .as_deref()
-            .or(request.model.as_deref())
-            .filter(|model| !model.is_empty())
-            .ok_or_else(|| {
-                Error::invalid_request(format!(
-                    "{} needs a model: set one in the request or in the provider's configuration",
-                    self.endpoint.name()
-                ))
-            })
+        llm_core::kit::upstream_model(self.model.as_deref(), request, self.endpoint.name())
     }
 
     fn secrets(&self) -> Vec<&SecretString> {

@@ -6,16 +6,13 @@
 //! `finish_reason` the **string** `"null"` until the end, usage repeated and cumulative on
 //! every event, no `[DONE]`, and `event:error` frames inside a 200 stream.
 
-use std::{
-    collections::{BTreeMap, VecDeque},
-    time::{SystemTime, UNIX_EPOCH},
-};
+use std::collections::{BTreeMap, VecDeque};
 
 use llm_core::{
     ChatChunk, ChatResponse, Choice, ChunkChoice, CompletionTokensDetails, Content, Delta, Error,
     Extra, FinishReason, FunctionCall, Message, PromptTokensDetails, Result, Role, SecretString,
     ToolCall, ToolCallDelta, ToolKind, Usage,
-    kit::{Flow, StreamTranslator},
+    kit::{Flow, StreamTranslator, unix_now},
     sse::Event,
 };
 use serde::Deserialize;
@@ -142,12 +139,6 @@ fn finish_reason(value: Option<&str>) -> Option<FinishReason> {
         None | Some("" | "null") => None,
         Some(reason) => Some(FinishReason::from(reason)),
     }
-}
-
-fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
 }
 
 /// The id given to an answer: DashScope's request id.
