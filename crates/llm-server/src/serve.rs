@@ -553,11 +553,10 @@ pub async fn serve(
                 let response = app.clone().oneshot(request.map(Body::new));
                 async move {
                     let response = response.await?;
-                    Ok::<_, std::convert::Infallible>(response.map(|body| {
-                        Body::new(Tracked {
-                            body,
-                            guard: Some(guard),
-                        })
+                    // The body wrapped in place (no second box): one frame poll each.
+                    Ok::<_, std::convert::Infallible>(response.map(|body| Tracked {
+                        body,
+                        guard: Some(guard),
                     }))
                 }
             })
