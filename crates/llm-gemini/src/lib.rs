@@ -23,7 +23,8 @@
 //! `INVALID_ARGUMENT` / `API_KEY_INVALID`, and becomes Authentication).
 //!
 //! Unknown request fields (`safetySettings`, `cachedContent`, `labels`, …) are forwarded
-//! into the body as they came; `thinkingConfig` goes into `generationConfig`;
+//! into the body as they came, except OpenAI bookkeeping fields Gemini would refuse
+//! (`store`, `metadata`, `service_tier`, …); `thinkingConfig` goes into `generationConfig`;
 //! `reasoning_effort` becomes a `thinkingConfig`. `user` has no Gemini field and is not
 //! sent; `logit_bias` is refused.
 //!

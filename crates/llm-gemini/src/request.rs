@@ -17,6 +17,19 @@ use serde_json::{Map, Value};
 
 use crate::{ids, schema};
 
+/// OpenAI request fields with no Gemini counterpart and no effect on the answer's content
+/// (bookkeeping, OpenAI-side storage and routing): not forwarded, since Gemini refuses
+/// unknown fields ("Unknown name …"). Other unknown fields are forwarded as they came.
+const OPENAI_ONLY: &[&str] = &[
+    "store",
+    "metadata",
+    "service_tier",
+    "safety_identifier",
+    "prompt_cache_key",
+    "prompt_cache_retention",
+    "verbosity",
+];
+
 /// The documented value that lets Gemini 3 accept a function call without a signature
 /// (history from another model or client).
 const SKIP_SIGNATURE: &str = "skip_thought_signature_validator";
@@ -145,7 +158,12 @@ pub(crate) fn body<'a>(request: &'a ChatRequest, model: &str, provider: &str) ->
             "{provider}: Gemini needs at least one user or assistant message besides system messages"
         )));
     }
-    let mut extra: Map<String, Value> = request.extra.clone().into_iter().collect();
+    let mut extra: Map<String, Value> = request
+        .extra
+        .iter()
+        .filter(|(key, _)| !OPENAI_ONLY.contains(&key.as_str()))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
     let thinking = extra
         .remove("thinkingConfig")
         .or_else(|| extra.remove("thinking_config"));
@@ -633,6 +651,27 @@ mod tests {
         assert_eq!(
             body["toolConfig"],
             json!({"functionCallingConfig": {"mode": "ANY"}})
+        );
+    }
+
+    #[test]
+    fn openai_bookkeeping_fields_are_not_forwarded_but_gemini_fields_are() {
+        let mut request = ChatRequest::from("hi");
+        request.extra.insert("store".into(), json!(false));
+        request.extra.insert("metadata".into(), json!({"k": "v"}));
+        request.extra.insert(
+            "safetySettings".into(),
+            json!([{"category": "HARM_CATEGORY_HARASSMENT", "threshold": "BLOCK_NONE"}]),
+        );
+        request
+            .extra
+            .insert("thinking_config".into(), json!({"thinkingBudget": 0}));
+        let body = to_value(&request, "gemini-2.5-flash");
+        assert!(body.get("store").is_none() && body.get("metadata").is_none());
+        assert_eq!(body["safetySettings"][0]["threshold"], "BLOCK_NONE");
+        assert_eq!(
+            body["generationConfig"]["thinkingConfig"],
+            json!({"thinkingBudget": 0})
         );
     }
 
