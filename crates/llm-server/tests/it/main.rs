@@ -14,6 +14,7 @@ mod connections;
 mod faults;
 mod hardening;
 mod logs;
+mod providers;
 mod secrets;
 mod seed;
 mod streaming;
