@@ -469,7 +469,9 @@ impl HttpBody for Tracked {
 ///
 /// # Errors
 ///
-/// Never for a client's doing; only when the listener itself fails for good.
+/// None today: accept errors (out of file descriptors, aborted handshakes) are logged
+/// once a second and retried after a short pause, so a client can never stop the server.
+/// The `Result` leaves room for listener failures that should end it.
 pub async fn serve(
     listener: TcpListener,
     app: Router,
