@@ -247,3 +247,130 @@ async fn bad_credentials_are_clear_configuration_errors_and_vertex_errors_classi
     let err = provider.chat(&ChatRequest::from("hi")).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Authentication);
 }
+
+#[tokio::test]
+async fn vertex_carries_tool_calls_signatures_images_json_mode_and_errors_like_ai_studio() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path(format!("{PATH}:generateContent")))
+        .respond_with(ResponseTemplate::new(200).set_body_json(response(
+            json!([{"functionCall": {"name": "get_weather", "args": {"city": "Paris"}, "id": "fc_9"}, "thoughtSignature": "c2lnbmVk"}]),
+            Some("STOP"),
+            Some((20, 5)),
+        )))
+        .up_to_n_times(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .and(path(format!("{PATH}:generateContent")))
+        .respond_with(ResponseTemplate::new(200).set_body_json(response(
+            json!([{"text": "21°C"}]),
+            Some("STOP"),
+            None,
+        )))
+        .up_to_n_times(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .and(path(format!("{PATH}:streamGenerateContent")))
+        .respond_with(ResponseTemplate::new(200).set_body_raw(
+            sse(&[json!({"promptFeedback": {"blockReason": "SAFETY"}})]),
+            "text/event-stream",
+        ))
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .and(path(format!("{PATH}:generateContent")))
+        .respond_with(ResponseTemplate::new(429).set_body_json(error(
+            429,
+            "RESOURCE_EXHAUSTED",
+            "Quota exceeded for aiplatform.googleapis.com/generate_content_requests_per_minute_per_project_per_base_model.",
+            json!([{"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": "4s"}]),
+        )))
+        .mount(&server)
+        .await;
+    let provider = vertex(
+        &server,
+        VertexCredentials::ServiceAccountJson(service_account().into()),
+    );
+    let tools = vec![llm_core::Tool::function(
+        "get_weather",
+        "Weather",
+        json!({"type": "object", "properties": {"city": {"type": "string"}}, "additionalProperties": false, "$schema": "x"}),
+    )];
+    let question = llm_core::Message::user_parts(vec![
+        llm_core::ContentPart::text("Weather here?"),
+        llm_core::ContentPart::image_url("data:image/png;base64,iVBORw0KGgo="),
+    ]);
+    let first = provider
+        .chat(&ChatRequest {
+            tools: Some(tools.clone()),
+            response_format: Some(llm_core::ResponseFormat::JsonObject),
+            ..ChatRequest::new("m", vec![question.clone()])
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        first.choices[0].finish_reason,
+        Some(llm_core::FinishReason::ToolCalls)
+    );
+    let calls = first.choices[0].message.tool_calls.clone().unwrap();
+    let mut assistant = llm_core::Message::assistant("");
+    assistant.content = None;
+    assistant.tool_calls = Some(calls.clone());
+    let second = provider
+        .chat(&ChatRequest {
+            tools: Some(tools),
+            ..ChatRequest::new(
+                "m",
+                vec![
+                    question,
+                    assistant,
+                    llm_core::Message::tool(&calls[0].id, "21"),
+                ],
+            )
+        })
+        .await
+        .unwrap();
+    assert_eq!(second.text().as_deref(), Some("21°C"));
+    let bodies: Vec<Value> = server
+        .received_requests()
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| serde_json::from_slice(&r.body).unwrap())
+        .collect();
+    assert_eq!(
+        bodies[0]["contents"][0]["parts"][1]["inlineData"]["mimeType"],
+        "image/png"
+    );
+    assert_eq!(
+        bodies[0]["generationConfig"]["responseMimeType"],
+        "application/json"
+    );
+    assert!(
+        bodies[0]["tools"][0]["functionDeclarations"][0]["parameters"]
+            .get("additionalProperties")
+            .is_none()
+    );
+    let model_turn = &bodies[1]["contents"][1]["parts"][0];
+    assert_eq!(model_turn["functionCall"]["id"], "fc_9");
+    assert_eq!(model_turn["thoughtSignature"], "c2lnbmVk");
+    assert_eq!(
+        bodies[1]["contents"][2]["parts"][0]["functionResponse"],
+        json!({"name": "get_weather", "response": {"result": 21}, "id": "fc_9"})
+    );
+    let Err(blocked) = provider.stream(&ChatRequest::from("bad")).await else {
+        panic!("a blocked prompt fails the stream call");
+    };
+    assert_eq!(blocked.kind(), ErrorKind::ContentFiltered);
+    let limited = provider
+        .chat(&ChatRequest::from("again"))
+        .await
+        .unwrap_err();
+    assert_eq!(limited.kind(), ErrorKind::RateLimited);
+    assert_eq!(
+        limited.retry_after(),
+        Some(std::time::Duration::from_secs(4))
+    );
+}
