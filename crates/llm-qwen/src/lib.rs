@@ -18,7 +18,8 @@
 //! `dashscope-us.aliyuncs.com`, `cn-hongkong.dashscope.aliyuncs.com`, workspace gateways)
 //! work by base URL alone; a bare host gets the API's path appended. Keys are region-bound.
 //!
-//! On non-streaming calls `enable_thinking` is sent as `false` on both APIs when the caller
+//! QwQ and QVQ answer only streams: their non-streaming calls are streamed and folded.
+//! On other non-streaming calls `enable_thinking` is sent as `false` on both APIs when the caller
 //! set it or the model can think ([`is_thinking_family`]): DashScope refuses thinking on
 //! non-streaming calls, and some of those models think by default. In-stream `DataInspectionFailed`
 //! ends the stream with a [`ContentFiltered`](llm_core::ErrorKind::ContentFiltered) error
@@ -47,7 +48,8 @@ use std::{fmt, sync::Arc};
 
 use async_trait::async_trait;
 use llm_core::{
-    ChatProvider, ChatRequest, ChatResponse, ChatStream, Error, Result, SecretString, mask_key,
+    ChatProvider, ChatRequest, ChatResponse, ChatStream, ChatStreamExt, Error, Result,
+    SecretString, mask_key,
 };
 use llm_http::{Limits, Timeouts, Transport, http_client, reqwest};
 use llm_openai::{OpenAiCompatClient, secret_header, validate_base_url};
@@ -102,6 +104,14 @@ pub(crate) fn non_streaming_thinking(asked: Option<bool>, model: &str) -> Option
         Some(_) => Some(false),
         None => is_thinking_family(model).then_some(false),
     }
+}
+
+/// Whether DashScope answers `model` only as a stream (QwQ, QVQ): a non-streaming call is
+/// served by streaming and folding the answer.
+#[must_use]
+pub fn is_stream_only(model: &str) -> bool {
+    let model = model.to_ascii_lowercase();
+    model.starts_with("qwq") || model.starts_with("qvq")
 }
 
 /// Whether DashScope serves `model` on the multimodal path (Qwen-VL, QVQ, Omni).
@@ -319,11 +329,13 @@ impl ChatProvider for QwenProvider {
     }
 
     async fn chat(&self, request: &ChatRequest) -> Result<ChatResponse> {
+        let model = self.model(request)?;
+        if is_stream_only(model) {
+            // QwQ / QVQ answer only streams: stream and fold the answer.
+            return self.stream(request).await?.collect_response().await;
+        }
         match &self.api {
-            Api::Native(client) => {
-                let model = self.model(request)?;
-                client.chat(request, model, self.multimodal(model)).await
-            }
+            Api::Native(client) => client.chat(request, model, self.multimodal(model)).await,
             Api::Compatible(client) => client.chat(request).await,
         }
     }

@@ -599,3 +599,48 @@ fn keys_and_modes_show_as_configured() {
     assert_eq!(native.api(), QwenApi::Native);
     assert!(!format!("{native:?}").contains("PLANTED"));
 }
+
+#[tokio::test]
+async fn stream_only_models_answer_non_streaming_calls_by_streaming() {
+    let server = MockServer::start().await;
+    let frames = [
+        event(
+            1,
+            &result(
+                json!({"role": "assistant", "content": "", "reasoning_content": "Think."}),
+                "null",
+                (5, 1),
+            ),
+        ),
+        event(
+            2,
+            &result(
+                json!({"role": "assistant", "content": "42"}),
+                "stop",
+                (5, 3),
+            ),
+        ),
+    ]
+    .concat();
+    Mock::given(method("POST"))
+        .and(path(TEXT_PATH))
+        .and(header("x-dashscope-sse", "enable"))
+        .respond_with(ResponseTemplate::new(200).set_body_raw(frames, "text/event-stream"))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let answer = qwen(&server, "qwq-plus")
+        .chat(&ChatRequest::from("6 × 7?"))
+        .await
+        .unwrap();
+    assert_eq!(answer.text().as_deref(), Some("42"));
+    assert_eq!(
+        answer.choices[0].message.reasoning_content.as_deref(),
+        Some("Think.")
+    );
+    assert_eq!(answer.usage.unwrap().completion_tokens, 3);
+    assert_eq!(
+        sent(&server).await[0]["parameters"]["incremental_output"],
+        true
+    );
+}
