@@ -38,6 +38,7 @@
 //! - `openai` (default): OpenAI and Azure OpenAI upstreams.
 //! - `qwen` (default): Qwen on DashScope upstreams.
 //! - `deepseek` (default): DeepSeek upstreams.
+//! - `gemini` (default): Gemini upstreams (AI Studio and Vertex AI).
 
 mod error;
 mod handlers;
