@@ -39,14 +39,13 @@ use std::{borrow::Cow, collections::BTreeMap, fmt, sync::Arc};
 
 use async_trait::async_trait;
 use futures_util::StreamExt;
-use http::{HeaderMap, StatusCode, header::AUTHORIZATION};
+use http::{HeaderMap, StatusCode};
 use llm_core::{
     ChatChunk, ChatProvider, ChatRequest, ChatResponse, ChatStream, Error, ErrorKind, FinishReason,
     Message, PromptTokensDetails, ResponseFormat, Result, SecretString, Usage, mask_key,
 };
 use llm_openai::{
-    Endpoint, ErrorInfo, Limits, OpenAiCompatClient, Timeouts, http_client, reqwest, secret_header,
-    validate_base_url,
+    BearerEndpoint, Endpoint, ErrorInfo, Limits, OpenAiCompatClient, Timeouts, http_client, reqwest,
 };
 pub use reasoning::{ReasoningCache, ThinkingMode};
 
@@ -113,12 +112,9 @@ impl fmt::Debug for DeepSeekConfig {
     }
 }
 
-/// DeepSeek's flavour of the OpenAI API.
+/// DeepSeek's flavour of the OpenAI API: the Bearer endpoint plus its hooks.
 struct DeepSeekEndpoint {
-    name: String,
-    url: String,
-    key: SecretString,
-    auth: http::HeaderValue,
+    bearer: BearerEndpoint,
     thinks_by_default: bool,
     cache: Arc<ReasoningCache>,
 }
@@ -126,9 +122,8 @@ struct DeepSeekEndpoint {
 impl fmt::Debug for DeepSeekEndpoint {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("DeepSeekEndpoint")
-            .field("name", &self.name)
-            .field("url", &self.url)
-            .field("key", &mask_key(&self.key))
+            .field("bearer", &self.bearer)
+            .field("thinks_by_default", &self.thinks_by_default)
             .finish_non_exhaustive()
     }
 }
@@ -136,20 +131,19 @@ impl fmt::Debug for DeepSeekEndpoint {
 #[async_trait]
 impl Endpoint for DeepSeekEndpoint {
     fn name(&self) -> &str {
-        &self.name
+        self.bearer.name()
     }
 
-    fn chat_url(&self, _model: &str) -> String {
-        self.url.clone()
+    fn chat_url(&self, model: &str) -> String {
+        self.bearer.chat_url(model)
     }
 
     async fn write_headers(&self, headers: &mut HeaderMap) -> Result<()> {
-        headers.insert(AUTHORIZATION, self.auth.clone());
-        Ok(())
+        self.bearer.write_headers(headers).await
     }
 
     fn secrets(&self) -> Vec<&SecretString> {
-        vec![&self.key]
+        self.bearer.secrets()
     }
 
     fn check_request(&self, request: &ChatRequest, _model: &str) -> Result<()> {
@@ -159,7 +153,7 @@ impl Endpoint for DeepSeekEndpoint {
         ) {
             return Err(Error::invalid_request(format!(
                 "{} does not support response_format `json_schema`: use `json_object` (JSON mode) and describe the schema in the prompt",
-                self.name
+                self.bearer.name()
             )));
         }
         Ok(())
@@ -264,17 +258,15 @@ impl DeepSeekProvider {
     ///
     /// As [`DeepSeekProvider::new`].
     pub fn with_http_client(config: DeepSeekConfig, http: reqwest::Client) -> Result<Self> {
-        let base = validate_base_url(&config.base_url, "base_url")?;
+        let name = config.name.clone().unwrap_or_else(|| "deepseek".to_owned());
         let endpoint = DeepSeekEndpoint {
-            name: config.name.clone().unwrap_or_else(|| "deepseek".to_owned()),
-            url: format!("{base}/chat/completions"),
-            auth: secret_header("Bearer ", &config.api_key)?,
-            key: config.api_key.clone(),
+            bearer: BearerEndpoint::new(name, &config.base_url, &config.api_key)?,
             thinks_by_default: config.thinks_by_default,
             cache: Arc::clone(&config.reasoning_cache),
         };
-        let transport = llm_openai::Transport::new(endpoint.name.clone(), http, config.timeouts)
-            .with_limits(config.limits);
+        let transport =
+            llm_openai::Transport::new(endpoint.name().to_owned(), http, config.timeouts)
+                .with_limits(config.limits);
         Ok(Self {
             client: OpenAiCompatClient::with_transport(
                 Arc::new(endpoint),

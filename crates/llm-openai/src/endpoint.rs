@@ -119,9 +119,23 @@ fn plain_header(name: &'static str, value: &str) -> Result<(HeaderName, HeaderVa
     Ok((HeaderName::from_static(name), value))
 }
 
-/// The OpenAI API: `{base}/chat/completions` with `Authorization: Bearer`.
+/// An OpenAI-compatible endpoint at `{base}/chat/completions` with `Authorization: Bearer`
+/// and optional fixed headers: the OpenAI API itself, and the part a compatible flavour
+/// (DeepSeek, Qwen's compatible mode) shares with it — embed one and delegate the required
+/// [`Endpoint`] methods to it, overriding only the hooks the flavour needs.
+///
+/// ```
+/// use llm_core::SecretString;
+/// use llm_openai::{BearerEndpoint, Endpoint};
+///
+/// let endpoint = BearerEndpoint::new("acme", "https://api.acme.example/v1/", &SecretString::from("sk-0123456789"))?
+///     .with_header("x-acme-team", "research")?;
+/// assert_eq!(endpoint.chat_url("any"), "https://api.acme.example/v1/chat/completions");
+/// assert!(!format!("{endpoint:?}").contains("0123456789"));
+/// # Ok::<_, llm_core::Error>(())
+/// ```
 #[derive(Debug)]
-pub(crate) struct OpenAiEndpoint {
+pub struct BearerEndpoint {
     name: String,
     url: String,
     auth: HeaderValue,
@@ -129,28 +143,50 @@ pub(crate) struct OpenAiEndpoint {
     fixed: Vec<(HeaderName, HeaderValue)>,
 }
 
-impl OpenAiEndpoint {
-    pub(crate) fn new(config: &OpenAiConfig) -> Result<Self> {
-        let base = validate_base(&config.base_url, "base_url")?;
-        let mut fixed = Vec::new();
+impl BearerEndpoint {
+    /// `name` at `{base}/chat/completions`, authenticated with `key`.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::Configuration`] for an invalid base URL or a key that cannot be sent
+    /// as a header.
+    pub fn new(name: impl Into<String>, base: &str, key: &SecretString) -> Result<Self> {
+        let base = validate_base(base, "base_url")?;
+        Ok(Self {
+            name: name.into(),
+            url: format!("{base}/chat/completions"),
+            auth: secret_header("Bearer ", key)?,
+            key: key.clone(),
+            fixed: Vec::new(),
+        })
+    }
+
+    /// The same endpoint sending `name: value` on every request.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::Configuration`] when `value` is not a valid header value.
+    pub fn with_header(mut self, name: &'static str, value: &str) -> Result<Self> {
+        self.fixed.push(plain_header(name, value)?);
+        Ok(self)
+    }
+
+    /// The OpenAI API of `config`.
+    pub(crate) fn openai(config: &OpenAiConfig) -> Result<Self> {
+        let name = config.name.clone().unwrap_or_else(|| "openai".to_owned());
+        let mut endpoint = Self::new(name, &config.base_url, &config.api_key)?;
         if let Some(org) = &config.organization {
-            fixed.push(plain_header("openai-organization", org)?);
+            endpoint = endpoint.with_header("openai-organization", org)?;
         }
         if let Some(project) = &config.project {
-            fixed.push(plain_header("openai-project", project)?);
+            endpoint = endpoint.with_header("openai-project", project)?;
         }
-        Ok(Self {
-            name: config.name.clone().unwrap_or_else(|| "openai".to_owned()),
-            url: format!("{base}/chat/completions"),
-            auth: secret_header("Bearer ", &config.api_key)?,
-            key: config.api_key.clone(),
-            fixed,
-        })
+        Ok(endpoint)
     }
 }
 
 #[async_trait]
-impl Endpoint for OpenAiEndpoint {
+impl Endpoint for BearerEndpoint {
     fn name(&self) -> &str {
         &self.name
     }

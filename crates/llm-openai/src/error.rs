@@ -184,10 +184,10 @@ mod tests {
     use http::HeaderValue;
 
     use super::*;
-    use crate::{OpenAiConfig, endpoint::OpenAiEndpoint};
+    use crate::{BearerEndpoint, OpenAiConfig};
 
-    fn openai() -> OpenAiEndpoint {
-        OpenAiEndpoint::new(&OpenAiConfig::new("sk-test-0000")).unwrap()
+    fn openai() -> BearerEndpoint {
+        BearerEndpoint::openai(&OpenAiConfig::new("sk-test-0000")).unwrap()
     }
 
     fn err(status: u16, body: &str, headers: &[(&'static str, &str)]) -> Error {

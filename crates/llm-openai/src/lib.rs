@@ -47,7 +47,7 @@ mod wire;
 pub use config::{
     AzureAuth, AzureOpenAiConfig, Limits, OPENAI_BASE_URL, OpenAiConfig, Timeouts, TokenProvider,
 };
-pub use endpoint::{Endpoint, secret_header, validate_base_url};
+pub use endpoint::{BearerEndpoint, Endpoint, secret_header, validate_base_url};
 pub use error::ErrorInfo;
 pub use llm_http::Transport;
 pub use provider::{AzureOpenAiProvider, OpenAiCompatClient, OpenAiProvider, http_client};

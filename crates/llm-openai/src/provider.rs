@@ -15,7 +15,7 @@ use llm_http::Transport;
 
 use crate::{
     config::{AzureOpenAiConfig, OpenAiConfig, Timeouts},
-    endpoint::{AzureEndpoint, Endpoint, OpenAiEndpoint},
+    endpoint::{AzureEndpoint, BearerEndpoint, Endpoint},
     error::{self, ErrorEnvelope},
     stream::ChunkTranslator,
     wire::{BodyMode, WireRequest},
@@ -272,7 +272,7 @@ impl OpenAiProvider {
     ///
     /// As [`OpenAiProvider::new`].
     pub fn with_http_client(config: OpenAiConfig, http: reqwest::Client) -> Result<Self> {
-        let endpoint = OpenAiEndpoint::new(&config)?;
+        let endpoint = BearerEndpoint::openai(&config)?;
         let transport = Transport::new(endpoint.name().to_owned(), http, config.timeouts)
             .with_limits(config.limits);
         Ok(Self {

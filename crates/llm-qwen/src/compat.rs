@@ -1,57 +1,36 @@
 //! DashScope's OpenAI-compatible mode (`…/compatible-mode/v1/chat/completions`), on the
 //! OpenAI-compatible client of `llm-openai`.
 
-use std::fmt;
-
 use async_trait::async_trait;
-use http::{HeaderMap, HeaderName, HeaderValue, header::AUTHORIZATION};
-use llm_core::{ChatRequest, ErrorKind, Extra, Result, SecretString, mask_key};
-use llm_openai::{Endpoint, ErrorInfo};
+use http::HeaderMap;
+use llm_core::{ChatRequest, ErrorKind, Extra, Result, SecretString};
+use llm_openai::{BearerEndpoint, Endpoint, ErrorInfo};
 use serde_json::Value;
 
 use crate::errors::kind_of_code;
 
+/// The Bearer endpoint (with `X-DashScope-WorkSpace` when set) plus DashScope's hooks.
+#[derive(Debug)]
 pub(crate) struct CompatEndpoint {
-    pub(crate) name: String,
-    pub(crate) url: String,
-    pub(crate) key: SecretString,
-    pub(crate) auth: HeaderValue,
-    pub(crate) workspace: Option<HeaderValue>,
-}
-
-impl fmt::Debug for CompatEndpoint {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("CompatEndpoint")
-            .field("name", &self.name)
-            .field("url", &self.url)
-            .field("key", &mask_key(&self.key))
-            .finish_non_exhaustive()
-    }
+    pub(crate) bearer: BearerEndpoint,
 }
 
 #[async_trait]
 impl Endpoint for CompatEndpoint {
     fn name(&self) -> &str {
-        &self.name
+        self.bearer.name()
     }
 
-    fn chat_url(&self, _model: &str) -> String {
-        self.url.clone()
+    fn chat_url(&self, model: &str) -> String {
+        self.bearer.chat_url(model)
     }
 
     async fn write_headers(&self, headers: &mut HeaderMap) -> Result<()> {
-        headers.insert(AUTHORIZATION, self.auth.clone());
-        if let Some(workspace) = &self.workspace {
-            headers.insert(
-                HeaderName::from_static("x-dashscope-workspace"),
-                workspace.clone(),
-            );
-        }
-        Ok(())
+        self.bearer.write_headers(headers).await
     }
 
     fn secrets(&self) -> Vec<&SecretString> {
-        vec![&self.key]
+        self.bearer.secrets()
     }
 
     fn extra_body(&self, request: &ChatRequest, model: &str, stream: bool) -> Option<Extra> {

@@ -52,7 +52,7 @@ use llm_core::{
     SecretString, mask_key,
 };
 use llm_http::{Limits, Timeouts, Transport, http_client, reqwest};
-use llm_openai::{OpenAiCompatClient, secret_header, validate_base_url};
+use llm_openai::{BearerEndpoint, OpenAiCompatClient, validate_base_url};
 
 use crate::{compat::CompatEndpoint, native::NativeClient};
 /// Timeouts and size bounds of the transport (from the provider kit).
@@ -281,13 +281,11 @@ impl QwenProvider {
                 workspace,
             )?),
             QwenApi::Compatible => {
-                let endpoint = CompatEndpoint {
-                    name: name.clone(),
-                    url: format!("{base}/chat/completions"),
-                    auth: secret_header("Bearer ", &config.api_key)?,
-                    key: config.api_key.clone(),
-                    workspace,
-                };
+                let mut bearer = BearerEndpoint::new(name.clone(), &base, &config.api_key)?;
+                if let Some(workspace) = &config.workspace {
+                    bearer = bearer.with_header("x-dashscope-workspace", workspace)?;
+                }
+                let endpoint = CompatEndpoint { bearer };
                 Api::Compatible(OpenAiCompatClient::with_transport(
                     Arc::new(endpoint),
                     config.model.clone(),
