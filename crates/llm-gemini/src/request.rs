@@ -305,7 +305,7 @@ fn parts_of<'a>(content: Option<&'a Content>, provider: &str) -> Result<Vec<Part
         }]),
         Some(Content::Parts(parts)) => parts
             .iter()
-            .filter(|part| !matches!(part, ContentPart::Text { text } if text.is_empty()))
+            .filter(|part| !matches!(part, ContentPart::Text { text, .. } if text.is_empty()))
             .map(|part| content_part(part, provider))
             .collect(),
     }
@@ -313,7 +313,7 @@ fn parts_of<'a>(content: Option<&'a Content>, provider: &str) -> Result<Vec<Part
 
 fn content_part<'a>(part: &'a ContentPart, provider: &str) -> Result<Part<'a>> {
     Ok(match part {
-        ContentPart::Text { text } => Part {
+        ContentPart::Text { text, .. } => Part {
             text: Some(Cow::Borrowed(text)),
             ..Part::default()
         },

@@ -152,7 +152,7 @@ impl Content {
             Self::Parts(parts) => parts
                 .iter()
                 .filter_map(|part| match part {
-                    ContentPart::Text { text } => Some(text.as_str()),
+                    ContentPart::Text { text, .. } => Some(text.as_str()),
                     ContentPart::Refusal { refusal } => Some(refusal.as_str()),
                     ContentPart::ImageUrl { .. }
                     | ContentPart::InputAudio { .. }
@@ -218,6 +218,12 @@ pub enum ContentPart {
     Text {
         /// The text.
         text: String,
+        /// A prompt-caching breakpoint after this part (`{"type": "ephemeral"}`, optionally
+        /// with `"ttl": "5m"` / `"1h"`), the Anthropic convention other gateways accept in
+        /// OpenAI-shaped messages. Providers that cache explicitly (Claude on Bedrock: a
+        /// `cachePoint` block) honour it; OpenAI-compatible ones receive it as sent.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        cache_control: Option<serde_json::Value>,
     },
     /// An image by URL or `data:` URL.
     ImageUrl {
@@ -245,7 +251,10 @@ impl ContentPart {
     /// A text part.
     #[must_use]
     pub fn text(text: impl Into<String>) -> Self {
-        Self::Text { text: text.into() }
+        Self::Text {
+            text: text.into(),
+            cache_control: None,
+        }
     }
 
     /// An image part from an `https:` or `data:` URL.

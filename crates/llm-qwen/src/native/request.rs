@@ -241,7 +241,7 @@ fn wire_message<'a>(
 
 fn multimodal_part<'a>(part: &'a ContentPart, provider: &str) -> Result<Part<'a>> {
     Ok(match part {
-        ContentPart::Text { text } => Part::Text(text),
+        ContentPart::Text { text, .. } => Part::Text(text),
         ContentPart::Refusal { refusal } => Part::Text(refusal),
         ContentPart::ImageUrl { image_url } => Part::Image(&image_url.url),
         ContentPart::InputAudio { input_audio } => Part::Audio(format!(
