@@ -5,7 +5,10 @@
 
 use std::{borrow::Cow, time::Duration};
 
-use aws_sdk_bedrockruntime::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_bedrockruntime::{
+    error::{DisplayErrorContext, ProvideErrorMetadata, SdkError},
+    types::error::ConverseStreamOutputError,
+};
 use http::StatusCode;
 use llm_core::{Error, ErrorKind, SecretString, TimeoutPhase, UpstreamError, kit::scrub};
 
@@ -119,11 +122,19 @@ where
         SdkError::ServiceError(context) => {
             let raw = context.raw();
             let status = raw.status().as_u16();
-            let retry_after = raw
-                .headers()
-                .get("retry-after")
-                .and_then(|v| v.trim().parse::<u64>().ok())
-                .map(Duration::from_secs);
+            let mut headers = http::HeaderMap::new();
+            for (name, value) in raw.headers() {
+                if name.contains("retry-after")
+                    && let (Ok(name), Ok(value)) = (
+                        http::HeaderName::from_bytes(name.as_bytes()),
+                        http::HeaderValue::from_str(value),
+                    )
+                {
+                    headers.insert(name, value);
+                }
+            }
+            let retry_after =
+                llm_core::retry_after::from_headers(&headers, std::time::SystemTime::now());
             let err = context.err();
             upstream(cx, err.code(), err.message(), Some(status), retry_after)
         }
@@ -141,6 +152,35 @@ where
         SdkError::ServiceError(context) => {
             let err = context.err();
             upstream(cx, err.code(), err.message(), None, None)
+        }
+        other => from_transport(cx, other),
+    }
+}
+
+/// An exception frame inside a ConverseStream: its type from the modeled variant (the SDK
+/// gives no code for those), or the frame's own for unmodeled ones.
+pub(crate) fn from_stream_exception(
+    cx: &Context<'_>,
+    error: SdkError<ConverseStreamOutputError, aws_smithy_types::event_stream::RawMessage>,
+) -> Error {
+    match error {
+        SdkError::ServiceError(context) => {
+            let err = context.err();
+            let code = match err {
+                ConverseStreamOutputError::ThrottlingException(_) => Some("ThrottlingException"),
+                ConverseStreamOutputError::ValidationException(_) => Some("ValidationException"),
+                ConverseStreamOutputError::InternalServerException(_) => {
+                    Some("InternalServerException")
+                }
+                ConverseStreamOutputError::ModelStreamErrorException(_) => {
+                    Some("ModelStreamErrorException")
+                }
+                ConverseStreamOutputError::ServiceUnavailableException(_) => {
+                    Some("ServiceUnavailableException")
+                }
+                other => other.code(),
+            };
+            upstream(cx, code, err.message(), None, None)
         }
         other => from_transport(cx, other),
     }

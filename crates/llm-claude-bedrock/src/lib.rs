@@ -421,6 +421,19 @@ impl ClaudeBedrockProvider {
     }
 }
 
+/// The name a tool is declared under on Bedrock: `name` itself when it matches
+/// `[a-zA-Z0-9_-]{1,64}`, else the allowed characters (others become `_`) cut to fit, with
+/// a hash of the original appended. Answers give callers their own names back.
+///
+/// ```
+/// assert_eq!(llm_claude_bedrock::bedrock_tool_name("get_weather"), "get_weather");
+/// assert!(llm_claude_bedrock::bedrock_tool_name("mcp.github.search").starts_with("mcp_github_search_"));
+/// ```
+#[must_use]
+pub fn bedrock_tool_name(name: &str) -> std::borrow::Cow<'_, str> {
+    request::tool_name(name)
+}
+
 /// A base URL: `http(s)://host[/path]` without credentials, query or fragment.
 fn validate_base(base: &str) -> Result<()> {
     let rest = base
@@ -663,7 +676,7 @@ impl Driver {
                         ),
                         None,
                     ),
-                    other => errors::from_stream(&cx, other),
+                    other => errors::from_stream_exception(&cx, other),
                 };
                 self.fail(error);
             }

@@ -122,7 +122,7 @@ pub(crate) fn sanitize(value: &str, allowed: fn(u8) -> bool) -> Cow<'_, str> {
     Cow::Owned(out)
 }
 
-fn tool_name(name: &str) -> Cow<'_, str> {
+pub(crate) fn tool_name(name: &str) -> Cow<'_, str> {
     sanitize(name, name_byte)
 }
 
