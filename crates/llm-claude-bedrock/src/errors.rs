@@ -142,21 +142,6 @@ where
     }
 }
 
-/// An error read from a started stream: an exception frame, or a broken stream.
-pub(crate) fn from_stream<E, R>(cx: &Context<'_>, error: SdkError<E, R>) -> Error
-where
-    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
-    R: std::fmt::Debug + Send + Sync + 'static,
-{
-    match error {
-        SdkError::ServiceError(context) => {
-            let err = context.err();
-            upstream(cx, err.code(), err.message(), None, None)
-        }
-        other => from_transport(cx, other),
-    }
-}
-
 /// An exception frame inside a ConverseStream: its type from the modeled variant (the SDK
 /// gives no code for those), or the frame's own for unmodeled ones.
 pub(crate) fn from_stream_exception(

@@ -35,7 +35,15 @@ fn finish_reason(reason: &StopReason, provider: &str) -> Result<FinishReason> {
             );
             FinishReason::Stop
         }
-        other if other.as_str().is_empty() => {
+        // The SDK fills a missing required field with a placeholder ("no value was set"):
+        // real stop reasons are snake_case words.
+        other
+            if other.as_str().is_empty()
+                || !other
+                    .as_str()
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b == b'_') =>
+        {
             return Err(Error::protocol(
                 provider.to_owned(),
                 "the answer has no stopReason (cut off or malformed)",

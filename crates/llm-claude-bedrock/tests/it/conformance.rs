@@ -87,9 +87,10 @@ fn script(scenario: Scenario, mode: Mode) -> Script {
             "end_turn",
             usage(USAGE),
         ),
-        (Scenario::Text, Mode::Stream) => {
-            stream_script(&crate::text_frames(&TEXT_PIECES, "end_turn", usage(USAGE)), 7)
-        }
+        (Scenario::Text, Mode::Stream) => stream_script(
+            &crate::text_frames(&TEXT_PIECES, "end_turn", usage(USAGE)),
+            7,
+        ),
         (Scenario::ToolCalls, Mode::Chat) => {
             let blocks: Vec<Value> = TOOL_CALLS
                 .iter()
@@ -121,7 +122,10 @@ fn script(scenario: Scenario, mode: Mode) -> Script {
                 }
             }
             for i in 0..TOOL_CALLS.len() {
-                frames.push(event("contentBlockStop", json!({"contentBlockIndex": i + 1})));
+                frames.push(event(
+                    "contentBlockStop",
+                    json!({"contentBlockIndex": i + 1}),
+                ));
             }
             frames.push(event("messageStop", json!({"stopReason": "tool_use"})));
             frames.push(event("metadata", json!({"usage": usage((20, 10))})));
@@ -209,7 +213,11 @@ impl Harness for BedrockHarness {
 async fn claude_bedrock_passes_the_conformance_suite() {
     let report = conformance::run_all(&BedrockHarness).await;
     report.assert_all_passed();
-    let skipped: Vec<&str> = report.skipped.iter().map(|(name, _)| name.as_str()).collect();
+    let skipped: Vec<&str> = report
+        .skipped
+        .iter()
+        .map(|(name, _)| name.as_str())
+        .collect();
     assert_eq!(
         skipped,
         ["error/ContentFilter/Chat", "error/ContentFilter/Stream"]

@@ -88,7 +88,10 @@ async fn tool_choice_none_keeps_the_tools_the_history_needs_and_sends_no_choice(
         ..ChatRequest::new("m", parallel_history())
     };
     let body = converse_body(&request).await;
-    assert_eq!(body["toolConfig"]["tools"][0]["toolSpec"]["name"], "get_weather");
+    assert_eq!(
+        body["toolConfig"]["tools"][0]["toolSpec"]["name"],
+        "get_weather"
+    );
     assert_eq!(
         body["toolConfig"]["tools"][0]["toolSpec"]["inputSchema"]["json"]["required"],
         json!(["city"])
@@ -116,7 +119,12 @@ async fn tool_choice_none_keeps_the_tools_the_history_needs_and_sends_no_choice(
     );
     let request = ChatRequest {
         tools: Some(vec![weather_tool()]),
-        tool_choice: Some(serde_json::from_value(json!({"type": "function", "function": {"name": "get_weather"}})).unwrap()),
+        tool_choice: Some(
+            serde_json::from_value(
+                json!({"type": "function", "function": {"name": "get_weather"}}),
+            )
+            .unwrap(),
+        ),
         ..ChatRequest::new("m", vec![Message::user("Hi")])
     };
     assert_eq!(
@@ -134,7 +142,10 @@ async fn parallel_tool_results_go_in_one_user_message_and_roles_alternate() {
     history.push(Message::user("Be quick."));
     let body = converse_body(&ChatRequest::new("m", history)).await;
     let messages = body["messages"].as_array().unwrap();
-    let roles: Vec<&str> = messages.iter().map(|m| m["role"].as_str().unwrap()).collect();
+    let roles: Vec<&str> = messages
+        .iter()
+        .map(|m| m["role"].as_str().unwrap())
+        .collect();
     assert_eq!(roles, ["user", "assistant", "user"]);
     assert_eq!(
         messages[2]["content"],
@@ -159,7 +170,10 @@ async fn tool_results_lead_their_user_turn_even_after_user_text() {
     // Some clients put the user's text between the call and its results.
     let history = vec![
         Message::user("Weather?"),
-        assistant_calls(None, vec![call("call_1", "get_weather", r#"{"city":"Paris"}"#)]),
+        assistant_calls(
+            None,
+            vec![call("call_1", "get_weather", r#"{"city":"Paris"}"#)],
+        ),
         Message::user("(take your time)"),
         Message::tool("call_1", "Sunny"),
     ];
@@ -178,7 +192,10 @@ async fn blank_text_blocks_are_never_sent() {
     let history = vec![
         Message::user("Weather?"),
         // The OpenAI SDKs send `content: ""` with tool calls.
-        assistant_calls(Some(""), vec![call("call_1", "get_weather", r#"{"city":"Paris"}"#)]),
+        assistant_calls(
+            Some(""),
+            vec![call("call_1", "get_weather", r#"{"city":"Paris"}"#)],
+        ),
         // An empty tool result.
         Message::tool("call_1", ""),
         // Whitespace-only assistant text and parts.
@@ -238,14 +255,25 @@ async fn tool_names_are_sanitized_and_callers_get_their_own_names_back() {
     assert_eq!(names[0], sanitized);
     assert_eq!(names[1].len(), 64);
     for name in &names {
-        assert!(name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-'), "{name}");
+        assert!(
+            name.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-'),
+            "{name}"
+        );
     }
     let tool_use = &body["messages"][1]["content"][0]["toolUse"];
     assert_eq!(tool_use["name"], sanitized.as_str());
     // The id is made valid the same way for the call and its result.
     let id = tool_use["toolUseId"].as_str().unwrap();
-    assert!(id.bytes().all(|b| b.is_ascii_alphanumeric() || b"_-.:".contains(&b)), "{id}");
-    assert_eq!(body["messages"][2]["content"][0]["toolResult"]["toolUseId"], id);
+    assert!(
+        id.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_-.:".contains(&b)),
+        "{id}"
+    );
+    assert_eq!(
+        body["messages"][2]["content"][0]["toolResult"]["toolUseId"],
+        id
+    );
     // The answer names the caller's tool.
     let calls = response.choices[0].message.tool_calls.as_ref().unwrap();
     assert_eq!(calls[0].function.name, dotted);
@@ -329,7 +357,10 @@ async fn reasoning_and_its_signature_survive_a_round_trip_through_our_history() 
     };
     let response = provider(&server).chat(&first).await.unwrap();
     let message = response.choices[0].message.clone();
-    assert_eq!(message.reasoning_content.as_deref(), Some("Need the weather tool."));
+    assert_eq!(
+        message.reasoning_content.as_deref(),
+        Some("Need the weather tool.")
+    );
     assert_eq!(
         message.extra["thinking_blocks"],
         json!([{"type": "thinking", "thinking": "Need the weather tool.", "signature": "sig-123"}])
@@ -343,7 +374,11 @@ async fn reasoning_and_its_signature_survive_a_round_trip_through_our_history() 
         reasoning_effort: Some("medium".into()),
         ..ChatRequest::new(
             "m",
-            vec![Message::user("Weather in Paris?"), echoed, Message::tool("tooluse_1", "Sunny")],
+            vec![
+                Message::user("Weather in Paris?"),
+                echoed,
+                Message::tool("tooluse_1", "Sunny"),
+            ],
         )
     };
     let body = converse_body(&second).await;
@@ -364,8 +399,10 @@ async fn cache_control_breakpoints_become_cache_points() {
     )
     .unwrap()]));
     let mut user = Message::user("First question about the document.");
-    user.extra
-        .insert("cache_control".into(), json!({"type": "ephemeral", "ttl": "1h"}));
+    user.extra.insert(
+        "cache_control".into(),
+        json!({"type": "ephemeral", "ttl": "1h"}),
+    );
     let body = converse_body(&ChatRequest::new("m", vec![system, user])).await;
     assert_eq!(
         body["system"],

@@ -3,6 +3,8 @@
 //! Bedrock API key; streams are real `application/vnd.amazon.eventstream` frames encoded
 //! with aws-smithy-eventstream (CRCs and all), written in small pieces.
 
+#![expect(clippy::unwrap_used, reason = "test helpers fail loudly")]
+
 mod conformance;
 mod errors;
 mod history;
@@ -48,12 +50,18 @@ pub(crate) fn config(server: &ScriptedServer) -> ClaudeBedrockConfig {
 pub(crate) fn event(kind: &str, mut payload: Value) -> Bytes {
     payload["p"] = Value::from("abcdefghijklmnopqrstuvwxyzABCDEF");
     let message = Message::new(payload.to_string().into_bytes())
-        .add_header(Header::new(":event-type", HeaderValue::String(kind.to_owned().into())))
+        .add_header(Header::new(
+            ":event-type",
+            HeaderValue::String(kind.to_owned().into()),
+        ))
         .add_header(Header::new(
             ":content-type",
             HeaderValue::String("application/json".into()),
         ))
-        .add_header(Header::new(":message-type", HeaderValue::String("event".into())));
+        .add_header(Header::new(
+            ":message-type",
+            HeaderValue::String("event".into()),
+        ));
     encode(&message)
 }
 
@@ -99,12 +107,13 @@ pub(crate) fn stream_script(frames: &[Bytes], piece: usize) -> Script {
 
 /// A Converse JSON answer.
 pub(crate) fn answer(content: Value, stop: &str, usage: Value) -> Script {
-    let body = json!({
-        "output": {"message": {"role": "assistant", "content": content}},
+    let mut body = json!({
+        "output": {"message": {"role": "assistant", "content": []}},
         "stopReason": stop,
-        "usage": usage,
         "metrics": {"latencyMs": 812}
     });
+    body["output"]["message"]["content"] = content;
+    body["usage"] = usage;
     Script::full(
         200,
         "application/json",
@@ -144,9 +153,8 @@ pub(crate) fn text_frames(pieces: &[&str], stop: &str, usage: Value) -> Vec<Byte
     }
     frames.push(event("contentBlockStop", json!({"contentBlockIndex": 0})));
     frames.push(event("messageStop", json!({"stopReason": stop})));
-    frames.push(event(
-        "metadata",
-        json!({"usage": usage, "metrics": {"latencyMs": 100}}),
-    ));
+    let mut metadata = json!({"metrics": {"latencyMs": 100}});
+    metadata["usage"] = usage;
+    frames.push(event("metadata", metadata));
     frames
 }

@@ -6,8 +6,8 @@ use llm_claude_bedrock::{
     BedrockAuth, ClaudeBedrockConfig, ClaudeBedrockProvider, bedrock_tool_name,
 };
 use llm_core::{
-    ChatChunk, ChatProvider, ChatRequest, ChatStreamExt, ErrorKind, FinishReason, Message,
-    Result, Role, Tool, testing::ScriptedServer,
+    ChatChunk, ChatProvider, ChatRequest, ChatStreamExt, ErrorKind, FinishReason, Message, Result,
+    Role, Tool, testing::ScriptedServer,
 };
 use serde_json::{Value, json};
 
@@ -77,7 +77,11 @@ async fn text_stream_is_signed_and_decoded_from_frames_split_across_writes() {
     let text: String = chunks.iter().filter_map(ChatChunk::content).collect();
     assert_eq!(text, "Hello, wörld");
     assert_eq!(chunks[0].choices[0].delta.role, Some(Role::Assistant));
-    assert!(chunks.iter().all(|c| c.id == chunks[0].id && c.model == MODEL));
+    assert!(
+        chunks
+            .iter()
+            .all(|c| c.id == chunks[0].id && c.model == MODEL)
+    );
     assert_eq!(chunks[0].id, "chatcmpl-5d8c1c0e-stream");
     let finish = chunks
         .iter()
@@ -87,7 +91,11 @@ async fn text_stream_is_signed_and_decoded_from_frames_split_across_writes() {
     assert!(last.choices.is_empty());
     let usage = last.usage.as_ref().unwrap();
     assert_eq!(
-        (usage.prompt_tokens, usage.completion_tokens, usage.total_tokens),
+        (
+            usage.prompt_tokens,
+            usage.completion_tokens,
+            usage.total_tokens
+        ),
         (12, 5, 17)
     );
 }
@@ -95,7 +103,11 @@ async fn text_stream_is_signed_and_decoded_from_frames_split_across_writes() {
 #[tokio::test]
 async fn arn_model_ids_are_encoded_as_one_path_segment() {
     let server = ScriptedServer::start(vec![stream_script(
-        &text_frames(&["ok"], "end_turn", json!({"inputTokens": 1, "outputTokens": 1, "totalTokens": 2})),
+        &text_frames(
+            &["ok"],
+            "end_turn",
+            json!({"inputTokens": 1, "outputTokens": 1, "totalTokens": 2}),
+        ),
         64,
     )])
     .await
@@ -117,18 +129,42 @@ async fn arn_model_ids_are_encoded_as_one_path_segment() {
 fn tool_frames(second_name: &str) -> Vec<Bytes> {
     vec![
         event("messageStart", json!({"role": "assistant"})),
-        event("contentBlockDelta", json!({"contentBlockIndex": 0, "delta": {"text": "Checking both."}})),
+        event(
+            "contentBlockDelta",
+            json!({"contentBlockIndex": 0, "delta": {"text": "Checking both."}}),
+        ),
         event("contentBlockStop", json!({"contentBlockIndex": 0})),
-        event("contentBlockStart", json!({"contentBlockIndex": 1, "start": {"toolUse": {"toolUseId": "tooluse_paris", "name": "get_weather"}}})),
-        event("contentBlockStart", json!({"contentBlockIndex": 2, "start": {"toolUse": {"toolUseId": "tooluse_rome", "name": second_name}}})),
-        event("contentBlockDelta", json!({"contentBlockIndex": 1, "delta": {"toolUse": {"input": "{\"city\": \"Par"}}})),
-        event("contentBlockDelta", json!({"contentBlockIndex": 2, "delta": {"toolUse": {"input": "{\"q\": "}}})),
-        event("contentBlockDelta", json!({"contentBlockIndex": 1, "delta": {"toolUse": {"input": "is\"}"}}})),
-        event("contentBlockDelta", json!({"contentBlockIndex": 2, "delta": {"toolUse": {"input": "\"rome\"}"}}})),
+        event(
+            "contentBlockStart",
+            json!({"contentBlockIndex": 1, "start": {"toolUse": {"toolUseId": "tooluse_paris", "name": "get_weather"}}}),
+        ),
+        event(
+            "contentBlockStart",
+            json!({"contentBlockIndex": 2, "start": {"toolUse": {"toolUseId": "tooluse_rome", "name": second_name}}}),
+        ),
+        event(
+            "contentBlockDelta",
+            json!({"contentBlockIndex": 1, "delta": {"toolUse": {"input": "{\"city\": \"Par"}}}),
+        ),
+        event(
+            "contentBlockDelta",
+            json!({"contentBlockIndex": 2, "delta": {"toolUse": {"input": "{\"q\": "}}}),
+        ),
+        event(
+            "contentBlockDelta",
+            json!({"contentBlockIndex": 1, "delta": {"toolUse": {"input": "is\"}"}}}),
+        ),
+        event(
+            "contentBlockDelta",
+            json!({"contentBlockIndex": 2, "delta": {"toolUse": {"input": "\"rome\"}"}}}),
+        ),
         event("contentBlockStop", json!({"contentBlockIndex": 1})),
         event("contentBlockStop", json!({"contentBlockIndex": 2})),
         event("messageStop", json!({"stopReason": "tool_use"})),
-        event("metadata", json!({"usage": {"inputTokens": 402, "outputTokens": 53, "totalTokens": 455}})),
+        event(
+            "metadata",
+            json!({"usage": {"inputTokens": 402, "outputTokens": 53, "totalTokens": 455}}),
+        ),
     ]
 }
 
@@ -156,12 +192,24 @@ async fn parallel_tool_use_stream_keys_input_by_content_block_index() {
         .collect();
     assert_eq!(deltas.len(), 6, "{deltas:#?}");
     assert_eq!(
-        (&deltas[0]["index"], &deltas[0]["id"], &deltas[0]["function"]["name"]),
+        (
+            &deltas[0]["index"],
+            &deltas[0]["id"],
+            &deltas[0]["function"]["name"]
+        ),
         (&json!(0), &json!("tooluse_paris"), &json!("get_weather"))
     );
     assert_eq!(
-        (&deltas[1]["index"], &deltas[1]["id"], &deltas[1]["function"]["name"]),
-        (&json!(1), &json!("tooluse_rome"), &json!("mcp.github.search"))
+        (
+            &deltas[1]["index"],
+            &deltas[1]["id"],
+            &deltas[1]["function"]["name"]
+        ),
+        (
+            &json!(1),
+            &json!("tooluse_rome"),
+            &json!("mcp.github.search")
+        )
     );
     for delta in &deltas[2..] {
         assert!(delta.get("id").is_none() && delta["function"].get("name").is_none());
@@ -192,7 +240,10 @@ async fn parallel_tool_use_stream_keys_input_by_content_block_index() {
         serde_json::from_str::<Value>(&calls[1].function.arguments).unwrap(),
         json!({"q": "rome"})
     );
-    assert_eq!(full.choices[0].message.text().as_deref(), Some("Checking both."));
+    assert_eq!(
+        full.choices[0].message.text().as_deref(),
+        Some("Checking both.")
+    );
     assert_eq!(full.choices[0].finish_reason, Some(FinishReason::ToolCalls));
     let usage = full.usage.unwrap();
     assert_eq!((usage.prompt_tokens, usage.completion_tokens), (402, 53));
@@ -202,18 +253,38 @@ async fn parallel_tool_use_stream_keys_input_by_content_block_index() {
 async fn reasoning_streams_with_its_signature_and_cache_usage_after_message_stop() {
     let frames = vec![
         event("messageStart", json!({"role": "assistant"})),
-        event("contentBlockDelta", json!({"contentBlockIndex": 0, "delta": {"reasoningContent": {"text": "The user wants "}}})),
-        event("contentBlockDelta", json!({"contentBlockIndex": 0, "delta": {"reasoningContent": {"text": "a greeting."}}})),
-        event("contentBlockDelta", json!({"contentBlockIndex": 0, "delta": {"reasoningContent": {"signature": "EqQBCkYIBRgCKkD+sig"}}})),
+        event(
+            "contentBlockDelta",
+            json!({"contentBlockIndex": 0, "delta": {"reasoningContent": {"text": "The user wants "}}}),
+        ),
+        event(
+            "contentBlockDelta",
+            json!({"contentBlockIndex": 0, "delta": {"reasoningContent": {"text": "a greeting."}}}),
+        ),
+        event(
+            "contentBlockDelta",
+            json!({"contentBlockIndex": 0, "delta": {"reasoningContent": {"signature": "EqQBCkYIBRgCKkD+sig"}}}),
+        ),
         event("contentBlockStop", json!({"contentBlockIndex": 0})),
-        event("contentBlockDelta", json!({"contentBlockIndex": 1, "delta": {"reasoningContent": {"redactedContent": "cmVkYWN0ZWQ="}}})),
+        event(
+            "contentBlockDelta",
+            json!({"contentBlockIndex": 1, "delta": {"reasoningContent": {"redactedContent": "cmVkYWN0ZWQ="}}}),
+        ),
         event("contentBlockStop", json!({"contentBlockIndex": 1})),
-        event("contentBlockDelta", json!({"contentBlockIndex": 2, "delta": {"text": "Hello!"}})),
+        event(
+            "contentBlockDelta",
+            json!({"contentBlockIndex": 2, "delta": {"text": "Hello!"}}),
+        ),
         event("contentBlockStop", json!({"contentBlockIndex": 2})),
         event("messageStop", json!({"stopReason": "max_tokens"})),
-        event("metadata", json!({"usage": {"inputTokens": 10, "outputTokens": 30, "totalTokens": 1240, "cacheReadInputTokens": 1000, "cacheWriteInputTokens": 200}, "metrics": {"latencyMs": 5}})),
+        event(
+            "metadata",
+            json!({"usage": {"inputTokens": 10, "outputTokens": 30, "totalTokens": 1240, "cacheReadInputTokens": 1000, "cacheWriteInputTokens": 200}, "metrics": {"latencyMs": 5}}),
+        ),
     ];
-    let server = ScriptedServer::start(vec![stream_script(&frames, 7)]).await.unwrap();
+    let server = ScriptedServer::start(vec![stream_script(&frames, 7)])
+        .await
+        .unwrap();
     let request = ChatRequest {
         reasoning_effort: Some("low".into()),
         ..ChatRequest::from("hi")
@@ -272,11 +343,19 @@ async fn an_exception_frame_mid_stream_ends_it_with_a_classified_error() {
     ] {
         let frames = vec![
             event("messageStart", json!({"role": "assistant"})),
-            event("contentBlockDelta", json!({"contentBlockIndex": 0, "delta": {"text": "Once upon"}})),
+            event(
+                "contentBlockDelta",
+                json!({"contentBlockIndex": 0, "delta": {"text": "Once upon"}}),
+            ),
             exception(kind, "Something went wrong mid-stream."),
-            event("contentBlockDelta", json!({"contentBlockIndex": 0, "delta": {"text": " never sent"}})),
+            event(
+                "contentBlockDelta",
+                json!({"contentBlockIndex": 0, "delta": {"text": " never sent"}}),
+            ),
         ];
-        let server = ScriptedServer::start(vec![stream_script(&frames, 11)]).await.unwrap();
+        let server = ScriptedServer::start(vec![stream_script(&frames, 11)])
+            .await
+            .unwrap();
         let items = collect(&provider(&server), &ChatRequest::from("hi")).await;
         assert_eq!(items.len(), 2, "{kind}: {items:#?}");
         assert_eq!(items[0].as_ref().unwrap().content(), Some("Once upon"));
@@ -290,9 +369,14 @@ async fn an_exception_frame_mid_stream_ends_it_with_a_classified_error() {
 async fn an_exception_before_any_content_fails_the_call() {
     let frames = vec![
         event("messageStart", json!({"role": "assistant"})),
-        exception("throttlingException", "Too many tokens, please wait before trying again."),
+        exception(
+            "throttlingException",
+            "Too many tokens, please wait before trying again.",
+        ),
     ];
-    let server = ScriptedServer::start(vec![stream_script(&frames, 11)]).await.unwrap();
+    let server = ScriptedServer::start(vec![stream_script(&frames, 11)])
+        .await
+        .unwrap();
     let Err(error) = provider(&server).stream(&ChatRequest::from("hi")).await else {
         panic!("the call should fail before any chunk");
     };
@@ -301,7 +385,11 @@ async fn an_exception_before_any_content_fails_the_call() {
 
 #[tokio::test]
 async fn streams_cut_short_are_protocol_errors() {
-    let whole = text_frames(&["Once upon", " a time"], "end_turn", json!({"inputTokens": 1, "outputTokens": 2, "totalTokens": 3}));
+    let whole = text_frames(
+        &["Once upon", " a time"],
+        "end_turn",
+        json!({"inputTokens": 1, "outputTokens": 2, "totalTokens": 3}),
+    );
     // Ends between frames before messageStop.
     let before_stop: Vec<Bytes> = whole[..2].to_vec();
     // Ends in the middle of a frame.
@@ -313,8 +401,14 @@ async fn streams_cut_short_are_protocol_errors() {
     let at = bad.len() - 10;
     bad[at] ^= 0xff;
     corrupt.push(Bytes::from(bad));
-    for (name, frames) in [("before messageStop", before_stop), ("mid-frame", mid_frame), ("bad CRC", corrupt)] {
-        let server = ScriptedServer::start(vec![stream_script(&frames, 7)]).await.unwrap();
+    for (name, frames) in [
+        ("before messageStop", before_stop),
+        ("mid-frame", mid_frame),
+        ("bad CRC", corrupt),
+    ] {
+        let server = ScriptedServer::start(vec![stream_script(&frames, 7)])
+            .await
+            .unwrap();
         let items = collect(&provider(&server), &ChatRequest::from("hi")).await;
         let (last, content) = items.split_last().unwrap();
         assert_eq!(content.len(), 1, "{name}: {items:#?}");
@@ -328,7 +422,9 @@ async fn streams_cut_short_are_protocol_errors() {
 async fn a_stream_without_metadata_after_message_stop_is_whole() {
     let mut frames = text_frames(&["Done."], "end_turn", json!({}));
     frames.pop();
-    let server = ScriptedServer::start(vec![stream_script(&frames, 7)]).await.unwrap();
+    let server = ScriptedServer::start(vec![stream_script(&frames, 7)])
+        .await
+        .unwrap();
     let full = provider(&server)
         .stream(&ChatRequest::from("hi"))
         .await
@@ -343,7 +439,11 @@ async fn a_stream_without_metadata_after_message_stop_is_whole() {
 #[tokio::test]
 async fn bedrock_api_keys_go_as_bearer_tokens() {
     let server = ScriptedServer::start(vec![stream_script(
-        &text_frames(&["Hi"], "end_turn", json!({"inputTokens": 1, "outputTokens": 1, "totalTokens": 2})),
+        &text_frames(
+            &["Hi"],
+            "end_turn",
+            json!({"inputTokens": 1, "outputTokens": 1, "totalTokens": 2}),
+        ),
         7,
     )])
     .await
