@@ -1,7 +1,8 @@
 //! `cargo xtask sdk`: the official OpenAI Python SDK against the running gateway, twice:
 //! `llm-server --demo` (the mock provider), and `llm-server --config` serving Qwen (native
-//! API and compatible mode), DeepSeek and Gemini (AI Studio and Vertex AI, with a
-//! service-account key made for the run) deployments whose upstream is `provider-mock`,
+//! API and compatible mode), DeepSeek, Gemini (AI Studio and Vertex AI, with a
+//! service-account key made for the run) and Claude on Bedrock (SigV4 with static keys, and
+//! a Bedrock API key) deployments whose upstream is `provider-mock`,
 //! which speaks each provider's own wire format. Installs the pinned SDK into
 //! `target/sdk-venv` (from PyPI) on first use.
 
@@ -19,12 +20,14 @@ const OPENAI_PYTHON: &str = "openai==3.57.0";
 const MOCK_KEY: &str = "sk-mock-sdk-PLANTED-0123456789";
 
 /// The models the provider run serves, each on its own provider and wire format.
-const PROVIDER_MODELS: [&str; 5] = [
+const PROVIDER_MODELS: [&str; 7] = [
     "qwen-plus",
     "qwen-compat",
     "deepseek-flash",
     "gemini-studio",
     "gemini-vertex",
+    "claude-sigv4",
+    "claude-apikey",
 ];
 
 pub(crate) fn main() -> Result<(), String> {
@@ -167,6 +170,19 @@ fn providers_config(upstream_port: u16, service_account: &Path) -> String {
          \x20   project: mock-project\n\
          \x20   location: us-central1\n\
          \x20   credentials_file: {key_file}\n\
+         \x20   api_base: {base}\n\
+         \x20 - provider: claude\n\
+         \x20   model_name: claude-sigv4\n\
+         \x20   deployment: us.anthropic.claude-sonnet-4-5-20250929-v1:0\n\
+         \x20   region: us-east-1\n\
+         \x20   aws_access_key_id: AKIAIOSFODNN7EXAMPLE\n\
+         \x20   aws_secret_access_key: wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY\n\
+         \x20   api_base: {base}\n\
+         \x20 - provider: claude\n\
+         \x20   model_name: claude-apikey\n\
+         \x20   deployment: global.anthropic.claude-sonnet-4-5-20250929-v1:0\n\
+         \x20   region: us-west-2\n\
+         \x20   api_key: {MOCK_KEY}\n\
          \x20   api_base: {base}\n"
     )
 }

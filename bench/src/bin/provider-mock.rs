@@ -12,6 +12,11 @@
 //!   `POST /v1/projects/{p}/locations/{l}/publishers/google/models/{model}:…` (a bearer JWT).
 //!   Its function calls carry a thought signature, and a follow-up turn that lost it is
 //!   refused with 400, as Gemini 3 does.
+//! - Claude on Bedrock: `POST /model/{modelId}/converse` (JSON) and `/converse-stream`
+//!   (`application/vnd.amazon.eventstream` frames), SigV4-signed for service `bedrock` or
+//!   with a Bedrock API key (`Bearer <--key>`); errors with `x-amzn-ErrorType`. It refuses
+//!   what Bedrock refuses: tool blocks without `toolConfig`, blank text blocks, roles that
+//!   do not alternate, tool names outside `[a-zA-Z0-9_-]{1,64}`.
 //!
 //! Every route checks its credential (`Authorization: Bearer <--key>`, Gemini's
 //! `x-goog-api-key: <--key>`, or on Vertex a bearer JWT) and answers a failure in the
@@ -43,6 +48,7 @@ enum Flavor {
     DeepSeek,
     Gemini,
     Vertex,
+    Bedrock,
 }
 
 /// The thought signature the mock's Gemini function calls carry.
@@ -111,6 +117,13 @@ fn unauthorized(flavor: Flavor) -> Response {
         }
         Flavor::Vertex => {
             json!({"error": {"code": 401, "message": "Request had invalid authentication credentials.", "status": "UNAUTHENTICATED"}})
+        }
+        Flavor::Bedrock => {
+            return bedrock_error(
+                StatusCode::FORBIDDEN,
+                "UnrecognizedClientException",
+                "The security token included in the request is invalid.",
+            );
         }
     };
     respond(
@@ -378,6 +391,165 @@ fn gemini(request: &Value, stream: bool) -> Response {
     respond(StatusCode::OK, "text/event-stream", body)
 }
 
+fn bedrock_error(status: StatusCode, kind: &str, message: &str) -> Response {
+    Response::builder()
+        .status(status)
+        .header(CONTENT_TYPE, "application/json")
+        .header(
+            "x-amzn-ErrorType",
+            format!("{kind}:http://internal.amazon.com/coral/com.amazon.bedrock/"),
+        )
+        .body(Body::from(json!({ "message": message }).to_string()))
+        .unwrap_or_default()
+}
+
+/// What Bedrock's Converse validation refuses, as its ValidationException message.
+fn converse_violation(request: &Value) -> Option<String> {
+    let empty = Vec::new();
+    let messages = request["messages"].as_array().unwrap_or(&empty);
+    let mut previous = "";
+    let mut has_tool_blocks = false;
+    for (i, message) in messages.iter().enumerate() {
+        let role = message["role"].as_str().unwrap_or("");
+        if i == 0 && role != "user" {
+            return Some("A conversation must start with a user message.".into());
+        }
+        if role == previous {
+            return Some("A conversation must alternate between user and assistant roles.".into());
+        }
+        previous = role;
+        for block in message["content"].as_array().unwrap_or(&empty) {
+            if let Some(text) = block["text"].as_str()
+                && text.trim().is_empty()
+            {
+                return Some(format!(
+                    "The text field in the ContentBlock object at messages.{i}.content is blank."
+                ));
+            }
+            if let Some(name) = block["toolUse"]["name"].as_str()
+                && !valid_tool_name(name)
+            {
+                return Some(format!("Invalid tool name {name}"));
+            }
+            has_tool_blocks |= block.get("toolUse").is_some() || block.get("toolResult").is_some();
+        }
+    }
+    if has_tool_blocks && request.get("toolConfig").is_none() {
+        return Some(
+            "The toolConfig field must be defined when using toolUse and toolResult content blocks."
+                .into(),
+        );
+    }
+    for tool in request["toolConfig"]["tools"].as_array().unwrap_or(&empty) {
+        let name = tool["toolSpec"]["name"].as_str().unwrap_or("");
+        if !valid_tool_name(name) {
+            return Some(format!("Invalid tool name {name}"));
+        }
+    }
+    None
+}
+
+fn valid_tool_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 64
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+}
+
+/// Claude on Bedrock: a Converse answer, or its event-stream frames.
+fn bedrock(request: &Value, stream: bool) -> Response {
+    use llm_claude_bedrock::testing::event;
+
+    if let Some(message) = converse_violation(request) {
+        return bedrock_error(StatusCode::BAD_REQUEST, "ValidationException", &message);
+    }
+    let last = request["messages"]
+        .as_array()
+        .and_then(|m| m.last())
+        .and_then(|m| m["content"].as_array())
+        .cloned()
+        .unwrap_or_default();
+    // 12 prompt tokens: 4 read fresh, 8 from the prompt cache.
+    let usage = |output: usize| json!({"inputTokens": 4, "cacheReadInputTokens": 8, "cacheWriteInputTokens": 0, "outputTokens": output, "totalTokens": 12 + output});
+    enum Reply {
+        Text(String),
+        Call(String),
+    }
+    let reply = if let Some(result) = last.iter().find_map(|b| b.get("toolResult")) {
+        let said: String = result["content"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|c| match (&c["text"], &c["json"]) {
+                (Value::String(text), _) => text.clone(),
+                (_, json) => json.to_string(),
+            })
+            .collect();
+        Reply::Text(format!("tool said: {said}"))
+    } else if let Some(name) = request["toolConfig"]["tools"][0]["toolSpec"]["name"].as_str() {
+        Reply::Call(name.to_owned())
+    } else {
+        Reply::Text(last.iter().filter_map(|b| b["text"].as_str()).collect())
+    };
+    if !stream {
+        let (content, stop, output) = match &reply {
+            Reply::Text(text) => (json!([{"text": text}]), "end_turn", words(text).len()),
+            Reply::Call(name) => (
+                json!([{"toolUse": {"toolUseId": CALL_ID, "name": name, "input": {"city": "Paris"}}}]),
+                "tool_use",
+                6,
+            ),
+        };
+        let body = json!({
+            "output": {"message": {"role": "assistant", "content": content}},
+            "stopReason": stop,
+            "usage": usage(output),
+            "metrics": {"latencyMs": 3}
+        });
+        return respond(StatusCode::OK, "application/json", body.to_string());
+    }
+    let mut frames = vec![event("messageStart", json!({"role": "assistant"}))];
+    let (stop, output) = match &reply {
+        Reply::Text(text) => {
+            let pieces = words(text);
+            let count = pieces.len();
+            for piece in pieces {
+                frames.push(event(
+                    "contentBlockDelta",
+                    json!({"contentBlockIndex": 0, "delta": {"text": piece}}),
+                ));
+            }
+            frames.push(event("contentBlockStop", json!({"contentBlockIndex": 0})));
+            ("end_turn", count)
+        }
+        Reply::Call(name) => {
+            frames.push(event(
+                "contentBlockStart",
+                json!({"contentBlockIndex": 0, "start": {"toolUse": {"toolUseId": CALL_ID, "name": name}}}),
+            ));
+            for piece in ["{\"city\": ", "\"Paris\"}"] {
+                frames.push(event(
+                    "contentBlockDelta",
+                    json!({"contentBlockIndex": 0, "delta": {"toolUse": {"input": piece}}}),
+                ));
+            }
+            frames.push(event("contentBlockStop", json!({"contentBlockIndex": 0})));
+            ("tool_use", 6)
+        }
+    };
+    frames.push(event("messageStop", json!({"stopReason": stop})));
+    frames.push(event(
+        "metadata",
+        json!({"usage": usage(output), "metrics": {"latencyMs": 3}}),
+    ));
+    respond(
+        StatusCode::OK,
+        "application/vnd.amazon.eventstream",
+        frames.concat(),
+    )
+}
+
 fn authorized(flavor: Flavor, key: &str, headers: &HeaderMap) -> bool {
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
     match flavor {
@@ -386,6 +558,15 @@ fn authorized(flavor: Flavor, key: &str, headers: &HeaderMap) -> bool {
         Flavor::Vertex => header("authorization")
             .and_then(|v| v.strip_prefix("Bearer "))
             .is_some_and(|token| token.split('.').count() == 3),
+        // SigV4 for service `bedrock` (the signature itself is not checked: the mock has
+        // no secret), or a Bedrock API key.
+        Flavor::Bedrock => header("authorization").is_some_and(|v| {
+            v.strip_prefix("Bearer ") == Some(key)
+                || (v.starts_with("AWS4-HMAC-SHA256 Credential=")
+                    && v.contains("/bedrock/aws4_request")
+                    && v.contains("Signature=")
+                    && headers.contains_key("x-amz-date"))
+        }),
         Flavor::Native | Flavor::Compatible | Flavor::DeepSeek => {
             header("authorization").and_then(|v| v.strip_prefix("Bearer ")) == Some(key)
         }
@@ -421,6 +602,7 @@ fn handle(
             openai_shaped(&request, stream, flavor)
         }
         Flavor::Gemini | Flavor::Vertex => gemini(&request, stream_query),
+        Flavor::Bedrock => bedrock(&request, stream_query),
     }
 }
 
@@ -443,7 +625,8 @@ async fn main() -> anyhow::Result<()> {
             move |uri: axum::http::Uri, headers: HeaderMap, body: Bytes| {
                 let key = Arc::clone(&key);
                 async move {
-                    let streamed = uri.path().ends_with(":streamGenerateContent");
+                    let streamed = uri.path().ends_with(":streamGenerateContent")
+                        || uri.path().ends_with("/converse-stream");
                     handle(flavor, &key, &headers, &body, streamed)
                 }
             },
@@ -464,7 +647,9 @@ async fn main() -> anyhow::Result<()> {
         .route(
             "/v1/projects/{project}/locations/{location}/publishers/google/models/{action}",
             route(Flavor::Vertex),
-        );
+        )
+        .route("/model/{model}/converse", route(Flavor::Bedrock))
+        .route("/model/{model}/converse-stream", route(Flavor::Bedrock));
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
     println!("provider-mock listening on {}", listener.local_addr()?);
     axum::serve(listener, app).await?;

@@ -85,6 +85,8 @@ mod document;
 mod errors;
 mod request;
 mod response;
+#[cfg(feature = "test-util")]
+pub mod testing;
 
 use std::{collections::VecDeque, fmt, time::Duration};
 

@@ -24,6 +24,9 @@ pub struct ProviderSpec<'a> {
     pub api_key: Option<&'a SecretString>,
     /// This deployment's base, if the entry has bases.
     pub api_base: Option<&'a str>,
+    /// This deployment's region, if the entry has regions (Claude on Bedrock: one
+    /// deployment per region and key).
+    pub region: Option<&'a str>,
 }
 
 /// Builds a provider for a registered provider name.
@@ -86,13 +89,30 @@ pub(crate) fn deployments(
         )?,
         idle: secs(config.idle_timeout, defaults.idle, &at("idle_timeout"))?,
     };
+    let regions = config.region_list();
+    if regions[0].is_some()
+        && providers::builtin(&config.provider).is_some()
+        && config.provider != ProviderType::Claude
+    {
+        return Err(ConfigError::new(format!(
+            "region / regions apply to Claude on Bedrock, not to provider `{}`",
+            config.provider
+        ))
+        .at_field(at("region"))
+        .into());
+    }
     let pool = pool_for(config, registry, context).map_err(|error| locate(error, position))?;
-    let mut out = Vec::with_capacity(pairs.len());
-    for (index, (api_key, api_base)) in pairs.into_iter().enumerate() {
+    let placed: Vec<_> = regions
+        .iter()
+        .flat_map(|region| pairs.iter().map(move |(key, base)| (*key, *base, *region)))
+        .collect();
+    let mut out = Vec::with_capacity(placed.len());
+    for (index, (api_key, api_base, region)) in placed.into_iter().enumerate() {
         let spec = ProviderSpec {
             config,
             api_key,
             api_base,
+            region,
         };
         let Built { provider, endpoint } =
             pool.build(spec).map_err(|error| locate(error, position))?;
@@ -114,6 +134,10 @@ pub(crate) fn deployments(
                 "{}/{}/{position}.{index}",
                 config.provider, config.model_name
             ),
+        };
+        let id = match region {
+            Some(region) => format!("{id}@{region}"),
+            None => id,
         };
         out.push((
             provider,

@@ -13,7 +13,6 @@ mod streams;
 
 use std::time::Duration;
 
-use aws_smithy_types::event_stream::{Header, HeaderValue, Message};
 use bytes::Bytes;
 use llm_claude_bedrock::{BedrockAuth, ClaudeBedrockConfig, ClaudeBedrockProvider};
 use llm_core::testing::{Recorded, Script, ScriptedServer, Step};
@@ -45,48 +44,14 @@ pub(crate) fn config(server: &ScriptedServer) -> ClaudeBedrockConfig {
     }
 }
 
-/// One event frame: `:event-type`, `:content-type`, `:message-type` headers, the JSON
-/// payload with Bedrock's `"p"` padding field.
-pub(crate) fn event(kind: &str, mut payload: Value) -> Bytes {
-    payload["p"] = Value::from("abcdefghijklmnopqrstuvwxyzABCDEF");
-    let message = Message::new(payload.to_string().into_bytes())
-        .add_header(Header::new(
-            ":event-type",
-            HeaderValue::String(kind.to_owned().into()),
-        ))
-        .add_header(Header::new(
-            ":content-type",
-            HeaderValue::String("application/json".into()),
-        ))
-        .add_header(Header::new(
-            ":message-type",
-            HeaderValue::String("event".into()),
-        ));
-    encode(&message)
+/// An event frame (see `llm_claude_bedrock::testing`).
+pub(crate) fn event(kind: &str, payload: Value) -> Bytes {
+    Bytes::from(llm_claude_bedrock::testing::event(kind, payload))
 }
 
-/// A modeled exception frame (`:exception-type` in lowerCamelCase, as Bedrock sends it).
+/// A modeled exception frame.
 pub(crate) fn exception(kind: &str, message: &str) -> Bytes {
-    let message = Message::new(json!({ "message": message }).to_string().into_bytes())
-        .add_header(Header::new(
-            ":exception-type",
-            HeaderValue::String(kind.to_owned().into()),
-        ))
-        .add_header(Header::new(
-            ":content-type",
-            HeaderValue::String("application/json".into()),
-        ))
-        .add_header(Header::new(
-            ":message-type",
-            HeaderValue::String("exception".into()),
-        ));
-    encode(&message)
-}
-
-fn encode(message: &Message) -> Bytes {
-    let mut out = Vec::new();
-    aws_smithy_eventstream::frame::write_message_to(message, &mut out).unwrap();
-    Bytes::from(out)
+    Bytes::from(llm_claude_bedrock::testing::exception(kind, message))
 }
 
 /// A ConverseStream answer: the frames written `piece` bytes at a time (frames split

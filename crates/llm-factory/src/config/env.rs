@@ -165,7 +165,8 @@ fn prefixes(registered: &[String]) -> Vec<(String, ProviderType)> {
 }
 
 /// Model configs from `{P}_API_KEYS` / `{P}_API_KEY`, `{P}_API_BASES` / `{P}_API_BASE`,
-/// `{P}_MODEL`, `{P}_API_VERSION` (and for Claude `{P}_REGION(S)`, for Gemini
+/// `{P}_MODEL`, `{P}_API_VERSION` (and for Claude `{P}_REGION(S)`, `{P}_AWS_ACCESS_KEY_ID`,
+/// `{P}_AWS_SECRET_ACCESS_KEY`, `{P}_AWS_SESSION_TOKEN`, `{P}_AWS_PROFILE`, for Gemini
 /// `{P}_PROJECT`, `{P}_LOCATION`, `{P}_CREDENTIALS_FILE`), and each provider's option
 /// variables (`QWEN_API_MODE`, …), for each provider prefix.
 pub(crate) fn from_env_map(source: &EnvSource, registered: &[String]) -> Result<Vec<ModelConfig>> {
@@ -196,11 +197,17 @@ pub(crate) fn from_env_map(source: &EnvSource, registered: &[String]) -> Result<
             .map(|(v, _)| list(&v))
             .unwrap_or_default();
         let project = get("PROJECT").map(|(v, _)| v);
+        let access_key_id = get("AWS_ACCESS_KEY_ID").map(|(v, _)| v);
+        let secret_access_key = get("AWS_SECRET_ACCESS_KEY").map(|(v, _)| SecretString::from(v));
+        let session_token = get("AWS_SESSION_TOKEN").map(|(v, _)| SecretString::from(v));
+        let profile = get("AWS_PROFILE").map(|(v, _)| v);
         let present = !keys.is_empty()
             || models.is_some()
             || !bases.is_empty()
             || !regions.is_empty()
-            || project.is_some();
+            || project.is_some()
+            || access_key_id.is_some()
+            || secret_access_key.is_some();
         if !present {
             continue;
         }
@@ -249,6 +256,10 @@ pub(crate) fn from_env_map(source: &EnvSource, registered: &[String]) -> Result<
             api_bases: bases.clone(),
             api_version: get("API_VERSION").map(|(v, _)| v),
             regions: regions.clone(),
+            aws_access_key_id: access_key_id,
+            aws_secret_access_key: secret_access_key,
+            aws_session_token: session_token,
+            aws_profile: profile,
             project: project.clone(),
             location: get("LOCATION").map(|(v, _)| v),
             credentials_file: get("CREDENTIALS_FILE").map(|(v, _)| v),

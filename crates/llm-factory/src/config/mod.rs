@@ -171,6 +171,18 @@ pub struct ModelConfig {
     /// Several AWS regions, one deployment each (Claude on Bedrock).
     #[serde(default)]
     pub regions: Vec<String>,
+    /// AWS access key id (Claude on Bedrock, static keys: one account per entry).
+    #[serde(default)]
+    pub aws_access_key_id: Option<String>,
+    /// AWS secret access key (Claude on Bedrock, with `aws_access_key_id`).
+    #[serde(default)]
+    pub aws_secret_access_key: Option<SecretString>,
+    /// AWS session token of temporary credentials (Claude on Bedrock).
+    #[serde(default)]
+    pub aws_session_token: Option<SecretString>,
+    /// A named profile of the AWS shared config files (Claude on Bedrock, credential chain).
+    #[serde(default)]
+    pub aws_profile: Option<String>,
     /// Google Cloud project (Gemini on Vertex AI).
     #[serde(default)]
     pub project: Option<String>,
@@ -206,6 +218,21 @@ impl ModelConfig {
     /// Every key, `api_key` first.
     pub(crate) fn keys(&self) -> Vec<&SecretString> {
         self.api_key.iter().chain(&self.api_keys).collect()
+    }
+
+    /// Every region, `region` first; `[None]` when none is set (one deployment per region).
+    pub(crate) fn region_list(&self) -> Vec<Option<&str>> {
+        let regions: Vec<Option<&str>> = self
+            .region
+            .iter()
+            .chain(&self.regions)
+            .map(|r| Some(r.as_str()))
+            .collect();
+        if regions.is_empty() {
+            vec![None]
+        } else {
+            regions
+        }
     }
 
     /// Every base, `api_base` first.
@@ -260,6 +287,24 @@ impl fmt::Debug for ModelConfig {
             .field("weight", &self.weight)
             .field("priority", &self.priority)
             .field("aliases", &self.aliases)
+            .field("region", &self.region)
+            .field("regions", &self.regions)
+            .field(
+                "aws_access_key_id",
+                &self
+                    .aws_access_key_id
+                    .as_deref()
+                    .map(|id| mask_key(&SecretString::from(id))),
+            )
+            .field(
+                "aws_secret_access_key",
+                &self.aws_secret_access_key.as_ref().map(mask_key),
+            )
+            .field(
+                "aws_session_token",
+                &self.aws_session_token.as_ref().map(|_| "<redacted>"),
+            )
+            .field("aws_profile", &self.aws_profile)
             .field("options", &self.options.keys().collect::<Vec<_>>())
             .finish_non_exhaustive()
     }

@@ -109,6 +109,7 @@ pub(crate) fn never(_: &ModelConfig) -> bool {
         feature = "openai",
         feature = "qwen",
         feature = "deepseek",
+        feature = "claude-bedrock",
         feature = "gemini"
     )),
     expect(dead_code, reason = "used by the HTTP providers' modules")
@@ -125,6 +126,7 @@ pub(crate) fn config_error(field: &str, message: impl Into<String>) -> Error {
         feature = "openai",
         feature = "qwen",
         feature = "deepseek",
+        feature = "claude-bedrock",
         feature = "gemini"
     ),
     expect(dead_code, reason = "used only when a provider feature is off")
@@ -177,8 +179,13 @@ pub(crate) fn options<T: DeserializeOwned + Default>(config: &ModelConfig) -> Re
 
 /// Options of a provider that has none: any option is an error.
 #[cfg_attr(
-    not(any(feature = "openai", feature = "gemini", test)),
-    expect(dead_code, reason = "used by the openai and gemini modules")
+    not(any(
+        feature = "openai",
+        feature = "claude-bedrock",
+        feature = "gemini",
+        test
+    )),
+    expect(dead_code, reason = "used by the openai, claude and gemini modules")
 )]
 #[derive(Debug, Default, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
