@@ -175,3 +175,110 @@ fn gemini_picks_its_front_door_from_the_entry() {
         ),
     }
 }
+
+#[test]
+fn claude_deploys_once_per_region_and_key_and_masks_aws_secrets() {
+    let yaml = concat!(
+        "providers:\n",
+        "  - provider: claude\n    model_name: claude-sonnet\n    deployment: us.anthropic.claude-sonnet-4-5-20250929-v1:0\n    regions: [us-east-1, us-west-2]\n    api_keys: [ABSK-key-PLANTED-aaaa1111, ABSK-key-PLANTED-bbbb2222]\n",
+        "  - provider: bedrock\n    model_name: claude-sonnet\n    deployment: eu.anthropic.claude-sonnet-4-5-20250929-v1:0\n    region: eu-west-1\n    aws_access_key_id: AKIAPLANTEDID00001234\n    aws_secret_access_key: PLANTED/secret/access/key/cccc3333\n    aws_session_token: PLANTED-session-token-dddd4444\n",
+        "  - provider: claude\n    model_name: claude-chain\n    aws_profile: prod\n",
+    );
+    let factory = LlmFactory::builder()
+        .vars(vars(&[]))
+        .yaml_file(temp_file("config.yaml", yaml))
+        .build()
+        .unwrap();
+    let status = factory.status();
+    assert_eq!(status.len(), 6, "{status:#?}");
+    let endpoints: Vec<&str> = status
+        .iter()
+        .filter_map(|d| d.endpoint.as_deref())
+        .collect();
+    assert_eq!(
+        endpoints,
+        [
+            "https://bedrock-runtime.us-east-1.amazonaws.com",
+            "https://bedrock-runtime.us-east-1.amazonaws.com",
+            "https://bedrock-runtime.us-west-2.amazonaws.com",
+            "https://bedrock-runtime.us-west-2.amazonaws.com",
+            "https://bedrock-runtime.eu-west-1.amazonaws.com",
+            "bedrock-runtime (region from the AWS credential chain)",
+        ]
+    );
+    let keys: Vec<Option<&str>> = status.iter().map(|d| d.key.as_deref()).collect();
+    assert_eq!(
+        keys,
+        [
+            Some("AB…1111"),
+            Some("AB…2222"),
+            Some("AB…1111"),
+            Some("AB…2222"),
+            None,
+            None
+        ]
+    );
+    let printed = format!("{status:?} {factory:?}");
+    assert!(!printed.contains("PLANTED"), "{printed}");
+}
+
+#[test]
+fn claude_entries_authenticate_one_way_and_say_what_is_missing() {
+    for (yaml, place, words) in [
+        (
+            "providers:\n  - provider: claude\n    model_name: c\n    aws_access_key_id: AKIAEXAMPLE\n    aws_secret_access_key: s3cr3t\n",
+            "providers[0].region",
+            "needs region",
+        ),
+        (
+            "providers:\n  - provider: claude\n    model_name: c\n    region: us-east-1\n    api_key: ABSK-1\n    aws_access_key_id: AKIAEXAMPLE\n    aws_secret_access_key: s3cr3t\n",
+            "providers[0].api_key",
+            "one way",
+        ),
+        (
+            "providers:\n  - provider: claude\n    model_name: c\n    region: us-east-1\n    aws_secret_access_key: s3cr3t\n",
+            "providers[0].aws_access_key_id",
+            "aws_access_key_id is not",
+        ),
+        (
+            "providers:\n  - provider: openai\n    model_name: gpt-4o\n    api_key: sk-1\n    region: us-east-1\n",
+            "providers[0].region",
+            "Claude on Bedrock",
+        ),
+        (
+            "providers:\n  - provider: claude\n    model_name: c\n    region: us east 1\n",
+            "providers[0]",
+            "region `us east 1` is not valid",
+        ),
+    ] {
+        let err = LlmFactory::builder()
+            .vars(vars(&[]))
+            .yaml_file(temp_file("config.yaml", yaml))
+            .build()
+            .unwrap_err();
+        let text = err.to_string();
+        assert!(text.contains(place) && text.contains(words), "{text}");
+        assert!(!text.contains("s3cr3t"), "{text}");
+    }
+}
+
+#[test]
+fn claude_from_the_environment() {
+    let factory = LlmFactory::builder()
+        .vars(vars(&[
+            (
+                "CLAUDE_MODEL",
+                "us.anthropic.claude-sonnet-4-5-20250929-v1:0",
+            ),
+            ("CLAUDE_REGIONS", "us-east-1,us-west-2"),
+            ("CLAUDE_AWS_ACCESS_KEY_ID", "AKIAEXAMPLE00001234"),
+            ("CLAUDE_AWS_SECRET_ACCESS_KEY", "PLANTED-secret-5678"),
+        ]))
+        .env()
+        .build()
+        .unwrap();
+    let status = factory.status();
+    assert_eq!(status.len(), 2);
+    assert!(status.iter().all(|d| d.provider == "claude-bedrock"));
+    assert!(!format!("{status:?}").contains("PLANTED"));
+}

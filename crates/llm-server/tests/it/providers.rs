@@ -121,3 +121,168 @@ async fn qwen_deepseek_and_gemini_answer_and_never_show_their_keys() {
     assert!(!status.contains(PLANTED), "{status}");
     assert_no_secret_logged();
 }
+
+const AWS_SECRET: &str = "PLANTED/aws/secret/access/key/0123456789";
+const AWS_TOKEN: &str = "PLANTED-aws-session-token-0123456789";
+const BEDROCK_KEY: &str = "ABSK-PLANTED-bedrock-api-key-0123456789";
+
+fn converse_answer(text: &str) -> Value {
+    json!({
+        "output": {"message": {"role": "assistant", "content": [{"text": text}]}},
+        "stopReason": "end_turn",
+        "usage": {"inputTokens": 3, "outputTokens": 2, "totalTokens": 5}
+    })
+}
+
+#[tokio::test]
+async fn claude_on_bedrock_answers_and_never_shows_its_aws_secrets() {
+    use llm_claude_bedrock::testing::event;
+
+    let upstream = MockServer::start().await;
+    // SigV4 with static keys and a session token.
+    Mock::given(method("POST"))
+        .and(path(
+            "/model/us.anthropic.claude-sonnet-4-5-20250929-v1%3A0/converse",
+        ))
+        .and(header("x-amz-security-token", AWS_TOKEN))
+        .respond_with(ResponseTemplate::new(200).set_body_json(converse_answer("claude ok")))
+        .mount(&upstream)
+        .await;
+    let frames = [
+        event("messageStart", json!({"role": "assistant"})),
+        event(
+            "contentBlockDelta",
+            json!({"contentBlockIndex": 0, "delta": {"text": "claude "}}),
+        ),
+        event(
+            "contentBlockDelta",
+            json!({"contentBlockIndex": 0, "delta": {"text": "streams"}}),
+        ),
+        event("contentBlockStop", json!({"contentBlockIndex": 0})),
+        event("messageStop", json!({"stopReason": "end_turn"})),
+        event(
+            "metadata",
+            json!({"usage": {"inputTokens": 3, "outputTokens": 2, "totalTokens": 5}}),
+        ),
+    ]
+    .concat();
+    Mock::given(method("POST"))
+        .and(path(
+            "/model/us.anthropic.claude-sonnet-4-5-20250929-v1%3A0/converse-stream",
+        ))
+        .respond_with(
+            ResponseTemplate::new(200).set_body_raw(frames, "application/vnd.amazon.eventstream"),
+        )
+        .mount(&upstream)
+        .await;
+    // A Bedrock API key.
+    Mock::given(method("POST"))
+        .and(path(
+            "/model/global.anthropic.claude-haiku-4-5-20251001-v1%3A0/converse",
+        ))
+        .and(header(
+            "authorization",
+            format!("Bearer {BEDROCK_KEY}").as_str(),
+        ))
+        .respond_with(ResponseTemplate::new(200).set_body_json(converse_answer("bearer ok")))
+        .mount(&upstream)
+        .await;
+    // Upstreams that reject the credentials and echo them back.
+    let rejecting = |message: String| {
+        ResponseTemplate::new(403)
+            .insert_header(
+                "x-amzn-ErrorType",
+                "UnrecognizedClientException:http://internal.amazon.com/coral/com.amazon.bedrock/",
+            )
+            .set_body_json(json!({ "message": message }))
+    };
+    let echo = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(rejecting(format!(
+            "The security token {AWS_TOKEN} (secret {AWS_SECRET}) is invalid."
+        )))
+        .mount(&echo)
+        .await;
+    let echo_key = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(rejecting(format!("Invalid API key {BEDROCK_KEY}.")))
+        .mount(&echo_key)
+        .await;
+
+    let base = upstream.uri();
+    let bad = echo.uri();
+    let bad_key = echo_key.uri();
+    let sigv4 = |name: &str, base: &str| {
+        format!(
+            "  - {{provider: claude, model_name: {name}, deployment: 'us.anthropic.claude-sonnet-4-5-20250929-v1:0', region: us-east-1, aws_access_key_id: AKIAIOSFODNN7EXAMPLE, aws_secret_access_key: {AWS_SECRET}, aws_session_token: {AWS_TOKEN}, api_base: '{base}'}}\n"
+        )
+    };
+    let bearer = |name: &str, base: &str| {
+        format!(
+            "  - {{provider: claude, model_name: {name}, deployment: 'global.anthropic.claude-haiku-4-5-20251001-v1:0', region: us-west-2, api_key: {BEDROCK_KEY}, api_base: '{base}'}}\n"
+        )
+    };
+    let yaml = format!(
+        "providers:\n{}{}{}{}",
+        sigv4("claude-sonnet", &base),
+        bearer("claude-haiku", &base),
+        sigv4("bad-sigv4", &bad),
+        bearer("bad-bearer", &bad_key),
+    );
+    let config = FactoryConfig::from_yaml_str(&yaml, "inline.yaml", |_| None).unwrap();
+    let factory = LlmFactory::new(config).unwrap();
+    let gateway = Gateway::start(factory, GatewayOptions::default()).await;
+
+    for (model, text) in [
+        ("claude-sonnet", "claude ok"),
+        ("claude-haiku", "bearer ok"),
+    ] {
+        let answer: Value = gateway
+            .post_chat(&json!({"model": model, "messages": [{"role": "user", "content": "hi"}]}))
+            .await
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(answer["choices"][0]["message"]["content"], text, "{answer}");
+        assert_eq!(answer["usage"]["total_tokens"], 5, "{answer}");
+    }
+    let streamed = gateway
+        .post_chat(&json!({"model": "claude-sonnet", "stream": true, "messages": [{"role": "user", "content": "hi"}]}))
+        .await
+        .text()
+        .await
+        .unwrap();
+    let text: String = streamed
+        .lines()
+        .filter_map(|line| line.strip_prefix("data: "))
+        .filter(|data| *data != "[DONE]")
+        .filter_map(|data| serde_json::from_str::<Value>(data).ok())
+        .filter_map(|chunk| {
+            chunk["choices"][0]["delta"]["content"]
+                .as_str()
+                .map(str::to_owned)
+        })
+        .collect();
+    assert_eq!(text, "claude streams", "{streamed}");
+    assert!(streamed.ends_with("data: [DONE]\n\n"), "{streamed}");
+
+    for model in ["bad-sigv4", "bad-bearer"] {
+        let response = gateway
+            .post_chat(&json!({"model": model, "messages": [{"role": "user", "content": "hi"}]}))
+            .await;
+        assert_eq!(response.status(), 502, "{model}");
+        let body = response.text().await.unwrap();
+        assert!(!body.contains(PLANTED), "{model}: {body}");
+    }
+    let status = client()
+        .get(gateway.url("/v1/providers/status"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(!status.contains(PLANTED), "{status}");
+    assert!(status.contains("us-east-1"), "{status}");
+    assert_no_secret_logged();
+}
