@@ -51,12 +51,13 @@
 //! - `openai` (default): OpenAI and Azure OpenAI through `llm-openai`.
 //! - `qwen` (default): Qwen on DashScope, native API and compatible mode, through `llm-qwen`.
 //! - `deepseek` (default): DeepSeek through `llm-deepseek`.
+//! - `claude-bedrock` (default): Claude on AWS Bedrock through `llm-claude-bedrock` (the
+//!   AWS SDK; nothing of it is compiled without this feature).
 //! - `gemini` (default): Gemini on AI Studio and Vertex AI through `llm-gemini`.
 //! - `blocking`: [`blocking::LlmFactory`], the same API for code without async.
 //!
 //! A configuration naming a provider whose feature is off is a clear "not compiled in"
-//! error. Claude on Bedrock gets its feature (`claude-bedrock`) with its provider crate;
-//! until then a configuration naming it is a clear "not available in this build yet" error.
+//! error.
 //!
 //! Built-in providers are one module each (`src/providers/`), registered in one table;
 //! first-token, idle and total timeouts are the router's, per deployment.

@@ -38,6 +38,8 @@
 //! - `openai` (default): OpenAI and Azure OpenAI upstreams.
 //! - `qwen` (default): Qwen on DashScope upstreams.
 //! - `deepseek` (default): DeepSeek upstreams.
+//! - `claude-bedrock` (default): Claude on AWS Bedrock upstreams (Converse /
+//!   ConverseStream, the AWS SDK).
 //! - `gemini` (default): Gemini upstreams (AI Studio and Vertex AI).
 
 mod error;
