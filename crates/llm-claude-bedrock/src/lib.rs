@@ -641,10 +641,13 @@ impl Driver {
     }
 
     async fn advance(&mut self) {
-        let provider = self.translator.provider().to_owned();
-        let received = within(self.idle, TimeoutPhase::Idle, &provider, async {
-            Ok(self.receiver.recv().await)
-        })
+        let receiver = &mut self.receiver;
+        let received = within(
+            self.idle,
+            TimeoutPhase::Idle,
+            self.translator.provider(),
+            async { Ok(receiver.recv().await) },
+        )
         .await;
         let result = match received {
             Ok(result) => result,
@@ -661,24 +664,27 @@ impl Driver {
                 Err(error) => self.fail(error),
             },
             Err(error) => {
-                let secrets: Vec<&SecretString> = self.secrets.iter().collect();
-                let cx = errors::Context {
-                    provider: &provider,
-                    secrets: &secrets,
-                    timeout: (TimeoutPhase::Idle, self.idle),
-                };
+                let provider = self.translator.provider();
                 let error = match error {
                     // The SDK reports a body that ends mid-frame, or a frame whose CRC
                     // fails, as a response error: the stream was cut or broken.
                     SdkError::ResponseError(_) => Error::protocol(
-                        provider.clone(),
+                        provider.to_owned(),
                         format!(
                             "the event stream was cut off or is malformed: {}",
                             aws_sdk_bedrockruntime::error::DisplayErrorContext(&error)
                         ),
                         None,
                     ),
-                    other => errors::from_stream_exception(&cx, other),
+                    other => {
+                        let secrets: Vec<&SecretString> = self.secrets.iter().collect();
+                        let cx = errors::Context {
+                            provider,
+                            secrets: &secrets,
+                            timeout: (TimeoutPhase::Idle, self.idle),
+                        };
+                        errors::from_stream_exception(&cx, other)
+                    }
                 };
                 self.fail(error);
             }

@@ -9,6 +9,7 @@
 )]
 
 mod api;
+mod aws_chain;
 mod bad_input;
 mod connections;
 mod faults;
