@@ -88,7 +88,11 @@ mod response;
 #[cfg(feature = "test-util")]
 pub mod testing;
 
-use std::{collections::VecDeque, fmt, time::Duration};
+use std::{
+    collections::{HashMap, VecDeque},
+    fmt,
+    time::Duration,
+};
 
 use async_trait::async_trait;
 use aws_sdk_bedrockruntime::{
@@ -115,6 +119,7 @@ use llm_core::{
     kit::{fail_before_first_chunk, upstream_model},
     mask_key,
 };
+use llm_http::validate_base;
 pub use llm_http::{Limits, Timeouts};
 
 use crate::response::{Step, Translator};
@@ -418,8 +423,15 @@ impl ClaudeBedrockProvider {
         }
     }
 
-    fn model<'a>(&'a self, request: &'a ChatRequest) -> Result<&'a str> {
-        upstream_model(self.model.as_deref(), request, &self.name)
+    /// The upstream model, the Converse input, and the sanitized → caller tool names.
+    fn prepare<'a>(
+        &'a self,
+        request: &'a ChatRequest,
+    ) -> Result<(&'a str, request::Converse, HashMap<String, String>)> {
+        let model = upstream_model(self.model.as_deref(), request, &self.name)?;
+        let mut converse = request::converse(request, &self.name)?;
+        let names = std::mem::take(&mut converse.names);
+        Ok((model, converse, names))
     }
 }
 
@@ -434,25 +446,6 @@ impl ClaudeBedrockProvider {
 #[must_use]
 pub fn bedrock_tool_name(name: &str) -> std::borrow::Cow<'_, str> {
     request::tool_name(name)
-}
-
-/// A base URL: `http(s)://host[/path]` without credentials, query or fragment.
-fn validate_base(base: &str) -> Result<()> {
-    let rest = base
-        .strip_prefix("https://")
-        .or_else(|| base.strip_prefix("http://"))
-        .ok_or_else(|| {
-            Error::config(format!(
-                "api_base `{base}` must start with https:// or http://"
-            ))
-        })?;
-    let host = rest.split('/').next().unwrap_or_default();
-    if host.is_empty() || host.contains('@') || rest.contains(['?', '#', ' ']) {
-        return Err(Error::config(
-            "api_base must be http(s)://host[/path] without credentials, query or fragment",
-        ));
-    }
-    Ok(())
 }
 
 /// Only when set: `Timeouts::UNBOUNDED` means the caller (the router) enforces it.
@@ -527,9 +520,7 @@ impl ChatProvider for ClaudeBedrockProvider {
     }
 
     async fn chat(&self, request: &ChatRequest) -> Result<ChatResponse> {
-        let model = self.model(request)?;
-        let mut converse = request::converse(request, &self.name)?;
-        let names = std::mem::take(&mut converse.names);
+        let (model, mut converse, names) = self.prepare(request)?;
         let guardrail = converse.guardrail.take().map(|g| {
             GuardrailConfiguration::builder()
                 .guardrail_identifier(g.identifier)
@@ -564,9 +555,7 @@ impl ChatProvider for ClaudeBedrockProvider {
     }
 
     async fn stream(&self, request: &ChatRequest) -> Result<ChatStream> {
-        let model = self.model(request)?;
-        let mut converse = request::converse(request, &self.name)?;
-        let names = std::mem::take(&mut converse.names);
+        let (model, mut converse, names) = self.prepare(request)?;
         let guardrail = converse.guardrail.take().map(|g| {
             GuardrailStreamConfiguration::builder()
                 .guardrail_identifier(g.identifier)

@@ -394,30 +394,36 @@ fn system_blocks(content: Option<&Content>, out: &mut Vec<SystemContentBlock>) -
     Ok(())
 }
 
+/// A text part: its block unless it is blank, then a cache point after it when asked for
+/// (and there is something before it to cache).
+fn text_part(
+    text: &str,
+    cache_control: Option<&Value>,
+    blocks: &mut Vec<ContentBlock>,
+) -> Result<()> {
+    if !is_blank(text) {
+        blocks.push(ContentBlock::Text(text.to_owned()));
+    }
+    if let Some(control) = cache_control
+        && !blocks.is_empty()
+    {
+        blocks.push(ContentBlock::CachePoint(cache_point(control)?));
+    }
+    Ok(())
+}
+
 fn user_blocks(content: Option<&Content>, provider: &str) -> Result<Vec<ContentBlock>> {
     let mut blocks = Vec::new();
     match content {
         None => {}
-        Some(Content::Text(text)) if !is_blank(text) => {
-            blocks.push(ContentBlock::Text(text.clone()));
-        }
-        Some(Content::Text(_)) => {}
+        Some(Content::Text(text)) => text_part(text, None, &mut blocks)?,
         Some(Content::Parts(parts)) => {
             for part in parts {
                 match part {
                     ContentPart::Text {
                         text,
                         cache_control,
-                    } => {
-                        if !is_blank(text) {
-                            blocks.push(ContentBlock::Text(text.clone()));
-                        }
-                        if let Some(control) = cache_control
-                            && !blocks.is_empty()
-                        {
-                            blocks.push(ContentBlock::CachePoint(cache_point(control)?));
-                        }
-                    }
+                    } => text_part(text, cache_control.as_ref(), &mut blocks)?,
                     ContentPart::ImageUrl { image_url } => {
                         blocks.push(ContentBlock::Image(image(&image_url.url, provider)?));
                     }
@@ -541,26 +547,14 @@ fn assistant_blocks(
     reasoning_blocks(message, &mut blocks)?;
     match message.content.as_ref() {
         None => {}
-        Some(Content::Text(text)) if !is_blank(text) => {
-            blocks.push(ContentBlock::Text(text.clone()));
-        }
-        Some(Content::Text(_)) => {}
+        Some(Content::Text(text)) => text_part(text, None, &mut blocks)?,
         Some(Content::Parts(parts)) => {
             for part in parts {
                 match part {
                     ContentPart::Text {
                         text,
                         cache_control,
-                    } => {
-                        if !is_blank(text) {
-                            blocks.push(ContentBlock::Text(text.clone()));
-                        }
-                        if let Some(control) = cache_control
-                            && !blocks.is_empty()
-                        {
-                            blocks.push(ContentBlock::CachePoint(cache_point(control)?));
-                        }
-                    }
+                    } => text_part(text, cache_control.as_ref(), &mut blocks)?,
                     ContentPart::Refusal { refusal } if !is_blank(refusal) => {
                         blocks.push(ContentBlock::Text(refusal.clone()));
                     }

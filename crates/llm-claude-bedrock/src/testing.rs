@@ -21,46 +21,37 @@ pub fn event(kind: &str, mut payload: Value) -> Vec<u8> {
     if let Value::Object(map) = &mut payload {
         map.insert("p".into(), Value::from("abcdefghijklmnopqrstuvwxyzABCDEF"));
     }
-    let message = Message::new(payload.to_string().into_bytes())
-        .add_header(Header::new(
-            ":event-type",
-            HeaderValue::String(kind.to_owned().into()),
-        ))
-        .add_header(Header::new(
-            ":content-type",
-            HeaderValue::String("application/json".into()),
-        ))
-        .add_header(Header::new(
-            ":message-type",
-            HeaderValue::String("event".into()),
-        ));
-    encode(&message)
+    frame(
+        &payload,
+        [(":event-type", kind), (":message-type", "event")],
+    )
 }
 
 /// A modeled exception frame: `:exception-type` = `kind` (lowerCamelCase, as Bedrock sends
 /// it: `throttlingException`), payload `{"message": message}`.
 #[must_use]
 pub fn exception(kind: &str, message: &str) -> Vec<u8> {
-    let message = Message::new(json!({ "message": message }).to_string().into_bytes())
-        .add_header(Header::new(
-            ":exception-type",
-            HeaderValue::String(kind.to_owned().into()),
-        ))
-        .add_header(Header::new(
-            ":content-type",
-            HeaderValue::String("application/json".into()),
-        ))
-        .add_header(Header::new(
-            ":message-type",
-            HeaderValue::String("exception".into()),
-        ));
-    encode(&message)
+    frame(
+        &json!({ "message": message }),
+        [(":exception-type", kind), (":message-type", "exception")],
+    )
 }
 
-fn encode(message: &Message) -> Vec<u8> {
+/// A JSON-payload frame with `headers` and `:content-type: application/json`.
+fn frame(payload: &Value, headers: [(&str, &str); 2]) -> Vec<u8> {
+    let mut message = Message::new(payload.to_string().into_bytes()).add_header(Header::new(
+        ":content-type",
+        HeaderValue::String("application/json".into()),
+    ));
+    for (name, value) in headers {
+        message = message.add_header(Header::new(
+            name.to_owned(),
+            HeaderValue::String(value.to_owned().into()),
+        ));
+    }
     let mut out = Vec::new();
     // Writing into a Vec fails only for headers or payloads over the format's limits,
     // which these small frames never reach.
-    let _ = aws_smithy_eventstream::frame::write_message_to(message, &mut out);
+    let _ = aws_smithy_eventstream::frame::write_message_to(&message, &mut out);
     out
 }

@@ -63,7 +63,7 @@ use llm_core::{
     mask_key,
 };
 pub use llm_http::{Limits, Timeouts};
-use llm_http::{Transport, http_client, reqwest};
+use llm_http::{Transport, http_client, reqwest, validate_base};
 
 /// The Gemini API (AI Studio) host.
 pub const GEMINI_BASE_URL: &str = "https://generativelanguage.googleapis.com";
@@ -246,26 +246,6 @@ impl GeminiConfig {
             }
         }
     }
-}
-
-/// A base URL without a trailing slash; `http(s)://host[/path]`, no query or credentials.
-fn validate_base(base: &str) -> Result<&str> {
-    let trimmed = base.trim_end_matches('/');
-    let rest = trimmed
-        .strip_prefix("https://")
-        .or_else(|| trimmed.strip_prefix("http://"))
-        .ok_or_else(|| {
-            Error::config(format!(
-                "api_base `{base}` must start with https:// or http://"
-            ))
-        })?;
-    let host = rest.split('/').next().unwrap_or_default();
-    if host.is_empty() || host.contains('@') || rest.contains(['?', '#', ' ']) {
-        return Err(Error::config(
-            "api_base must be http(s)://host[/path] without credentials, query or fragment",
-        ));
-    }
-    Ok(trimmed)
 }
 
 /// How requests are authenticated.

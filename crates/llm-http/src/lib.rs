@@ -123,6 +123,31 @@ impl Default for Limits {
     }
 }
 
+/// `base` without a trailing slash, checked to be `http(s)://host[/path]` without
+/// credentials, query or fragment (what every provider's `api_base` must be).
+///
+/// # Errors
+///
+/// [`ErrorKind::Configuration`](llm_core::ErrorKind) naming the base otherwise.
+pub fn validate_base(base: &str) -> Result<&str> {
+    let trimmed = base.trim_end_matches('/');
+    let rest = trimmed
+        .strip_prefix("https://")
+        .or_else(|| trimmed.strip_prefix("http://"))
+        .ok_or_else(|| {
+            Error::config(format!(
+                "api_base `{base}` must start with https:// or http://"
+            ))
+        })?;
+    let host = rest.split('/').next().unwrap_or_default();
+    if host.is_empty() || host.contains('@') || rest.contains(['?', '#', ' ']) {
+        return Err(Error::config(
+            "api_base must be http(s)://host[/path] without credentials, query or fragment",
+        ));
+    }
+    Ok(trimmed)
+}
+
 /// A reqwest client with the connect timeout (and, when bounded, the idle-read timeout) of
 /// `timeouts`, to share among the providers of several keys: one connection pool per
 /// account, not per key.
