@@ -29,18 +29,6 @@ use serde_json::{Map, Value};
 
 use crate::document::to_document;
 
-/// OpenAI request fields with no Converse counterpart and no effect on the answer
-/// (bookkeeping, OpenAI-side storage and routing): not forwarded.
-const OPENAI_ONLY: &[&str] = &[
-    "store",
-    "metadata",
-    "service_tier",
-    "safety_identifier",
-    "prompt_cache_key",
-    "prompt_cache_retention",
-    "verbosity",
-];
-
 /// The system instruction that stands in for OpenAI's JSON mode (`json_object`), which
 /// Converse has no switch for.
 pub(crate) const JSON_MODE_INSTRUCTION: &str =
@@ -767,7 +755,7 @@ fn extra_fields(request: &ChatRequest, out: &mut Converse, provider: &str) -> Re
         |field: &str, why: &str| Error::invalid_request(format!("{provider}: `{field}` {why}"));
     for (key, value) in &request.extra {
         match key.as_str() {
-            k if OPENAI_ONLY.contains(&k) => {}
+            k if llm_core::kit::OPENAI_BOOKKEEPING.contains(&k) => {}
             "additionalModelRequestFields" | "additional_model_request_fields" => {
                 let Value::Object(fields) = value else {
                     return Err(invalid(key, "must be an object"));

@@ -213,6 +213,19 @@ where
     }
 }
 
+/// OpenAI request fields that are bookkeeping of OpenAI's own service (storage, routing,
+/// metadata) with no effect on an answer's content: providers with their own formats drop
+/// them rather than send fields their APIs refuse.
+pub const OPENAI_BOOKKEEPING: &[&str] = &[
+    "store",
+    "metadata",
+    "service_tier",
+    "safety_identifier",
+    "prompt_cache_key",
+    "prompt_cache_retention",
+    "verbosity",
+];
+
 /// The model to send upstream: the provider's configured one, else the request's.
 ///
 /// # Errors

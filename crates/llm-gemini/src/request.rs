@@ -17,19 +17,6 @@ use serde_json::{Map, Value};
 
 use crate::{ids, schema};
 
-/// OpenAI request fields with no Gemini counterpart and no effect on the answer's content
-/// (bookkeeping, OpenAI-side storage and routing): not forwarded, since Gemini refuses
-/// unknown fields ("Unknown name …"). Other unknown fields are forwarded as they came.
-const OPENAI_ONLY: &[&str] = &[
-    "store",
-    "metadata",
-    "service_tier",
-    "safety_identifier",
-    "prompt_cache_key",
-    "prompt_cache_retention",
-    "verbosity",
-];
-
 /// The documented value that lets Gemini 3 accept a function call without a signature
 /// (history from another model or client).
 const SKIP_SIGNATURE: &str = "skip_thought_signature_validator";
@@ -161,7 +148,7 @@ pub(crate) fn body<'a>(request: &'a ChatRequest, model: &str, provider: &str) ->
     let mut extra: Map<String, Value> = request
         .extra
         .iter()
-        .filter(|(key, _)| !OPENAI_ONLY.contains(&key.as_str()))
+        .filter(|(key, _)| !llm_core::kit::OPENAI_BOOKKEEPING.contains(&key.as_str()))
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect();
     let thinking = extra
