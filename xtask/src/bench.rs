@@ -1,7 +1,13 @@
 //! `cargo xtask bench [--quick]`: the gateway's overhead, throughput, memory and streaming,
-//! measured on loopback against a fast mock upstream, with the direct path and a bare
-//! one-hop proxy as baselines. Writes `BENCHMARKS.md` (full runs) and JSON under
-//! `target/bench/`.
+//! measured on loopback against a fast mock upstream, with the direct path and two floors:
+//! our bare one-hop proxy and nginx (one worker, keep-alive upstream, no access log;
+//! installed with apt-get when missing and running as root; full runs only). The gateway
+//! runs at `warn`, and also as users start it (default logging, the INFO access log
+//! included). Writes `BENCHMARKS.md` (full runs) and JSON under `target/bench/`.
+//!
+//! `--quick` is the CI smoke: it fails on any gateway error, and when the gateway's CPU per
+//! request exceeds [`SMOKE_CPU_RATIO`] times the one-hop proxy's at concurrency 16 in the
+//! same run (a ratio, so a slow machine does not fail it).
 //!
 //! Layout: the gateway (and the one-hop proxy) pinned to core 0; the mock upstream and the
 //! load generator pinned to core 1, so the gateway's figures are per core.
@@ -17,6 +23,12 @@ use std::{
 };
 
 use crate::{cargo, project_root, run};
+
+/// The CI smoke fails when the gateway's CPU per request is above this multiple of the
+/// one-hop proxy's (concurrency 16, same run). Today's gateway measures about 3× (see
+/// BENCHMARKS.md), so the guard sits above that to catch regressions; the hot-path issue
+/// lowers it to 2 when its work lands.
+const SMOKE_CPU_RATIO: f64 = 4.5;
 
 /// A child process killed on drop.
 pub(crate) struct Proc {
@@ -267,20 +279,28 @@ struct Gateway {
 }
 
 fn start_gateway(bin: &Path, config: &Path) -> Result<Gateway, String> {
+    start_gateway_with(bin, config, Some("warn"))
+}
+
+/// The gateway with `RUST_LOG` set to `log`, or unset (its default logging) for `None`.
+fn start_gateway_with(bin: &Path, config: &Path, log: Option<&str>) -> Result<Gateway, String> {
     let port = free_port()?;
     let started = Instant::now();
-    let proc = spawn(
-        &bin.join("llm-server"),
-        &[
+    let mut command = pinned(&bin.join("llm-server"), 0);
+    command
+        .args([
             "--config".to_owned(),
             config.display().to_string(),
             "--port".to_owned(),
             port.to_string(),
-        ],
-        0,
-        &[("RUST_LOG", "warn")],
-        &[port],
-    )?;
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    match log {
+        Some(level) => command.env("RUST_LOG", level),
+        None => command.env_remove("RUST_LOG"),
+    };
+    let proc = start(command, &[port])?;
     Ok(Gateway {
         proc,
         port,
@@ -344,7 +364,7 @@ pub(crate) fn main(args: &[String]) -> Result<(), String> {
         });
     }
     // One-hop floor: load generator → bare proxy → upstream.
-    if !quick {
+    {
         let proxy_port = free_port()?;
         let proxy = spawn(
             &bin.join("bench-proxy"),
@@ -370,6 +390,25 @@ pub(crate) fn main(args: &[String]) -> Result<(), String> {
             });
         }
     }
+    // The second floor: nginx as a reverse proxy.
+    let nginx = if quick {
+        None
+    } else {
+        nginx_floor(&out_dir, upstream_port)?
+    };
+    if let Some(nginx) = &nginx {
+        for &c in levels {
+            let before = cpu_ticks(nginx.proc.pid());
+            let report = load(&bin, nginx.port, c, seconds, false)?;
+            let cpu = per_request(cpu_ticks(nginx.proc.pid()) - before, ticks, &report);
+            rows.push(Row {
+                name: "nginx".into(),
+                concurrency: c,
+                report,
+                cpu_us_per_request: cpu,
+            });
+        }
+    }
     // The gateway, by deployment count and strategy.
     let configs: Vec<(usize, &str)> = if quick {
         vec![(16, "round_robin")]
@@ -385,10 +424,27 @@ pub(crate) fn main(args: &[String]) -> Result<(), String> {
     };
     let mut memory = Vec::new();
     let mut readiness = Vec::new();
-    for (deployments, strategy) in &configs {
-        let config = gateway_config(&out_dir, upstream_port, *deployments, strategy)?;
-        let gateway = start_gateway(&bin, &config)?;
-        readiness.push((*deployments, gateway.start_to_ready));
+    // (deployments, strategy, default logging): the last run is the gateway as users start
+    // it, with its INFO access log.
+    let mut runs: Vec<(usize, &str, bool)> = configs.iter().map(|(d, s)| (*d, *s, false)).collect();
+    if !quick {
+        runs.push((16, "round_robin", true));
+    }
+    for (deployments, strategy, default_logging) in runs {
+        let config = gateway_config(&out_dir, upstream_port, deployments, strategy)?;
+        let gateway = start_gateway_with(
+            &bin,
+            &config,
+            if default_logging { None } else { Some("warn") },
+        )?;
+        let name = if default_logging {
+            format!("gateway {deployments} × {strategy}, default logging")
+        } else {
+            format!("gateway {deployments} × {strategy}")
+        };
+        if !default_logging {
+            readiness.push((deployments, gateway.start_to_ready));
+        }
         let idle = rss_kib(gateway.proc.pid());
         for &c in levels {
             let before = cpu_ticks(gateway.proc.pid());
@@ -396,14 +452,14 @@ pub(crate) fn main(args: &[String]) -> Result<(), String> {
             gateway_errors += num(&report, "errors");
             let cpu = per_request(cpu_ticks(gateway.proc.pid()) - before, ticks, &report);
             rows.push(Row {
-                name: format!("gateway {deployments} × {strategy}"),
+                name: name.clone(),
                 concurrency: c,
                 report,
                 cpu_us_per_request: cpu,
             });
         }
         let peak = rss_kib(gateway.proc.pid());
-        memory.push((format!("{deployments} × {strategy}"), idle, peak));
+        memory.push((name.trim_start_matches("gateway ").to_owned(), idle, peak));
     }
     // Streams: time to first byte and chunks relayed.
     let stream_levels: &[usize] = if quick { &[16] } else { &[1, 16, 64] };
@@ -431,6 +487,20 @@ pub(crate) fn main(args: &[String]) -> Result<(), String> {
         });
     }
     drop(gateway);
+    if let Some(nginx) = &nginx {
+        for &c in stream_levels {
+            let before = cpu_ticks(nginx.proc.pid());
+            let report = load(&bin, nginx.port, c, seconds, true)?;
+            let cpu = per_request(cpu_ticks(nginx.proc.pid()) - before, ticks, &report);
+            rows.push(Row {
+                name: "nginx stream".into(),
+                concurrency: c,
+                report,
+                cpu_us_per_request: cpu,
+            });
+        }
+    }
+    drop(nginx);
 
     // 1,000 open streams: RSS idle, at peak, and after.
     let open_streams = if quick {
@@ -454,7 +524,103 @@ pub(crate) fn main(args: &[String]) -> Result<(), String> {
             "the gateway returned {gateway_errors} errors during the run"
         ));
     }
+    let cpu_at = |name: &str| {
+        rows.iter()
+            .find(|r| r.name == name && r.concurrency == 16)
+            .and_then(|r| r.cpu_us_per_request)
+    };
+    if let (Some(gateway), Some(proxy)) =
+        (cpu_at("gateway 16 × round_robin"), cpu_at("one-hop proxy"))
+    {
+        let ratio = gateway / proxy;
+        println!(
+            "CPU per request at concurrency 16: gateway {gateway:.1} µs, one-hop proxy {proxy:.1} µs, ratio {ratio:.2} (smoke limit {SMOKE_CPU_RATIO})"
+        );
+        if quick && ratio > SMOKE_CPU_RATIO {
+            return Err(format!(
+                "the gateway spent {ratio:.2}× the one-hop proxy's CPU per request (limit {SMOKE_CPU_RATIO}×)"
+            ));
+        }
+    }
     Ok(())
+}
+
+/// nginx listening on a free port as a one-worker reverse proxy to `upstream`, pinned like
+/// the gateway; `None` (with a note) when nginx is missing and cannot be installed.
+fn nginx_floor(dir: &Path, upstream: u16) -> Result<Option<Gateway>, String> {
+    let Some(binary) = nginx_binary() else {
+        println!(
+            "nginx: not installed and could not be installed (needs root and apt-get); its floor rows are left out"
+        );
+        return Ok(None);
+    };
+    let port = free_port()?;
+    let prefix = dir.join("nginx");
+    fs::create_dir_all(prefix.join("tmp")).map_err(|e| e.to_string())?;
+    let p = prefix.display();
+    let config = format!(
+        "daemon off;\nmaster_process off;\nworker_processes 1;\npid {p}/nginx.pid;\nerror_log {p}/error.log warn;\n\
+         events {{ worker_connections 8192; }}\n\
+         http {{\n  access_log off;\n  client_body_temp_path {p}/tmp/body;\n  proxy_temp_path {p}/tmp/proxy;\n  fastcgi_temp_path {p}/tmp/fastcgi;\n  uwsgi_temp_path {p}/tmp/uwsgi;\n  scgi_temp_path {p}/tmp/scgi;\n\
+         \x20 upstream mock {{ server 127.0.0.1:{upstream}; keepalive 512; }}\n\
+         \x20 server {{\n    listen 127.0.0.1:{port};\n    keepalive_requests 1000000;\n    location / {{\n      proxy_pass http://mock;\n      proxy_http_version 1.1;\n      proxy_set_header Connection \"\";\n      proxy_buffering off;\n    }}\n  }}\n}}\n"
+    );
+    let path = prefix.join("nginx.conf");
+    fs::write(&path, config).map_err(|e| format!("{}: {e}", path.display()))?;
+    let started = Instant::now();
+    let proc = spawn(
+        &binary,
+        &[
+            "-e".to_owned(),
+            prefix.join("error.log").display().to_string(),
+            "-p".to_owned(),
+            p.to_string(),
+            "-c".to_owned(),
+            path.display().to_string(),
+        ],
+        0,
+        &[],
+        &[port],
+    )?;
+    Ok(Some(Gateway {
+        proc,
+        port,
+        start_to_ready: started.elapsed(),
+    }))
+}
+
+/// The nginx binary, installed with apt-get (Debian package `nginx-light`, else `nginx`)
+/// when missing and we are root.
+fn nginx_binary() -> Option<PathBuf> {
+    let find = || {
+        ["/usr/sbin/nginx", "/usr/local/sbin/nginx", "/usr/bin/nginx"]
+            .iter()
+            .map(PathBuf::from)
+            .find(|p| p.exists())
+    };
+    if let Some(found) = find() {
+        return Some(found);
+    }
+    let root = Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0");
+    if !root {
+        return None;
+    }
+    let install = |package: &str| {
+        println!("$ apt-get install -y {package}");
+        Command::new("apt-get")
+            .args(["install", "-y", "-q", package])
+            .env("DEBIAN_FRONTEND", "noninteractive")
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    if !install("nginx-light") && !install("nginx") {
+        let _ = Command::new("apt-get").args(["update", "-q"]).status();
+        let _ = install("nginx-light") || install("nginx");
+    }
+    find()
 }
 
 fn per_request(
@@ -604,14 +770,15 @@ fn report_markdown(
         md,
         "Method: everything on loopback. The mock upstream (`bench-upstream`, release) answers a fixed completion, or streams 20 chunks, at once. \
          `bench-load` runs closed-loop connections (each sends its next request when the previous answer is complete) for 4 s per row. \
-         {} Gateway logging at `warn`. Added latency = gateway − direct at the same concurrency and percentile.\n",
+         {} Gateway logging at `warn`, except the rows marked \"default logging\" (the gateway as it starts, INFO access log to stderr, here discarded). \
+         Floors: our one-hop proxy (`bench-proxy`) and nginx (one worker, `master_process off`, keep-alive upstream, `proxy_buffering off`, no access log). Added latency = gateway − direct at the same concurrency and percentile.\n",
         if pinned {
-            "The gateway and the one-hop proxy are pinned to core 0 with `taskset`; the upstream and the load generator share core 1, so the gateway's figures are per core."
+            "The gateway and both floors are pinned to core 0 with `taskset`; the upstream and the load generator share core 1, so the gateway's figures are per core."
         } else {
             "`taskset` was not available: nothing is pinned."
         }
     );
-    md.push_str("Commands: `cargo xtask bench` (full, writes this file and `target/bench/results.json`); `cargo xtask bench --quick` (CI smoke, `target/bench/quick.json`, fails on any gateway error).\n\n");
+    md.push_str("Commands: `cargo xtask bench` (full, writes this file and `target/bench/results.json`); `cargo xtask bench --quick` (CI smoke, `target/bench/quick.json`, fails on any gateway error and when the gateway's CPU per request exceeds 4.5× the one-hop proxy's at concurrency 16 in the same run (today ≈3×; to be lowered to 2×)).\n\n");
     md.push_str("## Latency and throughput\n\n");
     md.push_str(&table(rows));
     md.push_str("\n## Added latency (gateway − direct), µs\n\n| path | concurrency | p50 | p90 | p99 |\n|---|---|---|---|---|\n");
@@ -624,6 +791,8 @@ fn report_markdown(
         md.push_str(&added_latency(rows, &name, "direct"));
     }
     md.push_str(&added_latency(rows, "one-hop proxy", "direct"));
+    md.push_str(&added_latency(rows, "nginx", "direct"));
+    md.push_str(&cpu_ratios(rows));
     md.push_str("\n## Streams: added time to first byte (gateway − direct), µs\n\n| concurrency | TTFB p50 | TTFB p99 | chunks/s relayed (gateway / direct) |\n|---|---|---|---|\n");
     for row in rows.iter().filter(|r| r.name == "gateway stream") {
         if let Some(base) = rows
@@ -679,7 +848,46 @@ const OPTIMISED: &str = "\n## What was optimised\n\n\
 - **TCP_NODELAY on accepted connections** (gateway and mock upstream). Before: every streamed chunk after the first waited for a delayed ACK; a 20-chunk stream took 44 ms end to end at concurrency 16, direct or through the gateway. After: 1.4 ms direct, 8.4 ms through the gateway at concurrency 16 (see the stream rows).\n\
 - **Failover order without a modulo per member** (`llm-balance`, divan bench `cargo bench -p llm-balance --bench pick`). Before: one routed call over 1,000 deployments cost 6.2 µs against 1.8 µs over one. After: 2.0 µs against 1.8 µs, which is why the 1 → 1,000 deployment rows above are flat.\n\
 - **Chat URL parsed once per deployment** and **request bodies parsed without path tracking** (paths are recovered only for error messages): URL parsing with IDNA was 3.7 % of gateway CPU in a `perf` profile (`perf record -e cpu-clock`); the change was within noise on requests/s (3,865 → 3,864 at concurrency 1), so it is kept for the CPU it saves, not for a throughput claim.\n\n\
-Where the remaining time goes (same profile, concurrency 1): about 31 % in the kernel (two loopback sockets per request), 9 % tokio, 7 % hyper, 4 % `http`, and the request and response JSON (serde, including `#[serde(flatten)]` pass-through maps that buffer) about 8 %. The bare one-hop proxy does the same socket work for 62 µs of CPU per request; the gateway spends about 185 µs. Next steps: deserialize the upstream response without `flatten` buffering, relay SSE chunks without re-encoding when no field changes, and trim per-request timers and allocations.\n";
+Where the remaining time goes (same profile, concurrency 1): about 31 % in the kernel (two loopback sockets per request), 9 % tokio, 7 % hyper, 4 % `http`, and the request and response JSON (serde, including `#[serde(flatten)]` pass-through maps that buffer) about 8 %. The bare one-hop proxy does the same socket work for 62 µs of CPU per request; the gateway spends about 185 µs. Next steps: deserialize the upstream response without `flatten` buffering, relay SSE chunks without re-encoding when no field changes, and trim per-request timers and allocations.\n\n\
+Streams against nginx (2026-11-30, `strace -c` and `perf record -g` of the gateway relaying 20-chunk streams at concurrency 16): the gateway makes one `writev` per chunk (≈ 12 `writev` per `recvfrom`), and 58 % of its CPU is in the kernel sending and waking; nginx reads what the upstream sent at once and writes it in one go, hence its ≈ 9× lower CPU per streamed answer. The cause is structural: the upstream body reaches us through hyper's client body channel one chunk per task wake-up, so the gateway's response body returns `Pending` after every chunk and hyper flushes each. Coalescing chunks that are already in the upstream socket buffer (without delaying any) is the next step for streams.\n";
+
+/// The gateway's CPU per request (and per streamed answer) as a multiple of each floor's.
+fn cpu_ratios(rows: &[Row]) -> String {
+    let cpu = |name: &str, c: usize| {
+        rows.iter()
+            .find(|r| r.name == name && r.concurrency == c)
+            .and_then(|r| r.cpu_us_per_request)
+    };
+    let ratio = |a: f64, b: Option<f64>| match b {
+        Some(b) if b > 0.0 => format!("{:.2}×", a / b),
+        _ => "–".to_owned(),
+    };
+    let mut out = String::from(
+        "\n## CPU per request against the floors (same run)\n\n| gateway | concurrency | µs | ÷ one-hop proxy | ÷ nginx |\n|---|---|---|---|---|\n",
+    );
+    for row in rows.iter().filter(|r| r.name.starts_with("gateway")) {
+        let Some(mine) = row.cpu_us_per_request else {
+            continue;
+        };
+        let (proxy, nginx) = if row.name.contains("stream") {
+            (None, cpu("nginx stream", row.concurrency))
+        } else {
+            (
+                cpu("one-hop proxy", row.concurrency),
+                cpu("nginx", row.concurrency),
+            )
+        };
+        let _ = writeln!(
+            out,
+            "| {} | {} | {mine:.1} | {} | {} |",
+            row.name,
+            row.concurrency,
+            ratio(mine, proxy),
+            ratio(mine, nginx)
+        );
+    }
+    out
+}
 
 /// Each target of the benchmark issue, against the measurement.
 fn targets(
