@@ -88,7 +88,7 @@ const DRAIN_MAX_TIME: std::time::Duration = std::time::Duration::from_secs(10);
 /// [`DRAIN_MAX_BYTES`] and [`DRAIN_MAX_TIME`]) before the 413, as nginx's lingering close
 /// does: closing a connection with unread data makes the kernel reset it, and the client
 /// would lose the answer. A body in one frame is returned without a copy.
-async fn read_body(mut body: Body, limit: usize) -> Result<Bytes, ApiError> {
+pub(crate) async fn read_body(mut body: Body, limit: usize) -> Result<Bytes, ApiError> {
     let too_large = || {
         ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,

@@ -42,6 +42,7 @@
 //!   ConverseStream, the AWS SDK).
 //! - `gemini` (default): Gemini upstreams (AI Studio and Vertex AI).
 
+mod anthropic;
 mod error;
 mod handlers;
 mod metrics;
@@ -126,6 +127,8 @@ impl GatewayOptions {
 /// What every handler shares.
 #[derive(Debug)]
 pub(crate) struct AppState {
+    /// What each model's deployments take besides OpenAI's fields (the Anthropic door).
+    pub(crate) abilities: std::collections::BTreeMap<String, anthropic::Abilities>,
     pub(crate) factory: LlmFactory,
     pub(crate) options: GatewayOptions,
     pub(crate) slots: Arc<Semaphore>,
@@ -142,12 +145,15 @@ pub fn router_with(factory: LlmFactory, options: GatewayOptions) -> Router {
     // Install the metrics recorder before the first request is counted.
     let _ = metrics::handle();
     let state = Arc::new(AppState {
+        abilities: anthropic::abilities(&factory),
         slots: Arc::new(Semaphore::new(options.max_concurrency)),
         factory,
         options,
     });
     let guarded = Router::new()
         .route("/v1/chat/completions", post(handlers::chat_completions))
+        .route("/v1/messages", post(anthropic::messages))
+        .route("/v1/messages/count_tokens", post(anthropic::count_tokens))
         .route("/v1/models", get(handlers::models))
         .route("/v1/providers/status", get(handlers::status))
         .route("/metrics", get(handlers::metrics))

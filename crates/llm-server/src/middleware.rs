@@ -80,6 +80,12 @@ pub(crate) async fn request_id(mut request: Request, next: Next) -> Response {
     response
 }
 
+/// Whether `request` came through the Anthropic Messages door (its errors are shaped
+/// Anthropic's way).
+fn is_anthropic(request: &Request) -> bool {
+    request.uri().path().starts_with("/v1/messages")
+}
+
 /// Require a gateway key when any is configured.
 pub(crate) async fn authenticate(
     State(state): State<Arc<AppState>>,
@@ -90,11 +96,18 @@ pub(crate) async fn authenticate(
     if keys.is_empty() {
         return next.run(request).await;
     }
+    // `Authorization: Bearer <key>`, or `x-api-key: <key>` as Anthropic clients send it.
     let presented = request
         .headers()
         .get(AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
+        .or_else(|| {
+            request
+                .headers()
+                .get("x-api-key")
+                .and_then(|v| v.to_str().ok())
+        })
         .map(str::trim)
         .unwrap_or_default();
     // Compare against every key, in constant time per key, without stopping early.
@@ -104,6 +117,13 @@ pub(crate) async fn authenticate(
     }
     if bool::from(accepted) && !presented.is_empty() {
         return next.run(request).await;
+    }
+    if is_anthropic(&request) {
+        return crate::anthropic::error_response(
+            StatusCode::UNAUTHORIZED,
+            "a valid gateway API key is required: send `x-api-key: <key>` or `Authorization: Bearer <key>`",
+            None,
+        );
     }
     ApiError::new(
         StatusCode::UNAUTHORIZED,
@@ -122,6 +142,13 @@ pub(crate) async fn shed_load(
     next: Next,
 ) -> Response {
     let Ok(permit) = Arc::clone(&state.slots).try_acquire_owned() else {
+        if is_anthropic(&request) {
+            return crate::anthropic::error_response(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the gateway is at its concurrency limit; retry shortly",
+                None,
+            );
+        }
         return ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "api_error",

@@ -8,6 +8,7 @@
     reason = "test helpers fail loudly"
 )]
 
+mod anthropic;
 mod api;
 mod aws_chain;
 mod bad_input;
