@@ -1030,9 +1030,10 @@ pub(crate) async fn messages(
     };
     if stream {
         // Anthropic streams always end with their usage.
-        let mut options = llm_factory::core::StreamOptions::default();
-        options.include_usage = Some(true);
-        chat.stream_options = Some(options);
+        chat.stream_options = Some(llm_factory::core::StreamOptions {
+            include_usage: Some(true),
+            ..Default::default()
+        });
         chat.stream = Some(true);
     }
     tracing::debug!(request_id = %request_id.0, model = %model, stream, "messages");
