@@ -242,7 +242,7 @@ async fn parallel_tool_calls_and_a_tool_result_round_trip() {
     assert_eq!(starts[0]["content_block"]["type"], "tool_use");
     // Blocks one at a time: each block's deltas come between its start and its stop.
     let mut open: Option<u64> = None;
-    let mut arguments = vec![String::new(), String::new()];
+    let mut arguments = [String::new(), String::new()];
     for (kind, data) in &frames {
         match kind.as_str() {
             "content_block_start" => {
