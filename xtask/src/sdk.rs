@@ -16,8 +16,17 @@ use crate::{
 /// The SDK version whose wire behaviour `shared/wire-formats.md` records.
 const OPENAI_PYTHON: &str = "openai==3.57.0";
 
+/// The Anthropic SDK version `shared/wire-formats.md` records.
+const ANTHROPIC_PYTHON: &str = "anthropic==2.14.0";
+
 /// The key `provider-mock` expects; a planted fake, never a real one.
 const MOCK_KEY: &str = "sk-mock-sdk-PLANTED-0123456789";
+
+/// The gateway key of the provider run (both SDKs send it).
+const GATEWAY_KEY: &str = "sk-gateway-sdk-PLANTED-0123456789";
+
+/// The models the Anthropic SDK runs against: an OpenAI-shaped provider and two others.
+const ANTHROPIC_MODELS: [&str; 3] = ["deepseek-flash", "gemini-studio", "claude-sigv4"];
 
 /// The models the provider run serves, each on its own provider and wire format.
 const PROVIDER_MODELS: [&str; 7] = [
@@ -133,8 +142,21 @@ pub(crate) fn main() -> Result<(), String> {
     check
         .arg(scripts.join("providers_python.py"))
         .arg(format!("http://127.0.0.1:{port}/v1"))
+        .arg(GATEWAY_KEY)
         .args(PROVIDER_MODELS);
-    let result = run(check);
+    let mut result = run(check);
+    if result.is_ok() {
+        // The Anthropic door, with the official Anthropic SDK: an OpenAI-shaped provider
+        // (DeepSeek) and two others (Gemini, Claude on Bedrock).
+        let mut check = Command::new(&python);
+        check
+            .arg(scripts.join("anthropic_python.py"))
+            .arg(format!("http://127.0.0.1:{port}"))
+            .arg(GATEWAY_KEY)
+            .arg("deepseek-limited")
+            .args(ANTHROPIC_MODELS);
+        result = run(check);
+    }
     drop(server);
     drop(upstream);
     result
@@ -145,7 +167,9 @@ fn providers_config(upstream_port: u16, service_account: &Path) -> String {
     let base = format!("http://127.0.0.1:{upstream_port}");
     let key_file = service_account.display();
     format!(
-        "providers:\n\
+        "server:\n\
+         \x20 api_keys: [{GATEWAY_KEY}]\n\
+         providers:\n\
          \x20 - provider: qwen\n\
          \x20   model_name: qwen-plus\n\
          \x20   api_key: {MOCK_KEY}\n\
@@ -157,6 +181,11 @@ fn providers_config(upstream_port: u16, service_account: &Path) -> String {
          \x20   api_base: {base}/compatible-mode/v1\n\
          \x20 - provider: deepseek\n\
          \x20   model_name: deepseek-flash\n\
+         \x20   api_key: {MOCK_KEY}\n\
+         \x20   api_base: {base}\n\
+         \x20 - provider: deepseek\n\
+         \x20   model_name: deepseek-limited\n\
+         \x20   deployment: deepseek-flash\n\
          \x20   api_key: {MOCK_KEY}\n\
          \x20   api_base: {base}\n\
          \x20 - provider: gemini\n\
@@ -199,7 +228,7 @@ fn venv(root: &Path) -> Result<std::path::PathBuf, String> {
     let installed = Command::new(&python)
         .args([
             "-c",
-            "import openai, sys; sys.exit(0 if openai.__version__ == '3.57.0' else 1)",
+            "import openai, anthropic, sys; sys.exit(0 if (openai.__version__, anthropic.__version__) == ('3.57.0', '2.14.0') else 1)",
         ])
         .status()
         .is_ok_and(|s| s.success());
@@ -212,6 +241,7 @@ fn venv(root: &Path) -> Result<std::path::PathBuf, String> {
             "--quiet",
             "--disable-pip-version-check",
             OPENAI_PYTHON,
+            ANTHROPIC_PYTHON,
         ]);
         run(pip)?;
     }

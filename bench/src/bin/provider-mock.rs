@@ -18,6 +18,9 @@
 //!   what Bedrock refuses: tool blocks without `toolConfig`, blank text blocks, roles that
 //!   do not alternate, tool names outside `[a-zA-Z0-9_-]{1,64}`.
 //!
+//! A DeepSeek or DashScope-compatible request whose last message is `please rate limit`
+//! gets a 429 with `retry-after: 3`.
+//!
 //! Every route checks its credential (`Authorization: Bearer <--key>`, Gemini's
 //! `x-goog-api-key: <--key>`, or on Vertex a bearer JWT) and answers a failure in the
 //! provider's own error shape. `--write-service-account PATH` writes a service-account key
@@ -598,6 +601,24 @@ fn handle(
             native(&request, stream)
         }
         Flavor::Compatible | Flavor::DeepSeek => {
+            let asks_limit = request["messages"]
+                .as_array()
+                .and_then(|m| m.last())
+                .is_some_and(|m| {
+                    m["content"] == "please rate limit"
+                        || m["content"][0]["text"] == "please rate limit"
+                });
+            if asks_limit {
+                // A rate limit on request, in OpenAI's shape with `retry-after`.
+                return Response::builder()
+                    .status(StatusCode::TOO_MANY_REQUESTS)
+                    .header(CONTENT_TYPE, "application/json")
+                    .header("retry-after", "3")
+                    .body(Body::from(
+                        json!({"error": {"message": "Rate limit reached for requests", "type": "requests", "param": null, "code": "rate_limit_exceeded"}}).to_string(),
+                    ))
+                    .unwrap_or_default();
+            }
             let stream = request["stream"] == json!(true);
             openai_shaped(&request, stream, flavor)
         }

@@ -492,8 +492,19 @@ fn user_turn(blocks: Vec<InBlock>, out: &mut Vec<Message>) -> Result<(), String>
             }
         }
     }
-    if !parts.is_empty() {
-        out.push(Message::user_parts(parts));
+    match parts.as_slice() {
+        [] => {}
+        // One plain text: a string, which every OpenAI-shaped API takes (DeepSeek takes
+        // no part lists).
+        [ContentPart::Text {
+            cache_control: None,
+            ..
+        }] => {
+            if let Some(ContentPart::Text { text, .. }) = parts.pop() {
+                out.push(Message::user(text));
+            }
+        }
+        _ => out.push(Message::user_parts(parts)),
     }
     Ok(())
 }

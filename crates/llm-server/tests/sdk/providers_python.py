@@ -5,7 +5,7 @@ tool-result turn whose call lost its thought signature, as Gemini 3 does.
 
 Run by `cargo xtask sdk`:
 
-    python providers_python.py http://127.0.0.1:PORT/v1 MODEL [MODEL ...]
+    python providers_python.py http://127.0.0.1:PORT/v1 GATEWAY_KEY MODEL [MODEL ...]
 
 For each model: a plain chat, a streamed chat, a tool call (plain and streamed) and a
 tool-result round trip. Exits non-zero on the first failure.
@@ -16,8 +16,8 @@ import sys
 
 from openai import OpenAI
 
-base_url, models = sys.argv[1], sys.argv[2:]
-client = OpenAI(base_url=base_url, api_key="sk-gateway-not-checked", max_retries=0, timeout=30)
+base_url, key, models = sys.argv[1], sys.argv[2], sys.argv[3:]
+client = OpenAI(base_url=base_url, api_key=key, max_retries=0, timeout=30)
 checks = 0
 TOOLS = [{"type": "function", "function": {"name": "get_weather", "description": "Weather for a city",
           "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}}]
