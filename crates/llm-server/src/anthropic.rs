@@ -496,10 +496,12 @@ fn user_turn(blocks: Vec<InBlock>, out: &mut Vec<Message>) -> Result<(), String>
         [] => {}
         // One plain text: a string, which every OpenAI-shaped API takes (DeepSeek takes
         // no part lists).
-        [ContentPart::Text {
-            cache_control: None,
-            ..
-        }] => {
+        [
+            ContentPart::Text {
+                cache_control: None,
+                ..
+            },
+        ] => {
             if let Some(ContentPart::Text { text, .. }) = parts.pop() {
                 out.push(Message::user(text));
             }

@@ -407,3 +407,52 @@ async fn count_tokens_grows_with_the_prompt() {
     .await;
     assert_eq!(unknown.status(), 404);
 }
+
+#[tokio::test]
+async fn unavailable_upstreams_are_529_overloaded() {
+    use wiremock::{Mock, MockServer, ResponseTemplate, matchers::method};
+
+    // Every deployment failing transiently is the gateway's 503: Anthropic's 529, which
+    // Anthropic clients retry.
+    for (status, expected_status, kind) in [
+        (503, 529, "overloaded_error"),
+        (500, 529, "overloaded_error"),
+    ] {
+        let upstream = MockServer::start().await;
+        Mock::given(method("POST"))
+            .respond_with(ResponseTemplate::new(status).set_body_json(
+                json!({"error": {"message": "Overloaded", "type": "server_error", "code": null}}),
+            ))
+            .mount(&upstream)
+            .await;
+        let factory = LlmFactory::new(ModelConfig {
+            provider: ProviderType::OpenAi,
+            model_name: "gpt-4o".into(),
+            api_key: Some("sk-upstream-PLANTED-0123456789".into()),
+            api_base: Some(format!("{}/v1", upstream.uri())),
+            ..ModelConfig::default()
+        })
+        .unwrap();
+        let gateway = Gateway::start(factory, GatewayOptions::default()).await;
+        for stream in [false, true] {
+            let response = client()
+                .post(gateway.url("/v1/messages"))
+                .json(
+                    &json!({"model": "gpt-4o", "max_tokens": 10, "stream": stream,
+                    "messages": [{"role": "user", "content": "hi"}]}),
+                )
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(
+                response.status().as_u16(),
+                expected_status,
+                "{status} stream {stream}"
+            );
+            let body: Value = response.json().await.unwrap();
+            assert_eq!(body["type"], "error");
+            assert_eq!(body["error"]["type"], kind, "{body}");
+            assert!(!body.to_string().contains(PLANTED));
+        }
+    }
+}

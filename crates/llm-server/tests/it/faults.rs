@@ -300,6 +300,63 @@ async fn committed(fault: Fault, content_chunks: usize) {
     assert_no_secret_logged();
 }
 
+/// The same through the Anthropic Messages door: the content relayed, then one `error`
+/// event, and never `message_stop`.
+async fn committed_anthropic(fault: Fault, content_chunks: usize) {
+    let trio = Trio::start().await;
+    for i in 0..3 {
+        trio.inject(i, Inject::Fault(fault)).await;
+    }
+    let response = trio
+        .client
+        .post(trio.gateway.url("/v1/messages"))
+        .header("x-api-key", GATEWAY_KEY)
+        .json(
+            &serde_json::json!({"model": "gpt-4o", "max_tokens": 100, "stream": true,
+            "messages": [{"role": "user", "content": "hello"}]}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let text = response.text().await.unwrap();
+    assert_clean("a response body", &text);
+    let events: Vec<(String, Value)> = text
+        .split("\n\n")
+        .filter(|f| !f.trim().is_empty())
+        .map(|f| {
+            let event = f
+                .lines()
+                .find_map(|l| l.strip_prefix("event: "))
+                .unwrap()
+                .to_owned();
+            let data = f.lines().find_map(|l| l.strip_prefix("data: ")).unwrap();
+            (event, serde_json::from_str(data).unwrap())
+        })
+        .collect();
+    let (last, error) = events.last().unwrap();
+    assert_eq!(last, "error", "{text}");
+    assert!(error["error"]["message"].is_string(), "{text}");
+    assert!(!events.iter().any(|(e, _)| e == "message_stop"), "{text}");
+    let content: String = events
+        .iter()
+        .filter(|(e, _)| e == "content_block_delta")
+        .filter_map(|(_, d)| d["delta"]["text"].as_str().map(str::to_owned))
+        .collect();
+    assert!(
+        LABELS
+            .iter()
+            .any(|label| answer_text(label).starts_with(&content) && !content.is_empty()),
+        "relayed content is not a prefix of an answer: {content:?}"
+    );
+    assert_eq!(
+        content.split_inclusive(' ').count(),
+        content_chunks,
+        "{content:?}"
+    );
+    assert_no_secret_logged();
+}
+
 /// One test module per row: `one_faulty_{json,stream}` and `all_faulty_{json,stream}`.
 macro_rules! scenarios {
     ($($name:ident: $what:literal, $inject:expr, $kind:literal, $all:literal;)*) => {$(
@@ -356,13 +413,23 @@ scenarios! {
     keep_alive_comments_only: "200, then keep-alive comments only", Inject::Fault(Fault::KeepAliveOnly), "timeout", 504;
 }
 
-/// One test per row: a committed stream that fails.
+/// One test module per row: a committed stream that fails, through chat completions and
+/// through the Anthropic Messages door.
 macro_rules! committed {
     ($($name:ident: $what:literal, $fault:expr, $chunks:literal;)*) => {$(
         #[doc = $what]
-        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-        async fn $name() {
-            committed($fault, $chunks).await;
+        mod $name {
+            use super::*;
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn chat_completions() {
+                committed($fault, $chunks).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn anthropic_messages() {
+                committed_anthropic($fault, $chunks).await;
+            }
         }
     )*};
 }
