@@ -87,7 +87,7 @@ pub(crate) fn table(source: &str) -> Result<String, String> {
             return Err(format!("{SUITE}: row `{}` needs 3 fields", row.name));
         };
         out.push_str(&format!(
-            "| `{}` | {} | — (the stream is committed: no failover) | 200 stream: {chunks} content chunks, then one error event; never `[DONE]` |\n",
+            "| `{}` | {} | — (the stream is committed: no failover) | 200 stream: {chunks} content chunks, then one error event; never `[DONE]` (chat completions) nor `message_stop` (the Anthropic door, tested too) |\n",
             row.name, row.what
         ));
     }
