@@ -25,8 +25,14 @@ const MOCK_KEY: &str = "sk-mock-sdk-PLANTED-0123456789";
 /// The gateway key of the provider run (both SDKs send it).
 const GATEWAY_KEY: &str = "sk-gateway-sdk-PLANTED-0123456789";
 
-/// The models the Anthropic SDK runs against: an OpenAI-shaped provider and two others.
-const ANTHROPIC_MODELS: [&str; 3] = ["deepseek-flash", "gemini-studio", "claude-sigv4"];
+/// The models the Anthropic SDK runs against: OpenAI-shaped providers (DeepSeek, which
+/// reasons; Qwen's compatible mode, which does not) and two others.
+const ANTHROPIC_MODELS: [&str; 4] = [
+    "deepseek-flash",
+    "qwen-compat",
+    "gemini-studio",
+    "claude-sigv4",
+];
 
 /// The models the provider run serves, each on its own provider and wire format.
 const PROVIDER_MODELS: [&str; 7] = [
@@ -146,8 +152,8 @@ pub(crate) fn main() -> Result<(), String> {
         .args(PROVIDER_MODELS);
     let mut result = run(check);
     if result.is_ok() {
-        // The Anthropic door, with the official Anthropic SDK: an OpenAI-shaped provider
-        // (DeepSeek) and two others (Gemini, Claude on Bedrock).
+        // The Anthropic door, with the official Anthropic SDK: OpenAI-shaped providers
+        // (DeepSeek, Qwen compatible mode) and two others (Gemini, Claude on Bedrock).
         let mut check = Command::new(&python);
         check
             .arg(scripts.join("anthropic_python.py"))

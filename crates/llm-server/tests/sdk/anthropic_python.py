@@ -173,6 +173,15 @@ for model in models:
                        "anthropic-dangerous-direct-browser-access": "true"},
     )
     check(code.stop_reason == "tool_use", f"{model} claude-code shaped: {code}")
+    events = list(client.beta.messages.create(
+        model=model, max_tokens=1024, betas=["claude-code-20250219"], stream=True,
+        system=[{"type": "text", "text": "You are Claude Code."}] * 8,
+        metadata={"user_id": "user_abc123_account_def_session_0f0e"}, tools=TOOLS,
+        messages=[{"role": "user", "content": "Weather in Paris?"}],
+        extra_headers={"x-app": "cli", "user-agent": "claude-cli/2.0.0 (external, cli)"}))
+    kinds = [e.type for e in events]
+    check(kinds[0] == "message_start" and kinds[-2:] == ["message_delta", "message_stop"]
+          and events[-2].delta.stop_reason == "tool_use", f"{model} claude-code shaped stream: {kinds}")
 
     # count_tokens: larger for a longer prompt.
     short = client.messages.count_tokens(model=model, messages=[{"role": "user", "content": "hi"}])
