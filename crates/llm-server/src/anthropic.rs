@@ -5,8 +5,9 @@
 //! Requests are translated into our OpenAI-shaped core and answers back:
 //! - `system` (a string or text blocks, `cache_control` kept on the parts) → a system
 //!   message; text and images (`base64` → data URL, `url` as is); `tool_use` ↔ tool calls;
-//!   `tool_result` blocks → tool messages in order (their `is_error` as an `Error:` prefix,
-//!   since OpenAI-shaped APIs have no such flag), text after them in the same turn → a user
+//!   `tool_result` blocks → tool messages in order (`is_error` becomes Converse's
+//!   `status: error` on Claude on Bedrock, an `Error:` prefix elsewhere, since OpenAI-shaped
+//!   APIs have no such flag), text after them in the same turn → a user
 //!   message after them; `thinking` blocks with a signature → `reasoning_content` and
 //!   `thinking_blocks` (Claude on Bedrock sends them back as `reasoningContent`).
 //! - `tool_choice` auto / any / tool / none (and `disable_parallel_tool_use`),
@@ -272,9 +273,12 @@ pub(crate) struct Abilities {
     native_thinking: bool,
     /// A reasoning effort.
     reasoning_effort: bool,
+    /// A tool result's error flag (`is_error` on the tool message).
+    tool_errors: bool,
 }
 
-/// Abilities by model name, from the deployments' providers (all must have one).
+/// Abilities by model name, from the deployments' providers (all must have one). A request
+/// naming an alias gets none of them (the OpenAI fields only).
 pub(crate) fn abilities(factory: &llm_factory::LlmFactory) -> BTreeMap<String, Abilities> {
     let mut providers: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     for deployment in factory.status() {
@@ -291,6 +295,7 @@ pub(crate) fn abilities(factory: &llm_factory::LlmFactory) -> BTreeMap<String, A
                 top_k: all(|n| matches!(n, "claude-bedrock" | "qwen")),
                 native_thinking: all(|n| n == "claude-bedrock"),
                 reasoning_effort: all(|n| n == "gemini"),
+                tool_errors: all(|n| n == "claude-bedrock"),
             };
             (model, abilities)
         })
@@ -344,7 +349,7 @@ fn to_chat(request: MessagesRequest, abilities: Abilities) -> Result<ChatRequest
             InContent::Blocks(blocks) => blocks,
         };
         match message.role {
-            InRole::User => user_turn(blocks, &mut messages)?,
+            InRole::User => user_turn(blocks, abilities, &mut messages)?,
             InRole::Assistant => messages.push(assistant_turn(blocks)),
         }
     }
@@ -439,7 +444,11 @@ fn to_chat(request: MessagesRequest, abilities: Abilities) -> Result<ChatRequest
 
 /// A user turn: its tool results first, as tool messages in order, then its text and
 /// images as one user message.
-fn user_turn(blocks: Vec<InBlock>, out: &mut Vec<Message>) -> Result<(), String> {
+fn user_turn(
+    blocks: Vec<InBlock>,
+    abilities: Abilities,
+    out: &mut Vec<Message>,
+) -> Result<(), String> {
     let mut parts = Vec::new();
     for block in blocks {
         match block {
@@ -478,10 +487,17 @@ fn user_turn(blocks: Vec<InBlock>, out: &mut Vec<Message>) -> Result<(), String>
                         }
                     }
                 }
+                let mut result = Message::tool(openai_id(&tool_use_id), String::new());
                 if is_error == Some(true) {
-                    text = format!("Error: {text}");
+                    if abilities.tool_errors {
+                        // Claude on Bedrock: Converse's `status: error`.
+                        result.extra.insert("is_error".into(), Value::Bool(true));
+                    } else {
+                        text = format!("Error: {text}");
+                    }
                 }
-                out.push(Message::tool(openai_id(&tool_use_id), text));
+                result.content = Some(Content::Text(text));
+                out.push(result);
             }
             InBlock::ToolUse { .. }
             | InBlock::Thinking { .. }

@@ -413,3 +413,19 @@ async fn cache_control_breakpoints_become_cache_points() {
         json!([{"text": "First question about the document."}, {"cachePoint": {"type": "default", "ttl": "1h"}}])
     );
 }
+
+#[tokio::test]
+async fn a_tool_result_marked_is_error_has_status_error() {
+    let mut failed = Message::tool("call_1", "clock broken");
+    failed.extra.insert("is_error".into(), json!(true));
+    let history = vec![
+        Message::user("Time?"),
+        assistant_calls(None, vec![call("call_1", "get_time", "{}")]),
+        failed,
+    ];
+    let body = converse_body(&ChatRequest::new("m", history)).await;
+    assert_eq!(
+        body["messages"][2]["content"][0]["toolResult"]["status"],
+        "error"
+    );
+}
