@@ -495,21 +495,53 @@ fn bedrock(request: &Value, stream: bool) -> Response {
     } else {
         Reply::Text(last.iter().filter_map(|b| b["text"].as_str()).collect())
     };
+    // A stop sequence in the echoed text ends it there, as Claude does.
+    let mut stopped_on: Option<String> = None;
+    let reply = match reply {
+        Reply::Text(text) => {
+            let hit = request["inferenceConfig"]["stopSequences"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(Value::as_str)
+                .filter_map(|s| text.find(s).map(|at| (at, s)))
+                .min();
+            match hit {
+                Some((at, sequence)) => {
+                    stopped_on = Some(sequence.to_owned());
+                    Reply::Text(text[..at].to_owned())
+                }
+                None => Reply::Text(text),
+            }
+        }
+        call @ Reply::Call(_) => call,
+    };
+    let text_stop = if stopped_on.is_some() {
+        "stop_sequence"
+    } else {
+        "end_turn"
+    };
+    let additional = stopped_on
+        .as_ref()
+        .map(|sequence| json!({"stop_sequence": sequence}));
     if !stream {
         let (content, stop, output) = match &reply {
-            Reply::Text(text) => (json!([{"text": text}]), "end_turn", words(text).len()),
+            Reply::Text(text) => (json!([{"text": text}]), text_stop, words(text).len()),
             Reply::Call(name) => (
                 json!([{"toolUse": {"toolUseId": CALL_ID, "name": name, "input": {"city": "Paris"}}}]),
                 "tool_use",
                 6,
             ),
         };
-        let body = json!({
+        let mut body = json!({
             "output": {"message": {"role": "assistant", "content": content}},
             "stopReason": stop,
             "usage": usage(output),
             "metrics": {"latencyMs": 3}
         });
+        if let Some(fields) = &additional {
+            body["additionalModelResponseFields"] = fields.clone();
+        }
         return respond(StatusCode::OK, "application/json", body.to_string());
     }
     let mut frames = vec![event("messageStart", json!({"role": "assistant"}))];
@@ -524,7 +556,7 @@ fn bedrock(request: &Value, stream: bool) -> Response {
                 ));
             }
             frames.push(event("contentBlockStop", json!({"contentBlockIndex": 0})));
-            ("end_turn", count)
+            (text_stop, count)
         }
         Reply::Call(name) => {
             frames.push(event(
@@ -541,7 +573,11 @@ fn bedrock(request: &Value, stream: bool) -> Response {
             ("tool_use", 6)
         }
     };
-    frames.push(event("messageStop", json!({"stopReason": stop})));
+    let mut stop_event = json!({"stopReason": stop});
+    if let Some(fields) = additional {
+        stop_event["additionalModelResponseFields"] = fields;
+    }
+    frames.push(event("messageStop", stop_event));
     frames.push(event(
         "metadata",
         json!({"usage": usage(output), "metrics": {"latencyMs": 3}}),

@@ -54,6 +54,28 @@ fn finish_reason(reason: &StopReason, provider: &str) -> Result<FinishReason> {
     })
 }
 
+/// For a stop on a stop sequence, the extension fields of the choice that say so (OpenAI's
+/// `stop` cannot): `stop_reason: "stop_sequence"`, and `stop_sequence` when Bedrock named
+/// it in `additionalModelResponseFields`.
+fn stop_extras(
+    reason: &StopReason,
+    fields: Option<&aws_smithy_types::Document>,
+) -> Option<serde_json::Map<String, Value>> {
+    if !matches!(reason, StopReason::StopSequence) {
+        return None;
+    }
+    let mut extra = serde_json::Map::new();
+    extra.insert("stop_reason".into(), Value::from("stop_sequence"));
+    if let Some(sequence) = fields.map(to_value).and_then(|v| {
+        v.get("stop_sequence")
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+    }) {
+        extra.insert("stop_sequence".into(), Value::from(sequence));
+    }
+    Some(extra)
+}
+
 /// Converse usage → OpenAI usage: `inputTokens` excludes cache reads and writes, OpenAI's
 /// `prompt_tokens` includes them.
 fn usage(tokens: &TokenUsage) -> Usage {
@@ -143,12 +165,14 @@ pub(crate) fn chat_response(
             .extra
             .insert("thinking_blocks".into(), Value::Array(thinking_blocks));
     }
-    let mut response = ChatResponse::new(
-        id,
-        unix_now(),
-        model.to_owned(),
-        vec![Choice::new(0, reply, Some(finish))],
-    );
+    let mut choice = Choice::new(0, reply, Some(finish));
+    if let Some(extra) = stop_extras(
+        &answer.stop_reason,
+        answer.additional_model_response_fields.as_ref(),
+    ) {
+        choice.extra = extra;
+    }
+    let mut response = ChatResponse::new(id, unix_now(), model.to_owned(), vec![choice]);
     response.usage = answer.usage.as_ref().map(usage);
     Ok(response)
 }
@@ -301,7 +325,13 @@ impl Translator {
             }
             ConverseStreamOutput::MessageStop(stop) => {
                 let finish = finish_reason(&stop.stop_reason, &self.provider)?;
-                let chunk = self.chunk(Delta::default(), Some(finish));
+                let mut chunk = self.chunk(Delta::default(), Some(finish));
+                if let Some(extra) = stop_extras(
+                    &stop.stop_reason,
+                    stop.additional_model_response_fields.as_ref(),
+                ) {
+                    chunk.choices[0].extra = extra;
+                }
                 out.push_back(chunk);
                 self.stopped = true;
             }

@@ -19,10 +19,12 @@
 //! - Answers: `thinking` blocks (with signatures where the provider gave them), one text
 //!   block (never an empty one), `tool_use` blocks with ids valid for Anthropic clients;
 //!   `stop_reason` from the finish reason (`stop` → `end_turn`, `length` → `max_tokens`,
-//!   `tool_calls` → `tool_use`, `content_filter` → `refusal`); usage with `input_tokens` +
+//!   `tool_calls` → `tool_use`, `content_filter` → `refusal`; `stop_sequence` with the
+//!   sequence where the provider says so — Claude on Bedrock does, in the choice's
+//!   `stop_reason` / `stop_sequence` extension fields; OpenAI-shaped finish reasons do not,
+//!   so there a stop sequence reads as `end_turn`); usage with `input_tokens` +
 //!   `cache_read_input_tokens` + `cache_creation_input_tokens` = the provider's prompt
-//!   tokens. OpenAI-shaped finish reasons do not say which stop sequence matched, so
-//!   `stop_sequence` is `end_turn` with `stop_sequence: null`.
+//!   tokens.
 //! - Streams follow Anthropic's event sequence (`message_start`, blocks one at a time with
 //!   increasing `index`, `message_delta` with the final usage, `message_stop`); tool calls
 //!   that arrive interleaved are sent one block after another. A failure after content has
@@ -609,7 +611,14 @@ fn anthropic_id(id: &str, fallback: &str) -> String {
 
 // ---- Answers -------------------------------------------------------------------------
 
-fn stop_reason(finish: Option<&FinishReason>) -> &'static str {
+fn stop_reason(finish: Option<&FinishReason>, extra: Option<&Map<String, Value>>) -> &'static str {
+    if extra
+        .and_then(|e| e.get("stop_reason"))
+        .and_then(Value::as_str)
+        == Some("stop_sequence")
+    {
+        return "stop_sequence";
+    }
     match finish {
         Some(FinishReason::Length) => "max_tokens",
         Some(FinishReason::ToolCalls | FinishReason::FunctionCall) => "tool_use",
@@ -684,8 +693,11 @@ fn from_chat(answer: &ChatResponse, model: &str) -> Value {
         "role": "assistant",
         "model": model,
         "content": content,
-        "stop_reason": stop_reason(choice.and_then(|c| c.finish_reason.as_ref())),
-        "stop_sequence": null,
+        "stop_reason": stop_reason(
+            choice.and_then(|c| c.finish_reason.as_ref()),
+            choice.map(|c| &c.extra),
+        ),
+        "stop_sequence": choice.and_then(|c| c.extra.get("stop_sequence")).cloned().unwrap_or(Value::Null),
         "usage": usage_json(answer.usage.as_ref()),
     })
 }
@@ -711,6 +723,8 @@ struct Events {
     /// Tool indexes already sent as blocks.
     sent_tools: BTreeSet<u32>,
     stop: Option<FinishReason>,
+    /// The choice's extension fields on its finish chunk (`stop_reason`, `stop_sequence`).
+    stop_extra: Option<Map<String, Value>>,
     usage: Option<Usage>,
     out: VecDeque<Bytes>,
 }
@@ -729,6 +743,7 @@ impl Events {
             waiting: BTreeMap::new(),
             sent_tools: BTreeSet::new(),
             stop: None,
+            stop_extra: None,
             usage: None,
             out: VecDeque::new(),
         }
@@ -888,6 +903,7 @@ impl Events {
         }
         if let Some(finish) = choice.finish_reason {
             self.stop = Some(finish);
+            self.stop_extra = Some(choice.extra);
         }
     }
 
@@ -914,7 +930,15 @@ impl Events {
             "message_delta",
             &json!({
                 "type": "message_delta",
-                "delta": {"stop_reason": stop_reason(self.stop.as_ref()), "stop_sequence": null},
+                "delta": {
+                    "stop_reason": stop_reason(self.stop.as_ref(), self.stop_extra.as_ref()),
+                    "stop_sequence": self
+                        .stop_extra
+                        .as_ref()
+                        .and_then(|e| e.get("stop_sequence"))
+                        .cloned()
+                        .unwrap_or(Value::Null),
+                },
                 "usage": usage,
             }),
         ));

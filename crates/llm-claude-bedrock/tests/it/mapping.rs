@@ -346,3 +346,29 @@ async fn a_non_streaming_answer_over_the_size_bound_is_refused() {
         Some("small")
     );
 }
+
+#[tokio::test]
+async fn a_stop_sequence_is_named_in_the_choice_extension_fields() {
+    let body = json!({
+        "output": {"message": {"role": "assistant", "content": [{"text": "alpha "}]}},
+        "stopReason": "stop_sequence",
+        "additionalModelResponseFields": {"stop_sequence": "END"},
+        "usage": usage()
+    });
+    let server = ScriptedServer::start(vec![llm_core::testing::Script::full(
+        200,
+        "application/json",
+        &[],
+        body.to_string().as_bytes(),
+    )])
+    .await
+    .unwrap();
+    let response = provider(&server)
+        .chat(&ChatRequest::from("hi"))
+        .await
+        .unwrap();
+    let choice = &response.choices[0];
+    assert_eq!(choice.finish_reason, Some(FinishReason::Stop));
+    assert_eq!(choice.extra["stop_reason"], "stop_sequence");
+    assert_eq!(choice.extra["stop_sequence"], "END");
+}

@@ -456,3 +456,25 @@ async fn unavailable_upstreams_are_529_overloaded() {
         }
     }
 }
+
+#[tokio::test]
+async fn an_oversized_body_is_413_request_too_large() {
+    let gateway = Gateway::start(
+        factory(),
+        GatewayOptions {
+            max_body_bytes: 1024,
+            ..GatewayOptions::default()
+        },
+    )
+    .await;
+    let big = "x".repeat(4096);
+    let response = client()
+        .post(gateway.url("/v1/messages"))
+        .json(&json!({"model": "mock-echo", "max_tokens": 10, "messages": [{"role": "user", "content": big}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 413);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["error"]["type"], "request_too_large", "{body}");
+}

@@ -118,6 +118,18 @@ for model in models:
     check(stop == "end_turn", f"{model} streamed stop: {stop}")
     check(usage.output_tokens > 0, f"{model} streamed usage: {usage}")
 
+    # A stop sequence: Claude on Bedrock says which one stopped it; OpenAI-shaped finish
+    # reasons cannot, so elsewhere it reads as end_turn.
+    if model.startswith("claude"):
+        request = dict(max_tokens=256, stop_sequences=["END", "HALT"],
+                       messages=[{"role": "user", "content": "alpha beta END gamma"}])
+        stopped = client.messages.create(model=model, **request)
+        check(stopped.stop_reason == "stop_sequence" and stopped.stop_sequence == "END"
+              and text_of(stopped.content) == "alpha beta ", f"{model} stop sequence: {stopped}")
+        blocks, stop, _ = streamed(model, **request)
+        check(stop == "stop_sequence" and text_of(blocks) == "alpha beta ",
+              f"{model} streamed stop sequence: {blocks} {stop}")
+
     # Thinking requested (dropped where the provider has no reasoning; never an error).
     thought = client.messages.create(
         model=model, max_tokens=4096, thinking={"type": "enabled", "budget_tokens": 1024},
