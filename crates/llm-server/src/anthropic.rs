@@ -1208,6 +1208,35 @@ mod tests {
     }
 
     #[test]
+    fn finish_reasons_and_usage_map_to_anthropic() {
+        assert_eq!(stop_reason(Some(&FinishReason::Stop), None), "end_turn");
+        assert_eq!(stop_reason(Some(&FinishReason::Length), None), "max_tokens");
+        assert_eq!(
+            stop_reason(Some(&FinishReason::ToolCalls), None),
+            "tool_use"
+        );
+        assert_eq!(
+            stop_reason(Some(&FinishReason::ContentFilter), None),
+            "refusal"
+        );
+        let mut extra = Map::new();
+        extra.insert("stop_reason".into(), json!("stop_sequence"));
+        assert_eq!(
+            stop_reason(Some(&FinishReason::Stop), Some(&extra)),
+            "stop_sequence"
+        );
+        let mut usage = Usage::new(1210, 30);
+        let mut details = llm_factory::core::PromptTokensDetails::cached(1000);
+        details.cache_write_tokens = Some(200);
+        usage.prompt_tokens_details = Some(details);
+        let mapped = usage_json(Some(&usage));
+        assert_eq!(mapped["input_tokens"], 10);
+        assert_eq!(mapped["cache_read_input_tokens"], 1000);
+        assert_eq!(mapped["cache_creation_input_tokens"], 200);
+        assert_eq!(mapped["output_tokens"], 30);
+    }
+
+    #[test]
     fn estimates_grow_with_the_prompt() {
         let short = estimate(&json!([{"role": "user", "content": "hi"}]));
         let long = estimate(&json!([{"role": "user", "content": "hi ".repeat(100)}]));
