@@ -663,7 +663,15 @@ fn from_chat(answer: &ChatResponse, model: &str) -> Value {
             .get("thinking_blocks")
             .and_then(Value::as_array)
         {
-            content.extend(blocks.iter().cloned());
+            content.extend(blocks.iter().cloned().map(|mut block| {
+                // Anthropic clients need a string signature.
+                if block.get("type").and_then(Value::as_str) == Some("thinking")
+                    && !block.get("signature").is_some_and(Value::is_string)
+                {
+                    block["signature"] = Value::from("");
+                }
+                block
+            }));
         } else if let Some(reasoning) = message
             .reasoning_content
             .as_deref()
