@@ -44,7 +44,7 @@ fn factory() -> LlmFactory {
         MockConfig {
             model: "mock-limited".into(),
             failure: Some(
-                MockFailure::always(ErrorKind::RateLimited).retry_after(Duration::from_secs(7)),
+                MockFailure::always(ErrorKind::RateLimited).retry_after(Duration::from_secs(1)),
             ),
             ..MockConfig::default()
         },
