@@ -448,27 +448,19 @@ pub fn bedrock_tool_name(name: &str) -> std::borrow::Cow<'_, str> {
     request::tool_name(name)
 }
 
-/// Only when set: `Timeouts::UNBOUNDED` means the caller (the router) enforces it.
-fn bounded(limit: Duration) -> Option<Duration> {
-    (limit != Timeouts::UNBOUNDED).then_some(limit)
-}
-
+/// `work` within `limit` (none when the router enforces it), else a `phase` timeout.
 async fn within<T>(
     limit: Duration,
     phase: TimeoutPhase,
     provider: &str,
     work: impl Future<Output = Result<T>>,
 ) -> Result<T> {
-    match bounded(limit) {
-        None => work.await,
-        Some(limit) => tokio::time::timeout(limit, work).await.unwrap_or_else(|_| {
-            Err(Error::Timeout {
-                provider: provider.to_owned().into(),
-                phase,
-                after: limit,
-            })
-        }),
-    }
+    llm_http::within(limit, work, || Error::Timeout {
+        provider: provider.to_owned().into(),
+        phase,
+        after: limit,
+    })
+    .await
 }
 
 /// Bounds a non-streaming answer's body: the SDK reads it whole before parsing it.
@@ -493,11 +485,12 @@ impl Intercept for BodyLimit {
     }
 }
 
-/// Applies a [`Converse`] to a Converse or ConverseStream fluent builder.
+/// Applies a [`Converse`](request::Converse) to a Converse or ConverseStream fluent
+/// builder; `$guardrail` is the operation's guardrail type (they differ).
 macro_rules! apply {
-    ($builder:expr, $converse:expr) => {{
+    ($builder:expr, $converse:expr, $guardrail:ty) => {{
         let c = $converse;
-        let mut b = $builder
+        $builder
             .set_messages(Some(c.messages))
             .set_system(c.system)
             .set_inference_config(c.inference)
@@ -505,11 +498,15 @@ macro_rules! apply {
             .set_additional_model_request_fields(c.additional)
             .set_output_config(c.output)
             .set_performance_config(c.performance)
-            .set_additional_model_response_field_paths(c.response_field_paths);
-        if let Some(metadata) = c.metadata {
-            b = b.set_request_metadata(Some(metadata));
-        }
-        b
+            .set_additional_model_response_field_paths(c.response_field_paths)
+            .set_request_metadata(c.metadata)
+            .set_guardrail_config(c.guardrail.map(|g| {
+                <$guardrail>::builder()
+                    .guardrail_identifier(g.identifier)
+                    .guardrail_version(g.version)
+                    .set_trace(g.trace)
+                    .build()
+            }))
     }};
 }
 
@@ -520,14 +517,7 @@ impl ChatProvider for ClaudeBedrockProvider {
     }
 
     async fn chat(&self, request: &ChatRequest) -> Result<ChatResponse> {
-        let (model, mut converse, names) = self.prepare(request)?;
-        let guardrail = converse.guardrail.take().map(|g| {
-            GuardrailConfiguration::builder()
-                .guardrail_identifier(g.identifier)
-                .guardrail_version(g.version)
-                .set_trace(g.trace)
-                .build()
-        });
+        let (model, converse, names) = self.prepare(request)?;
         let secrets = self.secrets();
         let cx = errors::Context {
             provider: &self.name,
@@ -540,10 +530,13 @@ impl ChatProvider for ClaudeBedrockProvider {
             &self.name,
             async {
                 let client = Box::pin(self.client()).await?;
-                let call = apply!(client.converse().model_id(model), converse)
-                    .set_guardrail_config(guardrail)
-                    .customize()
-                    .interceptor(BodyLimit(self.limits.max_body_bytes));
+                let call = apply!(
+                    client.converse().model_id(model),
+                    converse,
+                    GuardrailConfiguration
+                )
+                .customize()
+                .interceptor(BodyLimit(self.limits.max_body_bytes));
                 let answer = Box::pin(call.send())
                     .await
                     .map_err(|e| errors::from_operation(&cx, e))?;
@@ -555,14 +548,7 @@ impl ChatProvider for ClaudeBedrockProvider {
     }
 
     async fn stream(&self, request: &ChatRequest) -> Result<ChatStream> {
-        let (model, mut converse, names) = self.prepare(request)?;
-        let guardrail = converse.guardrail.take().map(|g| {
-            GuardrailStreamConfiguration::builder()
-                .guardrail_identifier(g.identifier)
-                .guardrail_version(g.version)
-                .set_trace(g.trace)
-                .build()
-        });
+        let (model, converse, names) = self.prepare(request)?;
         let secrets = self.secrets();
         let cx = errors::Context {
             provider: &self.name,
@@ -575,8 +561,11 @@ impl ChatProvider for ClaudeBedrockProvider {
             &self.name,
             async {
                 let client = Box::pin(self.client()).await?;
-                let call = apply!(client.converse_stream().model_id(model), converse)
-                    .set_guardrail_config(guardrail);
+                let call = apply!(
+                    client.converse_stream().model_id(model),
+                    converse,
+                    GuardrailStreamConfiguration
+                );
                 Box::pin(call.send())
                     .await
                     .map_err(|e| errors::from_operation(&cx, e))

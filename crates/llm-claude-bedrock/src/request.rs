@@ -402,35 +402,52 @@ fn text_part(
 
 fn user_blocks(content: Option<&Content>, provider: &str) -> Result<Vec<ContentBlock>> {
     let mut blocks = Vec::new();
-    match content {
-        None => {}
-        Some(Content::Text(text)) => text_part(text, None, &mut blocks)?,
-        Some(Content::Parts(parts)) => {
-            for part in parts {
-                match part {
-                    ContentPart::Text {
-                        text,
-                        cache_control,
-                    } => text_part(text, cache_control.as_ref(), &mut blocks)?,
-                    ContentPart::ImageUrl { image_url } => {
-                        blocks.push(ContentBlock::Image(image(&image_url.url, provider)?));
-                    }
-                    ContentPart::Refusal { refusal } => {
-                        if !is_blank(refusal) {
-                            blocks.push(ContentBlock::Text(refusal.clone()));
-                        }
-                    }
-                    other => {
-                        return Err(Error::invalid_request(format!(
-                            "{provider}: this content part cannot be sent to Claude on Bedrock: {}",
-                            part_kind(other)
-                        )));
-                    }
+    content_blocks(content, &ConversationRole::User, provider, &mut blocks)?;
+    Ok(blocks)
+}
+
+/// The blocks of a user or assistant message's content: text (never blank, with its
+/// cache point), refusals as text, images (user messages only).
+fn content_blocks(
+    content: Option<&Content>,
+    role: &ConversationRole,
+    provider: &str,
+    blocks: &mut Vec<ContentBlock>,
+) -> Result<()> {
+    let parts = match content {
+        None => return Ok(()),
+        Some(Content::Text(text)) => return text_part(text, None, blocks),
+        Some(Content::Parts(parts)) => parts,
+    };
+    for part in parts {
+        match part {
+            ContentPart::Text {
+                text,
+                cache_control,
+            } => text_part(text, cache_control.as_ref(), blocks)?,
+            ContentPart::Refusal { refusal } => {
+                if !is_blank(refusal) {
+                    blocks.push(ContentBlock::Text(refusal.clone()));
                 }
+            }
+            ContentPart::ImageUrl { image_url } if *role == ConversationRole::User => {
+                blocks.push(ContentBlock::Image(image(&image_url.url, provider)?));
+            }
+            other if *role == ConversationRole::User => {
+                return Err(Error::invalid_request(format!(
+                    "{provider}: this content part cannot be sent to Claude on Bedrock: {}",
+                    part_kind(other)
+                )));
+            }
+            other => {
+                return Err(Error::invalid_request(format!(
+                    "{provider}: an assistant message cannot hold a {} part",
+                    part_kind(other)
+                )));
             }
         }
     }
-    Ok(blocks)
+    Ok(())
 }
 
 fn part_kind(part: &ContentPart) -> &'static str {
@@ -533,30 +550,12 @@ fn assistant_blocks(
 ) -> Result<Vec<ContentBlock>> {
     let mut blocks = Vec::new();
     reasoning_blocks(message, &mut blocks)?;
-    match message.content.as_ref() {
-        None => {}
-        Some(Content::Text(text)) => text_part(text, None, &mut blocks)?,
-        Some(Content::Parts(parts)) => {
-            for part in parts {
-                match part {
-                    ContentPart::Text {
-                        text,
-                        cache_control,
-                    } => text_part(text, cache_control.as_ref(), &mut blocks)?,
-                    ContentPart::Refusal { refusal } if !is_blank(refusal) => {
-                        blocks.push(ContentBlock::Text(refusal.clone()));
-                    }
-                    ContentPart::Refusal { .. } => {}
-                    other => {
-                        return Err(Error::invalid_request(format!(
-                            "{provider}: an assistant message cannot hold a {} part",
-                            part_kind(other)
-                        )));
-                    }
-                }
-            }
-        }
-    }
+    content_blocks(
+        message.content.as_ref(),
+        &ConversationRole::Assistant,
+        provider,
+        &mut blocks,
+    )?;
     for call in message.tool_calls.iter().flatten() {
         let input: Value = if call.function.arguments.trim().is_empty() {
             Value::Object(Map::new())

@@ -89,8 +89,14 @@ fn bounded(limit: Duration) -> bool {
     limit < Duration::from_secs(u64::from(u32::MAX))
 }
 
-/// `future` within `limit`, or `on_timeout`; no timer when `limit` is unbounded.
-async fn within<T>(
+/// `future` within `limit`, or `on_timeout`; no timer when `limit` is unbounded (as
+/// [`Timeouts::UNBOUNDED`] is: the caller enforces it). For providers whose I/O is not a
+/// [`Transport`] (an SDK's client) but keeps the same timeout rules.
+///
+/// # Errors
+///
+/// `future`'s error, or `on_timeout()` when the limit passed.
+pub async fn within<T>(
     limit: Duration,
     future: impl Future<Output = Result<T>>,
     on_timeout: impl FnOnce() -> Error,
