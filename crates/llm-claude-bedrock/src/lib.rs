@@ -88,11 +88,7 @@ mod response;
 #[cfg(feature = "test-util")]
 pub mod testing;
 
-use std::{
-    collections::{HashMap, VecDeque},
-    fmt,
-    time::Duration,
-};
+use std::{collections::HashMap, fmt, time::Duration};
 
 use async_trait::async_trait;
 use aws_sdk_bedrockruntime::{
@@ -116,7 +112,7 @@ use futures_util::stream;
 use llm_core::{
     ChatChunk, ChatProvider, ChatRequest, ChatResponse, ChatStream, Error, ExposeSecret, Result,
     SecretString, TimeoutPhase,
-    kit::{fail_before_first_chunk, upstream_model},
+    kit::{Next, Outbox, fail_before_first_chunk, upstream_model},
     mask_key,
 };
 use llm_http::validate_base;
@@ -576,9 +572,7 @@ impl ChatProvider for ClaudeBedrockProvider {
         let driver = Driver {
             receiver: output.stream,
             translator: Translator::new(self.name.clone(), id, model.to_owned(), names),
-            pending: VecDeque::new(),
-            failed: None,
-            finished: false,
+            outbox: Outbox::default(),
             idle: self.timeouts.idle,
             secrets: secrets.into_iter().cloned().collect(),
         };
@@ -590,14 +584,12 @@ impl ChatProvider for ClaudeBedrockProvider {
     }
 }
 
-/// Reads events off a ConverseStream and hands out chunks: in order, at most one error and
-/// nothing after it.
+/// Reads events off a ConverseStream and hands out chunks under the kit's rule (an
+/// [`Outbox`]): in order, at most one error and nothing after it.
 struct Driver {
     receiver: EventReceiver<ConverseStreamOutput, ConverseStreamOutputError>,
     translator: Translator,
-    pending: VecDeque<ChatChunk>,
-    failed: Option<Error>,
-    finished: bool,
+    outbox: Outbox,
     idle: Duration,
     secrets: Vec<SecretString>,
 }
@@ -605,16 +597,11 @@ struct Driver {
 impl Driver {
     async fn next(&mut self) -> Option<Result<ChatChunk>> {
         loop {
-            if let Some(chunk) = self.pending.pop_front() {
-                return Some(Ok(chunk));
+            match self.outbox.take() {
+                Next::Item(item) => return Some(item),
+                Next::End => return None,
+                Next::More => self.advance().await,
             }
-            if let Some(error) = self.failed.take() {
-                return Some(Err(error));
-            }
-            if self.finished {
-                return None;
-            }
-            self.advance().await;
         }
     }
 
@@ -629,17 +616,17 @@ impl Driver {
         .await;
         let result = match received {
             Ok(result) => result,
-            Err(timeout) => return self.fail(timeout),
+            Err(timeout) => return self.outbox.fail(timeout),
         };
         match result {
-            Ok(Some(event)) => match self.translator.on_event(event, &mut self.pending) {
+            Ok(Some(event)) => match self.translator.on_event(event, &mut self.outbox.pending) {
                 Ok(Step::More) => {}
-                Ok(Step::Done) => self.finished = true,
-                Err(error) => self.fail(error),
+                Ok(Step::Done) => self.outbox.finish(),
+                Err(error) => self.outbox.fail(error),
             },
             Ok(None) => match self.translator.on_end() {
-                Ok(()) => self.finished = true,
-                Err(error) => self.fail(error),
+                Ok(()) => self.outbox.finish(),
+                Err(error) => self.outbox.fail(error),
             },
             Err(error) => {
                 let provider = self.translator.provider();
@@ -664,14 +651,9 @@ impl Driver {
                         errors::from_stream_exception(&cx, other)
                     }
                 };
-                self.fail(error);
+                self.outbox.fail(error);
             }
         }
-    }
-
-    fn fail(&mut self, error: Error) {
-        self.failed = Some(error);
-        self.finished = true;
     }
 }
 

@@ -102,15 +102,71 @@ pub trait StreamTranslator: Send + fmt::Debug + 'static {
     }
 }
 
+/// What a stream driver has translated and not handed out yet, and how its stream ends:
+/// the chunks in order, then at most one error, then nothing. [`sse_chat_stream`] keeps its
+/// chunks here; so can a provider that drives a stream of another framing (an SDK's event
+/// receiver) under the same rule.
+#[derive(Debug, Default)]
+pub struct Outbox {
+    /// Chunks translated and not yet handed out.
+    pub pending: VecDeque<ChatChunk>,
+    /// An error to hand out once the pending chunks are out.
+    failed: Option<Error>,
+    /// No more items after the pending ones (and `failed`).
+    finished: bool,
+}
+
+/// What [`Outbox::take`] gives.
+#[derive(Debug)]
+#[expect(
+    clippy::large_enum_variant,
+    reason = "returned and matched at once, never stored; boxing would allocate per chunk"
+)]
+pub enum Next {
+    /// The next item to hand out.
+    Item(Result<ChatChunk>),
+    /// The stream is over.
+    End,
+    /// Nothing is ready: read more input.
+    More,
+}
+
+impl Outbox {
+    /// The next pending chunk, then the error, then the end; [`Next::More`] when the
+    /// stream goes on and nothing is pending.
+    pub fn take(&mut self) -> Next {
+        if let Some(chunk) = self.pending.pop_front() {
+            return Next::Item(Ok(chunk));
+        }
+        if let Some(error) = self.failed.take() {
+            return Next::Item(Err(error));
+        }
+        if self.finished { Next::End } else { Next::More }
+    }
+
+    /// End the stream with `error` after the pending chunks.
+    pub fn fail(&mut self, error: Error) {
+        self.failed = Some(error);
+        self.finished = true;
+    }
+
+    /// End the stream after the pending chunks.
+    pub fn finish(&mut self) {
+        self.finished = true;
+    }
+
+    /// Whether the stream ends after what is pending.
+    #[must_use]
+    pub fn is_finished(&self) -> bool {
+        self.finished
+    }
+}
+
 struct Driver<B, T> {
     body: B,
     decoder: Decoder,
     translator: T,
-    pending: VecDeque<ChatChunk>,
-    /// An error to yield once the pending chunks are out.
-    failed: Option<Error>,
-    /// No more items after the pending ones (and `failed`).
-    finished: bool,
+    outbox: Outbox,
 }
 
 /// Drive `translator` over an SSE byte stream. See the [module docs](self).
@@ -126,9 +182,7 @@ where
         body,
         decoder: Decoder::new(),
         translator,
-        pending: VecDeque::new(),
-        failed: None,
-        finished: false,
+        outbox: Outbox::default(),
     };
     Box::pin(stream::unfold(driver, |mut driver| async move {
         let item = driver.next().await?;
@@ -143,31 +197,26 @@ where
 {
     async fn next(&mut self) -> Option<Result<ChatChunk>> {
         loop {
-            if let Some(chunk) = self.pending.pop_front() {
-                return Some(Ok(chunk));
+            match self.outbox.take() {
+                Next::Item(item) => return Some(item),
+                Next::End => return None,
+                Next::More => self.advance().await,
             }
-            if let Some(error) = self.failed.take() {
-                return Some(Err(error));
-            }
-            if self.finished {
-                return None;
-            }
-            self.advance().await;
         }
     }
 
-    /// Decode what is buffered, reading more of the body when nothing is; sets `pending`,
-    /// `failed` or `finished`.
+    /// Decode what is buffered, reading more of the body when nothing is; fills, fails or
+    /// finishes the outbox.
     async fn advance(&mut self) {
         loop {
             match self.decoder.next_event() {
                 Ok(Some(event)) => {
-                    match self.translator.on_event(&event, &mut self.pending) {
+                    match self.translator.on_event(&event, &mut self.outbox.pending) {
                         Ok(Flow::Continue) => {}
-                        Ok(Flow::Done) => self.finished = true,
+                        Ok(Flow::Done) => self.outbox.finish(),
                         Err(error) => self.fail(error),
                     }
-                    if self.finished || !self.pending.is_empty() {
+                    if self.outbox.is_finished() || !self.outbox.pending.is_empty() {
                         return;
                     }
                     continue;
@@ -201,15 +250,14 @@ where
             let provider = self.translator.provider().to_owned();
             return self.fail(Error::protocol(provider, detail, None));
         }
-        match self.translator.on_end(&mut self.pending) {
-            Ok(()) => self.finished = true,
+        match self.translator.on_end(&mut self.outbox.pending) {
+            Ok(()) => self.outbox.finish(),
             Err(error) => self.fail(error),
         }
     }
 
     fn fail(&mut self, error: Error) {
-        self.failed = Some(error);
-        self.finished = true;
+        self.outbox.fail(error);
     }
 }
 
