@@ -50,6 +50,11 @@ pub struct DeploymentConfig {
     pub tpm: Option<u64>,
     /// Timeouts.
     pub timeouts: DeploymentTimeouts,
+    /// Its identity in state shared between replicas: the same on every replica that
+    /// serves this deployment, different for any other (another key, account, endpoint or
+    /// model). `None` uses `id`. The factory derives it from provider, endpoint, model and
+    /// a keyed hash of the credential; never put a raw key here.
+    pub shared_key: Option<String>,
 }
 
 impl DeploymentConfig {
@@ -66,6 +71,7 @@ impl DeploymentConfig {
             rpm: None,
             tpm: None,
             timeouts: DeploymentTimeouts::default(),
+            shared_key: None,
         }
     }
 }
@@ -116,6 +122,12 @@ impl Deployment {
     #[must_use]
     pub fn latency_ewma_us(&self) -> f64 {
         self.health.ewma_us()
+    }
+
+    /// Its identity in shared state: [`DeploymentConfig::shared_key`], else its id.
+    #[must_use]
+    pub fn shared_key(&self) -> &str {
+        self.config.shared_key.as_deref().unwrap_or(&self.config.id)
     }
 
     pub(crate) fn weight(&self) -> u64 {

@@ -1,9 +1,11 @@
-//! Per-deployment health: atomics only, read at pick time, written after each attempt.
+//! Per-deployment health: atomics only, read at pick time, written after each attempt. The
+//! local half lives here; the half replicas share (cooldown, trips, probe, rpm/tpm window)
+//! in the deployment's [`SharedCell`].
 
 use std::{
     sync::{
         Arc,
-        atomic::{AtomicBool, AtomicU8, AtomicU32, AtomicU64, Ordering},
+        atomic::{AtomicU8, AtomicU32, AtomicU64, Ordering},
     },
     time::Duration,
 };
@@ -11,47 +13,47 @@ use std::{
 use llm_core::{Error, ErrorKind};
 use tokio::time::Instant;
 
-use crate::{CooldownPolicy, Deployment, window::WindowCounters};
+use crate::{CooldownPolicy, Deployment, shared::SharedCell};
 
-/// Milliseconds since a router's start, on tokio's clock (so tests can pause time).
-/// Readings start at 1 so that 0 can mean "never".
+/// Unix milliseconds (the same scale in every replica), advanced on tokio's clock from the
+/// router's start (so tests can pause time). Never 0, so that 0 can mean "never".
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Clock {
     base: Instant,
+    unix_base: u64,
 }
 
 impl Clock {
     pub(crate) fn new() -> Self {
+        let unix_base = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(1, |since| {
+                u64::try_from(since.as_millis()).unwrap_or(u64::MAX / 4)
+            })
+            .max(1);
         Self {
             base: Instant::now(),
+            unix_base,
         }
     }
 
     pub(crate) fn now_ms(self) -> u64 {
         u64::try_from(self.base.elapsed().as_millis())
-            .unwrap_or(u64::MAX - 1)
-            .saturating_add(1)
+            .unwrap_or(u64::MAX / 4)
+            .saturating_add(self.unix_base)
     }
 
     pub(crate) fn instant(self, ms: u64) -> Instant {
-        self.base + Duration::from_millis(ms.saturating_sub(1))
+        self.base + Duration::from_millis(ms.saturating_sub(self.unix_base))
     }
 }
-
-const RPM_WINDOW_MS: u64 = 60_000;
 
 /// The health of one deployment.
 #[derive(Debug)]
 pub(crate) struct Health {
-    /// 0 when healthy; else the clock reading until which the deployment rests. Stays set
-    /// after it passes until a probe succeeds.
-    cooldown_until: AtomicU64,
-    /// A probe is in flight after a cooldown.
-    probing: AtomicBool,
+    /// The shared half: cooldown, trips, probe, rpm/tpm window.
+    pub(crate) cell: Arc<SharedCell>,
     consecutive_failures: AtomicU32,
-    /// Trips in a row (transient cooldowns whose probe failed add one); reset by a probe
-    /// that succeeds.
-    trips: AtomicU32,
     /// The last outcomes (at most [`CooldownPolicy::RECENT`]), newest in bit 0, 1 for a
     /// counted failure; a marker bit sits just above the oldest, so its position is how
     /// many outcomes are recorded. Starts as 1 (the marker alone: none yet).
@@ -63,24 +65,19 @@ pub(crate) struct Health {
     failures: AtomicU64,
     /// 0 for none, else the index of the last error's kind in `ErrorKind::ALL`, plus one.
     last_error: AtomicU8,
-    /// Requests (`first`) and tokens (`second`) in the current minute, for rpm/tpm limits.
-    minute: WindowCounters,
 }
 
 impl Default for Health {
     fn default() -> Self {
         Self {
-            cooldown_until: AtomicU64::new(0),
-            probing: AtomicBool::new(false),
+            cell: Arc::default(),
             consecutive_failures: AtomicU32::new(0),
-            trips: AtomicU32::new(0),
             recent: AtomicU64::new(1),
             in_flight: AtomicU32::new(0),
             ewma_us: AtomicU64::new(0),
             successes: AtomicU64::new(0),
             failures: AtomicU64::new(0),
             last_error: AtomicU8::new(0),
-            minute: WindowCounters::new(RPM_WINDOW_MS),
         }
     }
 }
@@ -94,6 +91,9 @@ pub(crate) enum Unavailable {
     Probing,
     /// Over its rpm or tpm limit until this clock reading.
     Limited(u64),
+    /// Its share of the rpm quota is on its way from the shared store; look again at this
+    /// clock reading (a round trip away).
+    Leasing(u64),
 }
 
 /// The weight of the EWMA's newest sample.
@@ -107,40 +107,37 @@ impl Health {
         rpm: Option<u64>,
         tpm: Option<u64>,
     ) -> Result<bool, Unavailable> {
-        let until = self.cooldown_until.load(Ordering::Acquire);
+        let cell = &*self.cell;
+        let until = cell.cooldown_until.load(Ordering::Acquire);
         let probe = if until == 0 {
             false
         } else if now < until {
             return Err(Unavailable::Cooling(until));
-        } else if self
+        } else if cell.probe_elsewhere_until.load(Ordering::Acquire) > now {
+            // Another replica probes it.
+            return Err(Unavailable::Probing);
+        } else if cell
             .probing
             .compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire)
             .is_ok()
         {
+            cell.wake();
             true
         } else {
             return Err(Unavailable::Probing);
         };
-        if rpm.is_some() || tpm.is_some() {
-            self.minute.roll(now);
-            let requests = self.minute.first.load(Ordering::Acquire);
-            let tokens = self.minute.second.load(Ordering::Acquire);
-            if rpm.is_some_and(|limit| requests >= limit)
-                || tpm.is_some_and(|limit| tokens >= limit)
-            {
-                if probe {
-                    self.probing.store(false, Ordering::Release);
-                }
-                return Err(Unavailable::Limited(self.minute.next_start(now)));
+        if let Err(unavailable) = cell.admit(now, rpm, tpm) {
+            if probe {
+                cell.probing.store(false, Ordering::Release);
             }
-            self.minute.first.fetch_add(1, Ordering::AcqRel);
+            return Err(unavailable);
         }
         self.in_flight.fetch_add(1, Ordering::AcqRel);
         Ok(probe)
     }
 
     pub(crate) fn add_tokens(&self, tokens: u64) {
-        self.minute.second.fetch_add(tokens, Ordering::AcqRel);
+        self.cell.add_tokens(tokens);
     }
 
     fn release(&self) {
@@ -148,13 +145,17 @@ impl Health {
     }
 
     /// The deployment answered (a stream's first content, or a whole answer): it is healthy.
-    pub(crate) fn mark_responsive(&self, latency: Duration, probe: bool) {
+    pub(crate) fn mark_responsive(&self, latency: Duration, probe: bool, now: u64) {
         self.consecutive_failures.store(0, Ordering::Release);
         self.push_outcome(false);
         if probe {
-            self.trips.store(0, Ordering::Release);
-            self.cooldown_until.store(0, Ordering::Release);
-            self.probing.store(false, Ordering::Release);
+            let cell = &*self.cell;
+            cell.trips.store(0, Ordering::Release);
+            cell.cooldown_until.store(0, Ordering::Release);
+            cell.cool_kind.store(0, Ordering::Release);
+            cell.recovered_at.fetch_max(now, Ordering::AcqRel);
+            cell.probing.store(false, Ordering::Release);
+            cell.wake();
         }
         let sample = latency.as_secs_f64() * 1e6;
         let _ = self
@@ -180,39 +181,45 @@ impl Health {
         let kind = error.kind();
         self.failures.fetch_add(1, Ordering::Relaxed);
         let index = ErrorKind::ALL.iter().position(|k| *k == kind).unwrap_or(0);
-        self.last_error.store(
-            u8::try_from(index + 1).unwrap_or(u8::MAX),
-            Ordering::Release,
-        );
+        let kind_code = u8::try_from(index + 1).unwrap_or(u8::MAX);
+        self.last_error.store(kind_code, Ordering::Release);
+        let cell = &*self.cell;
+        let cooled_before = cell.cooldown_until.load(Ordering::Acquire);
         if CooldownPolicy::counts(kind) {
             let consecutive = self.consecutive_failures.fetch_add(1, Ordering::AcqRel) + 1;
             let (recent_failures, recent) = self.push_outcome(true);
             let millis = |rest: Duration| u64::try_from(rest.as_millis()).unwrap_or(u64::MAX / 2);
             if let Some(rest) = policy.immediate(kind, error.retry_after()) {
                 // A re-cool keeps the later deadline.
-                self.cooldown_until
+                cell.cooldown_until
                     .fetch_max(now.saturating_add(millis(rest)).max(1), Ordering::AcqRel);
             } else if probe {
                 // The probe failed: rest again, longer.
-                let trip = self.trips.fetch_add(1, Ordering::AcqRel).saturating_add(1);
+                let trip = cell.trips.fetch_add(1, Ordering::AcqRel).saturating_add(1);
                 let until = now.saturating_add(millis(policy.transient(trip))).max(1);
-                self.cooldown_until.fetch_max(until, Ordering::AcqRel);
+                cell.cooldown_until.fetch_max(until, Ordering::AcqRel);
             } else if policy.trips(consecutive, recent_failures, recent) {
                 // Only the failure that finds the deployment in rotation trips it; failures
                 // of calls that were already in flight do not extend the rest.
-                let trip = self.trips.load(Ordering::Acquire).saturating_add(1);
+                let trip = cell.trips.load(Ordering::Acquire).saturating_add(1);
                 let until = now.saturating_add(millis(policy.transient(trip))).max(1);
-                if self
+                if cell
                     .cooldown_until
                     .compare_exchange(0, until, Ordering::AcqRel, Ordering::Acquire)
                     .is_ok()
                 {
-                    self.trips.store(trip, Ordering::Release);
+                    cell.trips.store(trip, Ordering::Release);
                 }
             }
         }
+        if cell.cooldown_until.load(Ordering::Acquire) != cooled_before {
+            // A cooldown started or grew: the other replicas should learn it now.
+            cell.cool_kind.store(kind_code, Ordering::Release);
+            cell.wake();
+        }
         if probe {
-            self.probing.store(false, Ordering::Release);
+            cell.probing.store(false, Ordering::Release);
+            cell.wake();
         }
     }
 
@@ -245,11 +252,13 @@ impl Health {
     }
 
     pub(crate) fn cooldown_until(&self) -> u64 {
-        self.cooldown_until.load(Ordering::Acquire)
+        self.cell.cooldown_until.load(Ordering::Acquire)
     }
 
-    pub(crate) fn is_probing(&self) -> bool {
-        self.probing.load(Ordering::Acquire)
+    /// A probe is in flight, here or (as far as this replica knows) in another replica.
+    pub(crate) fn is_probing(&self, now: u64) -> bool {
+        self.cell.probing.load(Ordering::Acquire)
+            || self.cell.probe_elsewhere_until.load(Ordering::Acquire) > now
     }
 
     pub(crate) fn successes(&self) -> u64 {
@@ -265,7 +274,7 @@ impl Health {
     }
 
     pub(crate) fn trips(&self) -> u32 {
-        self.trips.load(Ordering::Acquire)
+        self.cell.trips.load(Ordering::Acquire)
     }
 
     pub(crate) fn recent_failure_percent(&self) -> u8 {
@@ -273,9 +282,16 @@ impl Health {
         u8::try_from(failures * 100 / recorded.max(1)).unwrap_or(100)
     }
 
+    /// The kind of this replica's last failure, else of the failure that started a cooldown
+    /// learnt from another replica.
     pub(crate) fn last_error(&self) -> Option<ErrorKind> {
-        let index = usize::from(self.last_error.load(Ordering::Acquire));
-        index
+        let local = self.last_error.load(Ordering::Acquire);
+        let code = if local == 0 {
+            self.cell.cool_kind.load(Ordering::Acquire)
+        } else {
+            local
+        };
+        usize::from(code)
             .checked_sub(1)
             .and_then(|i| ErrorKind::ALL.get(i).copied())
     }
@@ -310,18 +326,20 @@ impl Permit {
         &self.deployment
     }
 
-    pub(crate) fn responsive(&mut self, latency: Duration) {
-        self.deployment.health.mark_responsive(latency, self.probe);
+    pub(crate) fn responsive(&mut self, latency: Duration, now: u64) {
+        self.deployment
+            .health
+            .mark_responsive(latency, self.probe, now);
         // Once the deployment answered, the probe is settled.
         self.probe = false;
     }
 
     /// The attempt succeeded. `latency` is its latency sample, unless one was already taken
     /// with [`Permit::responsive`] (streams sample the time to first content).
-    pub(crate) fn succeed(mut self, latency: Option<Duration>, tokens: u64) {
+    pub(crate) fn succeed(mut self, latency: Option<Duration>, tokens: u64, now: u64) {
         let health = &self.deployment.health;
         if let Some(latency) = latency {
-            health.mark_responsive(latency, self.probe);
+            health.mark_responsive(latency, self.probe, now);
         }
         health.successes.fetch_add(1, Ordering::Relaxed);
         health.add_tokens(tokens);
@@ -346,10 +364,9 @@ impl Drop for Permit {
         if !self.resolved {
             self.deployment.health.release();
             if self.probe {
-                self.deployment
-                    .health
-                    .probing
-                    .store(false, Ordering::Release);
+                let cell = &self.deployment.health.cell;
+                cell.probing.store(false, Ordering::Release);
+                cell.wake();
             }
         }
     }
@@ -432,7 +449,7 @@ mod tests {
             "a new probe may go"
         );
         let permit = Permit::new(Arc::clone(&deployment), true);
-        permit.succeed(Some(Duration::from_millis(20)), 10);
+        permit.succeed(Some(Duration::from_millis(20)), 10, 300_004);
         assert_eq!(health.cooldown_until(), 0);
         assert_eq!(
             health.try_acquire(300_004, None, None),
@@ -445,9 +462,9 @@ mod tests {
     #[test]
     fn ewma_moves_towards_new_samples() {
         let health = Health::default();
-        health.mark_responsive(Duration::from_millis(100), false);
+        health.mark_responsive(Duration::from_millis(100), false, 1);
         assert!((health.ewma_us() - 100_000.0).abs() < 1.0);
-        health.mark_responsive(Duration::from_millis(200), false);
+        health.mark_responsive(Duration::from_millis(200), false, 2);
         assert!((health.ewma_us() - 130_000.0).abs() < 1.0);
     }
 

@@ -50,7 +50,10 @@ mod cooldown;
 mod deployment;
 mod group;
 mod health;
+#[cfg(feature = "redis")]
+mod redis_state;
 mod router;
+mod shared;
 mod status;
 mod strategy;
 mod stream;
@@ -60,7 +63,10 @@ pub use budget::RetryBudgetConfig;
 pub use cooldown::CooldownPolicy;
 pub use deployment::{Deployment, DeploymentConfig, DeploymentTimeouts};
 pub use group::Group;
+#[cfg(feature = "redis")]
+pub use redis_state::{RedisState, RedisStateConfig, mask_redis_url};
 pub use router::{RouteOptions, Router, RouterBuilder, RouterConfig};
+pub use shared::{LocalState, SharedCell, SharedDeployment, SharedState, SharedStateStatus};
 pub use status::{DeploymentStatus, HealthState};
 pub use strategy::{
     FirstAvailable, Latency, LeastBusy, RandomSource, RoundRobin, SplitMix64, Strategy,

@@ -21,6 +21,7 @@ use crate::{
     budget::RetryBudget,
     group::Group,
     health::{Clock, Permit, Unavailable},
+    shared::{LocalState, SharedDeployment, SharedState, SharedStateStatus},
     stream::{Committed, attempt_deadline, committed, until_first_content},
 };
 
@@ -98,6 +99,7 @@ pub struct RouterBuilder {
     config: RouterConfig,
     deployments: Vec<Deployment>,
     random: Option<Arc<dyn RandomSource>>,
+    shared: Option<Arc<dyn SharedState>>,
 }
 
 impl RouterBuilder {
@@ -133,6 +135,14 @@ impl RouterBuilder {
     #[must_use]
     pub fn random_source(mut self, random: Arc<dyn RandomSource>) -> Self {
         self.random = Some(random);
+        self
+    }
+
+    /// Where deployments' cooldowns, probes and rpm/tpm windows are shared with other
+    /// replicas (default [`LocalState`]: this process only).
+    #[must_use]
+    pub fn shared_state(mut self, shared: Arc<dyn SharedState>) -> Self {
+        self.shared = Some(shared);
         self
     }
 
@@ -192,6 +202,18 @@ impl RouterBuilder {
             }
         }
         let default_group = Arc::new(Group::new("", deployments.clone()));
+        let shared = self.shared.unwrap_or_else(|| Arc::new(LocalState));
+        shared.attach(
+            deployments
+                .iter()
+                .map(|d| SharedDeployment {
+                    key: d.shared_key().to_owned(),
+                    cell: Arc::clone(&d.health.cell),
+                    rpm: d.config.rpm,
+                    tpm: d.config.tpm,
+                })
+                .collect(),
+        );
         Ok(Router {
             inner: Arc::new(Inner {
                 name: self.name.unwrap_or_else(|| "router".to_owned()),
@@ -204,6 +226,7 @@ impl RouterBuilder {
                     .random
                     .unwrap_or_else(|| Arc::new(SplitMix64::from_time())),
                 clock: Clock::new(),
+                shared,
             }),
         })
     }
@@ -228,6 +251,7 @@ struct Inner {
     random: Arc<dyn RandomSource>,
     budget: RetryBudget,
     clock: Clock,
+    shared: Arc<dyn SharedState>,
 }
 
 /// What one attempt produced.
@@ -255,6 +279,12 @@ impl Router {
             .iter()
             .map(|d| DeploymentStatus::of(d, self.inner.clock))
             .collect()
+    }
+
+    /// Whether deployments' health is shared with other replicas, and how fresh it is.
+    #[must_use]
+    pub fn shared_state(&self) -> SharedStateStatus {
+        self.inner.shared.status()
     }
 
     /// The model names requests may use: every group and alias, sorted.
@@ -355,6 +385,7 @@ impl Router {
         let config = &inner.config;
         let clock = inner.clock;
         let deadline = Instant::now() + config.timeout;
+        inner.shared.start();
         inner.budget.deposit(clock.now_ms());
         let first = self.resolve(request.model.as_deref())?;
         let strategy = options.strategy.unwrap_or(config.strategy).strategy();
@@ -375,6 +406,9 @@ impl Router {
                 strategy.order(&group, &*inner.random, &mut order);
                 let mut tried = 0usize;
                 let mut earliest: Option<u64> = None;
+                // Some member waits only for its share of the rpm quota (a round trip to the
+                // shared store), not for a rest: worth waiting for even past `max_wait`.
+                let mut leasing: Option<u64> = None;
                 for &index in &order {
                     let Some(deployment) = group.deployments().get(index as usize) else {
                         continue;
@@ -392,6 +426,10 @@ impl Router {
                         Err(unavailable) => {
                             let until = match unavailable {
                                 Unavailable::Cooling(until) | Unavailable::Limited(until) => until,
+                                Unavailable::Leasing(until) => {
+                                    leasing = Some(leasing.map_or(until, |l| l.min(until)));
+                                    until
+                                }
                                 Unavailable::Probing => now + duration_ms(config.backoff_base),
                             };
                             earliest = Some(earliest.map_or(until, |e| e.min(until)));
@@ -455,7 +493,7 @@ impl Router {
                     let limit = *wait_limit.get_or_insert_with(|| Instant::now() + config.max_wait);
                     if let Some(until) = earliest
                         && clock.instant(until) < deadline
-                        && clock.instant(until) <= limit
+                        && (clock.instant(until) <= limit || leasing == Some(until))
                     {
                         tokio::time::sleep_until(clock.instant(until)).await;
                         continue;
@@ -524,7 +562,7 @@ impl Router {
             return match result {
                 Ok(response) => {
                     let tokens = response.usage.as_ref().map_or(0, |u| u.total_tokens);
-                    permit.succeed(Some(started.elapsed()), tokens);
+                    permit.succeed(Some(started.elapsed()), tokens, inner.clock.now_ms());
                     Ok(Outcome::Chat(response))
                 }
                 Err(error) => {
@@ -543,7 +581,7 @@ impl Router {
         .unwrap_or_else(|_| Err(timeout_error(TimeoutPhase::FirstByte, until)));
         match opened {
             Ok((stream, buffered)) => {
-                permit.responsive(started.elapsed());
+                permit.responsive(started.elapsed(), inner.clock.now_ms());
                 Ok(Outcome::Stream(committed(Committed {
                     buffered,
                     inner: stream,
@@ -599,7 +637,7 @@ fn resting(group: &Group, clock: Clock, attempts: &mut Vec<Attempt>) {
         let last = deployment.health.last_error();
         let message = match last {
             Some(kind) if until > now => format!("cooling down for {left:.1?} after {kind}"),
-            Some(_) | None if deployment.health.is_probing() => {
+            Some(_) | None if deployment.health.is_probing(now) => {
                 "being probed after a cooldown".to_owned()
             }
             _ => "over its requests- or tokens-per-minute limit".to_owned(),

@@ -68,7 +68,7 @@ impl DeploymentStatus {
             HealthState::Healthy
         } else if now < until {
             HealthState::CoolingDown
-        } else if health.is_probing() {
+        } else if health.is_probing(now) {
             HealthState::Probing
         } else {
             HealthState::AwaitingProbe

@@ -68,7 +68,7 @@ pub(crate) fn committed(parts: Committed) -> ChatStream {
             }
             Ok(None) => {
                 if let Some(permit) = state.permit.take() {
-                    permit.succeed(None, state.tokens);
+                    permit.succeed(None, state.tokens, state.clock.now_ms());
                 }
                 None
             }
