@@ -496,7 +496,7 @@ impl Inner {
             .zip(&replies)
             .zip(published.iter_mut().zip(&sent))
         {
-            apply(deployment, reply, now, window);
+            apply(deployment, reply, now, window, sent.wanted);
             match sent.probe_op {
                 1 => published.probe = true,
                 2 => published.probe = false,
@@ -547,7 +547,7 @@ impl Inner {
 }
 
 /// Merge what all replicas know into one cell.
-fn apply(deployment: &SharedDeployment, reply: &[i64], now: u64, window: u64) {
+fn apply(deployment: &SharedDeployment, reply: &[i64], now: u64, window: u64, wanted: bool) {
     let value = |i: usize| reply.get(i).copied().unwrap_or(0).max(0).cast_unsigned();
     let (remote_until, remote_trips, remote_kind) = (value(0), value(1), value(2));
     let (probe_ttl, used, grant, tokens) = (value(3), value(4), value(5), value(6));
@@ -584,6 +584,10 @@ fn apply(deployment: &SharedDeployment, reply: &[i64], now: u64, window: u64) {
     if let Some(limit) = deployment.rpm {
         if grant > 0 && cell.lease_window.load(Ordering::Acquire) == window {
             cell.lease_left.fetch_add(grant, Ordering::AcqRel);
+        }
+        if wanted {
+            // Answered (granted, or the minute is full): requests wait again from now on.
+            cell.lease_wanted_at.store(0, Ordering::Release);
         }
         if used >= limit {
             cell.full_window.store(window + 1, Ordering::Release);

@@ -21,7 +21,7 @@ use crate::{
     budget::RetryBudget,
     group::Group,
     health::{Clock, Permit, Unavailable},
-    shared::{LocalState, SharedDeployment, SharedState, SharedStateStatus},
+    shared::{LocalState, MINUTE_MS, SharedDeployment, SharedState, SharedStateStatus},
     stream::{Committed, attempt_deadline, committed, until_first_content},
 };
 
@@ -282,8 +282,11 @@ impl Router {
     }
 
     /// Whether deployments' health is shared with other replicas, and how fresh it is.
+    /// Also starts the sharing (which otherwise starts with the first request) when called
+    /// inside an async runtime.
     #[must_use]
     pub fn shared_state(&self) -> SharedStateStatus {
+        self.inner.shared.start();
         self.inner.shared.status()
     }
 
@@ -633,21 +636,31 @@ fn resting(group: &Group, clock: Clock, attempts: &mut Vec<Attempt>) {
     let now = clock.now_ms();
     for deployment in group.deployments() {
         let until = deployment.health.cooldown_until();
+        let cooling = until > now;
         let left = Duration::from_millis(until.saturating_sub(now));
         let last = deployment.health.last_error();
-        let message = match last {
-            Some(kind) if until > now => format!("cooling down for {left:.1?} after {kind}"),
-            Some(_) | None if deployment.health.is_probing(now) => {
-                "being probed after a cooldown".to_owned()
+        let (message, kind, retry_after) = match last {
+            Some(kind) if cooling => (
+                format!("cooling down for {left:.1?} after {kind}"),
+                kind,
+                Some(left),
+            ),
+            _ if deployment.health.is_probing(now) => (
+                "being probed after a cooldown".to_owned(),
+                last.unwrap_or(ErrorKind::RateLimited),
+                None,
+            ),
+            _ => {
+                // rpm/tpm windows are wall-clock minutes: the next one starts the quota afresh.
+                let next = (now / MINUTE_MS + 1) * MINUTE_MS;
+                (
+                    "over its requests- or tokens-per-minute limit".to_owned(),
+                    ErrorKind::RateLimited,
+                    Some(Duration::from_millis(next - now)),
+                )
             }
-            _ => "over its requests- or tokens-per-minute limit".to_owned(),
         };
-        attempts.push(Attempt::note(
-            deployment.id(),
-            last.unwrap_or(ErrorKind::RateLimited),
-            message,
-            (until > now).then_some(left),
-        ));
+        attempts.push(Attempt::note(deployment.id(), kind, message, retry_after));
     }
 }
 

@@ -71,6 +71,8 @@ pub struct SharedCell {
     pub(crate) tokens_window: AtomicU64,
     /// A lease is wanted (the local quota runs low).
     pub(crate) want_lease: AtomicBool,
+    /// When a request first found no lease left and waited (Unix ms; 0 when none waits).
+    pub(crate) lease_wanted_at: AtomicU64,
     /// Wakes the backend's sync task; unset for [`LocalState`].
     wake: OnceLock<Arc<Notify>>,
 }
@@ -94,6 +96,7 @@ impl Default for SharedCell {
             shared_tokens: AtomicU64::new(0),
             tokens_window: AtomicU64::new(0),
             want_lease: AtomicBool::new(false),
+            lease_wanted_at: AtomicU64::new(0),
             wake: OnceLock::new(),
         }
     }
@@ -113,6 +116,11 @@ impl fmt::Debug for SharedCell {
             .finish_non_exhaustive()
     }
 }
+
+/// How long a request may wait for a lease that is slow to come (the store is slow or just
+/// died) before it is admitted on local counts instead; reconciled later like requests
+/// admitted while the store is unreachable.
+pub(crate) const LEASE_GRACE_MS: u64 = 10;
 
 /// The rpm quota leased at a time: a fiftieth of the limit (at least one request), so
 /// quota held by a replica that goes idle is at most 2 % of the limit.
@@ -172,6 +180,7 @@ impl SharedCell {
                         .is_ok()
                 {
                     self.lease_left.store(0, Ordering::Release);
+                    self.lease_wanted_at.store(0, Ordering::Release);
                 }
                 let taken =
                     self.lease_left
@@ -188,6 +197,20 @@ impl SharedCell {
                     Err(_) => {
                         if self.full_window.load(Ordering::Acquire) == window + 1 {
                             return Err(Unavailable::Limited(next_minute));
+                        }
+                        let since = self.lease_wanted_at.load(Ordering::Acquire);
+                        if since == 0 {
+                            let _ = self.lease_wanted_at.compare_exchange(
+                                0,
+                                now,
+                                Ordering::AcqRel,
+                                Ordering::Acquire,
+                            );
+                        } else if now.saturating_sub(since) >= LEASE_GRACE_MS {
+                            // The store is slow or gone: never hold a request for it.
+                            self.minute.first.fetch_add(1, Ordering::AcqRel);
+                            self.unsynced_requests.fetch_add(1, Ordering::AcqRel);
+                            return Ok(());
                         }
                         self.want_lease.store(true, Ordering::Release);
                         self.wake();
@@ -318,6 +341,12 @@ mod tests {
             Err(Unavailable::Leasing(now + LEASE_WAIT_MS))
         );
         assert!(cell.want_lease.load(Ordering::Acquire));
+        // A lease slow to come does not hold requests for long: past the grace they are
+        // admitted on local counts, to be added to the shared window later.
+        assert_eq!(cell.admit(now + LEASE_GRACE_MS, Some(100), None), Ok(()));
+        assert_eq!(cell.unsynced_requests.load(Ordering::Acquire), 1);
+        cell.unsynced_requests.store(0, Ordering::Release);
+        cell.lease_wanted_at.store(0, Ordering::Release);
         cell.lease_left.store(2, Ordering::Release);
         assert_eq!(cell.admit(now, Some(100), None), Ok(()));
         assert_eq!(cell.admit(now, Some(100), None), Ok(()));

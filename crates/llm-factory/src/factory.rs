@@ -173,6 +173,13 @@ impl LlmFactory {
         self.router.status()
     }
 
+    /// Whether deployments' health is shared with other replicas (`router.shared_state`),
+    /// and how fresh it is.
+    #[must_use]
+    pub fn shared_state(&self) -> llm_balance::SharedStateStatus {
+        self.router.shared_state()
+    }
+
     /// The model names requests may use.
     #[must_use]
     pub fn models(&self) -> Vec<String> {
@@ -314,6 +321,7 @@ impl LlmFactoryBuilder {
                 Source::Env(file) => {
                     let env = EnvSource::new(file.as_deref(), self.vars.clone())?;
                     config.providers.extend(from_env_map(&env, &registered)?);
+                    crate::shared::from_env(&mut config.router, &env);
                 }
                 Source::Yaml(path) => {
                     let text = std::fs::read_to_string(path).map_err(|e| {
@@ -337,6 +345,7 @@ impl LlmFactoryBuilder {
                     if !file.server.is_empty() {
                         config.server = file.server;
                     }
+                    crate::shared::from_env(&mut config.router, &env);
                 }
             }
         }
@@ -351,6 +360,10 @@ impl LlmFactoryBuilder {
         let mut context = crate::providers::BuildContext::default();
         if let Some(max) = config.server.max_upstream_body_bytes {
             context.max_upstream_body_bytes = max.max(1);
+        }
+        let shared = crate::shared::state(&config.router)?;
+        if let Some(shared) = &shared {
+            context.fingerprint_key = Some(shared.fingerprint_key.clone());
         }
         for (position, model) in config.providers.iter().enumerate() {
             let built = registry::deployments(model, position, &self.registry, &context).map_err(
@@ -378,6 +391,9 @@ impl LlmFactoryBuilder {
             .deployments(deployments);
         if let Some(random) = self.random {
             builder = builder.random_source(random);
+        }
+        if let Some(shared) = shared {
+            builder = builder.shared_state(shared.state);
         }
         Ok(LlmFactory {
             router: builder.build()?,

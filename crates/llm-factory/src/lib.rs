@@ -72,10 +72,11 @@ mod defaults;
 mod factory;
 mod providers;
 mod registry;
+mod shared;
 
 pub use config::{
     CooldownSettings, ENV_PREFIXES, FactoryConfig, ModelConfig, ProviderType, RetryBudgetSettings,
-    RouterSettings, ServerSettings, load_env,
+    RouterSettings, SecretSetting, ServerSettings, load_env,
 };
 pub use factory::{ChatOptions, LlmFactory, LlmFactoryBuilder};
 pub use llm_balance::{DeploymentConfig, DeploymentStatus, StrategyKind};

@@ -126,6 +126,9 @@ pub(crate) fn deployments(
             } else {
                 provider
             };
+        let shared_key = context.fingerprint_key.as_ref().map(|secret| {
+            crate::shared::identity(secret, config, api_key, endpoint.as_deref(), region)
+        });
         let key_hint = api_key.map(mask_key);
         let id = match &key_hint {
             Some(hint) => format!("{}/{}/{hint}", config.provider, config.model_name),
@@ -149,6 +152,7 @@ pub(crate) fn deployments(
                 rpm: config.rpm,
                 tpm: config.tpm,
                 timeouts,
+                shared_key,
                 ..DeploymentConfig::new(id, config.model_name.clone())
             },
         ));

@@ -258,6 +258,7 @@ pub(crate) async fn status(State(state): State<Arc<AppState>>) -> Json<serde_jso
     Json(json!({
         "object": "list",
         "data": state.factory.status(),
+        "shared_state": state.factory.shared_state(),
         "connections": crate::connection_stats(),
     }))
 }
@@ -286,7 +287,11 @@ pub(crate) async fn metrics(State(state): State<Arc<AppState>>) -> Response {
     match metrics::handle() {
         Some(handle) => (
             [(CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
-            metrics::render(handle, &state.factory.status()),
+            metrics::render(
+                handle,
+                &state.factory.status(),
+                &state.factory.shared_state(),
+            ),
         )
             .into_response(),
         None => ApiError::new(

@@ -212,6 +212,9 @@ async fn main() -> anyhow::Result<()> {
         .parse()
         .with_context(|| format!("`{host}:{port}` is not an address"))?;
     let models = factory.models().join(", ");
+    // Starts sharing deployments' health with other replicas (when `router.shared_state`
+    // is set) now rather than at the first request.
+    let shared_state = factory.shared_state().backend;
     let app = llm_server::router_with(factory, options);
     // Connections get TCP_NODELAY (streamed chunks are small writes; Nagle's algorithm with
     // delayed ACKs would hold each one up to 40 ms) and the bounds of `limits`.
@@ -224,6 +227,7 @@ async fn main() -> anyhow::Result<()> {
         demo = cli.demo,
         max_connections = limits.max_connections,
         fd_limit = fd_limit.unwrap_or(0),
+        shared_state,
         "llm-server listening"
     );
 

@@ -4,7 +4,10 @@
 
 use std::sync::OnceLock;
 
-use llm_factory::{DeploymentStatus, balance::HealthState};
+use llm_factory::{
+    DeploymentStatus,
+    balance::{HealthState, SharedStateStatus},
+};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
 /// Latency buckets in seconds, from sub-millisecond gateway overhead to slow generations.
@@ -30,7 +33,21 @@ pub(crate) fn handle() -> Option<&'static PrometheusHandle> {
 }
 
 /// Record per-deployment gauges from a status snapshot, then render.
-pub(crate) fn render(handle: &PrometheusHandle, status: &[DeploymentStatus]) -> String {
+pub(crate) fn render(
+    handle: &PrometheusHandle,
+    status: &[DeploymentStatus],
+    shared: &SharedStateStatus,
+) -> String {
+    // Whether health is shared with other replicas (1) or this replica serves on its own
+    // state (0: no shared backend, or it is unreachable), and how stale it is.
+    metrics::gauge!("llm_shared_state_connected", "backend" => shared.backend)
+        .set(if shared.shared { 1.0 } else { 0.0 });
+    if let Some(staleness) = shared.staleness_ms {
+        metrics::gauge!("llm_shared_state_staleness_seconds", "backend" => shared.backend)
+            .set(staleness as f64 / 1000.0);
+    }
+    metrics::gauge!("llm_shared_state_disconnects", "backend" => shared.backend)
+        .set(shared.disconnects as f64);
     for deployment in status {
         let labels = [
             ("deployment", deployment.id.clone()),

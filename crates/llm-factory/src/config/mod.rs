@@ -338,6 +338,43 @@ pub struct RouterSettings {
     /// Retry budget settings.
     #[serde(default)]
     pub retry_budget: Option<RetryBudgetSettings>,
+    /// Share deployments' cooldowns, probes and rpm/tpm windows with other replicas
+    /// through Redis: `redis://[:password@]host:port[/db]`, `rediss://` (TLS) or
+    /// `redis+unix:///path` (feature `redis`). Off when unset; also
+    /// `LLM_FACTORY_REDIS_URL`. See `docs/scale-out.md`.
+    #[serde(default)]
+    pub shared_state: Option<SecretSetting>,
+    /// The key of the keyed hash (HMAC-SHA-256) that identifies a credential in shared
+    /// state, the same on every replica. Default: the password of `shared_state`'s URL.
+    /// Also `LLM_FACTORY_SHARED_STATE_SECRET`.
+    #[serde(default)]
+    pub shared_state_secret: Option<SecretSetting>,
+}
+
+/// A secret setting (a URL with a password, a key): never shown, compared by value.
+#[derive(Clone, Deserialize)]
+#[serde(transparent)]
+pub struct SecretSetting(pub SecretString);
+
+impl SecretSetting {
+    /// A secret setting holding `value`.
+    #[must_use]
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(SecretString::from(value.into()))
+    }
+}
+
+impl PartialEq for SecretSetting {
+    fn eq(&self, other: &Self) -> bool {
+        use secrecy::ExposeSecret as _;
+        self.0.expose_secret() == other.0.expose_secret()
+    }
+}
+
+impl fmt::Debug for SecretSetting {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("[REDACTED]")
+    }
 }
 
 /// The `router.cooldown:` section, in seconds.

@@ -40,16 +40,20 @@ pub(crate) struct Builtin {
 }
 
 /// What every provider is built with besides its own entry.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub(crate) struct BuildContext {
     /// The largest non-streaming upstream answer read (`server.max_upstream_body_bytes`).
     pub(crate) max_upstream_body_bytes: usize,
+    /// The key of the keyed hash that identifies credentials in shared state; `None`
+    /// when state is not shared.
+    pub(crate) fingerprint_key: Option<crate::shared::FingerprintKey>,
 }
 
 impl Default for BuildContext {
     fn default() -> Self {
         Self {
             max_upstream_body_bytes: 32 * 1024 * 1024,
+            fingerprint_key: None,
         }
     }
 }

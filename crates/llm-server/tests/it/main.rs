@@ -17,6 +17,7 @@ mod faults;
 mod hardening;
 mod logs;
 mod providers;
+mod scale_out;
 mod secrets;
 mod seed;
 mod streaming;
