@@ -592,35 +592,10 @@ fn nginx_floor(dir: &Path, upstream: u16) -> Result<Option<Gateway>, String> {
 /// The nginx binary, installed with apt-get (Debian package `nginx-light`, else `nginx`)
 /// when missing and we are root.
 fn nginx_binary() -> Option<PathBuf> {
-    let find = || {
-        ["/usr/sbin/nginx", "/usr/local/sbin/nginx", "/usr/bin/nginx"]
-            .iter()
-            .map(PathBuf::from)
-            .find(|p| p.exists())
-    };
-    if let Some(found) = find() {
-        return Some(found);
-    }
-    let root = Command::new("id")
-        .arg("-u")
-        .output()
-        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0");
-    if !root {
-        return None;
-    }
-    let install = |package: &str| {
-        println!("$ apt-get install -y {package}");
-        Command::new("apt-get")
-            .args(["install", "-y", "-q", package])
-            .env("DEBIAN_FRONTEND", "noninteractive")
-            .status()
-            .is_ok_and(|s| s.success())
-    };
-    if !install("nginx-light") && !install("nginx") {
-        let _ = Command::new("apt-get").args(["update", "-q"]).status();
-        let _ = install("nginx-light") || install("nginx");
-    }
-    find()
+    crate::system_binary(
+        &["/usr/sbin/nginx", "/usr/local/sbin/nginx", "/usr/bin/nginx"],
+        &["nginx-light", "nginx"],
+    )
 }
 
 fn per_request(

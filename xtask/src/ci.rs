@@ -43,8 +43,11 @@ pub(crate) fn main(args: &[String]) -> Result<(), String> {
         feature_isolation()?;
     }
 
+    // The scale-out tests run two gateways on a real redis-server; here it is required.
+    redis_server()?;
     let mut test = cargo();
-    test.args(&TEST_COMMAND[1..]);
+    test.args(&TEST_COMMAND[1..])
+        .env("LLM_FACTORY_REQUIRE_REDIS", "1");
     let totals = run_tests(test)?;
 
     run_examples()?;
@@ -75,6 +78,23 @@ pub(crate) fn main(args: &[String]) -> Result<(), String> {
         totals.passed, totals.failed, totals.ignored
     );
     Ok(())
+}
+
+/// The redis-server binary of the scale-out tests and benchmark, installed with apt-get
+/// (Debian package `redis-server`) when missing and we are root.
+pub(crate) fn redis_server() -> Result<std::path::PathBuf, String> {
+    crate::system_binary(
+        &[
+            "/usr/bin/redis-server",
+            "/usr/sbin/redis-server",
+            "/usr/local/bin/redis-server",
+        ],
+        &["redis-server"],
+    )
+    .ok_or_else(|| {
+        "redis-server is not installed and could not be (needs root and apt-get): apt-get install redis-server"
+            .to_owned()
+    })
 }
 
 /// Test counts summed over every `test result:` line of a cargo test run.

@@ -117,3 +117,32 @@ fn describe(command: &Command) -> String {
         .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
     [envs, vec![program], args].concat().join(" ")
 }
+
+/// The first of `paths` that exists; when none does and we are root, the first of
+/// `packages` that `apt-get` installs (after an `apt-get update` if none installs at first).
+fn system_binary(paths: &[&str], packages: &[&str]) -> Option<PathBuf> {
+    let find = || paths.iter().map(PathBuf::from).find(|p| p.exists());
+    if let Some(found) = find() {
+        return Some(found);
+    }
+    let root = Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0");
+    if !root {
+        return None;
+    }
+    let install = |package: &&str| {
+        println!("$ apt-get install -y {package}");
+        Command::new("apt-get")
+            .args(["install", "-y", "-q", package])
+            .env("DEBIAN_FRONTEND", "noninteractive")
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    if !packages.iter().any(install) {
+        let _ = Command::new("apt-get").args(["update", "-q"]).status();
+        let _ = packages.iter().any(install);
+    }
+    find()
+}

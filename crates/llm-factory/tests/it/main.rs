@@ -8,4 +8,5 @@ mod config_errors;
 mod custom;
 mod full_path;
 mod original_spec;
+mod shared_state;
 mod support;

@@ -25,6 +25,7 @@ const COOLING_KEY: &str = "sk-scale-cooling-000000000001";
 const HEALTHY_KEY: &str = "sk-scale-healthy-000000000002";
 const LATER_KEY: &str = "sk-scale-later-00000000000003";
 const LIMITED_KEY: &str = "sk-scale-limited-000000000004";
+const REDIS_PASSWORD: &str = "PLANTED-redis-password-0123456789";
 
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
@@ -45,12 +46,13 @@ fn scratch(name: &str) -> PathBuf {
 struct Redis {
     binary: PathBuf,
     port: u16,
+    password: Option<&'static str>,
     child: Option<Child>,
 }
 
 impl Redis {
     /// `None` (with a notice) when `redis-server` is missing and not required.
-    fn start() -> Option<Self> {
+    fn start(password: Option<&'static str>) -> Option<Self> {
         let found = std::env::var_os("PATH")
             .map(|paths| std::env::split_paths(&paths).collect::<Vec<_>>())
             .unwrap_or_default()
@@ -75,6 +77,7 @@ impl Redis {
         let mut redis = Self {
             binary,
             port: free_port(),
+            password,
             child: None,
         };
         redis.spawn();
@@ -82,7 +85,11 @@ impl Redis {
     }
 
     fn spawn(&mut self) {
-        let child = Command::new(&self.binary)
+        let mut command = Command::new(&self.binary);
+        if let Some(password) = self.password {
+            command.args(["--requirepass", password]);
+        }
+        let child = command
             .args([
                 "--port",
                 &self.port.to_string(),
@@ -102,7 +109,14 @@ impl Redis {
         loop {
             if let Ok(mut stream) = TcpStream::connect(("127.0.0.1", self.port)) {
                 let mut answer = [0u8; 7];
-                if stream.write_all(b"PING\r\n").is_ok()
+                let auth = self
+                    .password
+                    .map(|p| format!("AUTH {p}\r\n"))
+                    .unwrap_or_default();
+                let mut ok = [0u8; 5];
+                if stream.write_all(auth.as_bytes()).is_ok()
+                    && (auth.is_empty() || stream.read_exact(&mut ok).is_ok())
+                    && stream.write_all(b"PING\r\n").is_ok()
                     && stream.read_exact(&mut answer).is_ok()
                     && &answer == b"+PONG\r\n"
                 {
@@ -125,7 +139,10 @@ impl Redis {
     }
 
     fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}/0", self.port)
+        match self.password {
+            Some(password) => format!("redis://:{password}@127.0.0.1:{}/0", self.port),
+            None => format!("redis://127.0.0.1:{}/0", self.port),
+        }
     }
 }
 
@@ -358,7 +375,8 @@ async fn cooldown_propagates(
 
 #[tokio::test]
 async fn a_rate_limit_seen_by_one_replica_is_skipped_by_the_other_within_100_ms() {
-    let Some(redis) = Redis::start() else {
+    // A Redis with a password, which must never show.
+    let Some(redis) = Redis::start(Some(REDIS_PASSWORD)) else {
         return;
     };
     let server = upstream().await;
@@ -389,12 +407,30 @@ async fn a_rate_limit_seen_by_one_replica_is_skipped_by_the_other_within_100_ms(
     let shared = &status["shared_state"];
     assert_eq!(shared["shared"], true);
     assert!(shared["staleness_ms"].as_u64().unwrap() < 1_000, "{shared}");
+    // The password shows nowhere: status, metrics, logs.
+    let metrics = b
+        .http
+        .get(format!("http://127.0.0.1:{}/metrics", b.port))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("llm_shared_state_connected{backend=\"redis\"} 1"),
+        "{metrics}"
+    );
+    for shown in [status.to_string(), metrics, a.log(), b.log()] {
+        assert!(!shown.contains(REDIS_PASSWORD), "{shown}");
+    }
+    assert!(a.log().contains("redis://***@127.0.0.1"), "{}", a.log());
 }
 
 #[tokio::test]
 async fn an_rpm_limit_holds_across_both_replicas() {
     const RPM: usize = 200;
-    let Some(redis) = Redis::start() else {
+    let Some(redis) = Redis::start(None) else {
         return;
     };
     let server = upstream().await;
@@ -483,7 +519,7 @@ async fn an_rpm_limit_holds_across_both_replicas() {
 // Several threads: the load must not stall while the test itself kills or starts Redis.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn redis_killed_and_restarted_loses_no_request_and_sharing_resumes() {
-    let Some(mut redis) = Redis::start() else {
+    let Some(mut redis) = Redis::start(None) else {
         return;
     };
     let server = upstream().await;
