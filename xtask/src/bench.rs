@@ -258,16 +258,48 @@ fn gateway_config(
     deployments: usize,
     strategy: &str,
 ) -> Result<PathBuf, String> {
+    gateway_config_with(dir, upstream, deployments, strategy, &Extra::default())
+}
+
+/// Settings added to a benchmark gateway's configuration.
+#[derive(Default)]
+struct Extra {
+    /// `router.shared_state`.
+    shared_state: Option<String>,
+    /// `rpm` of every deployment.
+    rpm: Option<u64>,
+}
+
+fn gateway_config_with(
+    dir: &Path,
+    upstream: u16,
+    deployments: usize,
+    strategy: &str,
+    extra: &Extra,
+) -> Result<PathBuf, String> {
     let mut yaml =
         String::from("providers:\n  - provider: openai\n    model_name: gpt-4o\n    api_keys:\n");
     for i in 0..deployments {
         let _ = writeln!(yaml, "      - sk-bench-{i:06}-0123456789abcdef");
     }
+    if let Some(rpm) = extra.rpm {
+        let _ = writeln!(yaml, "    rpm: {rpm}");
+    }
     let _ = write!(
         yaml,
-        "    api_base: http://127.0.0.1:{upstream}/v1\nrouter:\n  strategy: {strategy}\nserver:\n  max_concurrency: 8192\n"
+        "    api_base: http://127.0.0.1:{upstream}/v1\nrouter:\n  strategy: {strategy}\n"
     );
-    let path = dir.join(format!("gateway-{deployments}-{strategy}.yaml"));
+    if let Some(url) = &extra.shared_state {
+        let _ = writeln!(yaml, "  shared_state: {url}");
+    }
+    yaml.push_str("server:\n  max_concurrency: 8192\n");
+    let suffix = match (&extra.shared_state, extra.rpm) {
+        (None, None) => "",
+        (Some(_), None) => "-shared",
+        (None, Some(_)) => "-rpm",
+        (Some(_), Some(_)) => "-shared-rpm",
+    };
+    let path = dir.join(format!("gateway-{deployments}-{strategy}{suffix}.yaml"));
     fs::write(&path, yaml).map_err(|e| format!("{}: {e}", path.display()))?;
     Ok(path)
 }
@@ -460,6 +492,62 @@ pub(crate) fn main(args: &[String]) -> Result<(), String> {
         }
         let peak = rss_kib(gateway.proc.pid());
         memory.push((name.trim_start_matches("gateway ").to_owned(), idle, peak));
+    }
+    // Shared state through Redis: the same gateway, then with every deployment's rpm
+    // leased from Redis too, against the local-only row above.
+    let redis = if quick {
+        crate::ci::redis_server().ok()
+    } else {
+        crate::ci::redis_server()
+            .inspect_err(|e| println!("redis-server: {e}; the shared-state rows are left out"))
+            .ok()
+    };
+    if let Some(binary) = redis {
+        let port = free_port()?;
+        let _redis = spawn(
+            &binary,
+            &[
+                "--port".to_owned(),
+                port.to_string(),
+                "--bind".to_owned(),
+                "127.0.0.1".to_owned(),
+                "--save".to_owned(),
+                String::new(),
+                "--appendonly".to_owned(),
+                "no".to_owned(),
+            ],
+            1,
+            &[],
+            &[port],
+        )?;
+        let url = format!("redis://127.0.0.1:{port}/0");
+        let variants: Vec<(&str, Option<u64>)> = if quick {
+            vec![(SHARED, None)]
+        } else {
+            vec![(SHARED, None), (SHARED_RPM, Some(100_000_000))]
+        };
+        for (name, rpm) in variants {
+            let extra = Extra {
+                shared_state: Some(url.clone()),
+                rpm,
+            };
+            let config = gateway_config_with(&out_dir, upstream_port, 16, "round_robin", &extra)?;
+            let gateway = start_gateway(&bin, &config)?;
+            // Let it connect before measuring.
+            thread::sleep(Duration::from_millis(300));
+            for &c in levels {
+                let before = cpu_ticks(gateway.proc.pid());
+                let report = load(&bin, gateway.port, c, seconds, false)?;
+                gateway_errors += num(&report, "errors");
+                let cpu = per_request(cpu_ticks(gateway.proc.pid()) - before, ticks, &report);
+                rows.push(Row {
+                    name: name.to_owned(),
+                    concurrency: c,
+                    report,
+                    cpu_us_per_request: cpu,
+                });
+            }
+        }
     }
     // Streams: time to first byte and chunks relayed.
     let stream_levels: &[usize] = if quick { &[16] } else { &[1, 16, 64] };
@@ -730,6 +818,49 @@ pub(crate) fn machine() -> String {
     )
 }
 
+/// The shared-state rows' names.
+const SHARED: &str = "gateway 16 × round_robin, shared state (Redis)";
+const SHARED_RPM: &str = "gateway 16 × round_robin, shared state + rpm leases";
+const LOCAL: &str = "gateway 16 × round_robin";
+
+/// Requests per second with shared state on against local-only, per concurrency.
+fn shared_state_section(rows: &[Row]) -> String {
+    let mut md = String::from(
+        "\n## Shared state (Redis)\n\nThe same gateway (16 deployments, round robin) local-only, with `router.shared_state` on a local `redis-server` \
+         (pinned beside the upstream), and with an rpm on every deployment so that quota is leased from Redis too (see `docs/scale-out.md`). \
+         Goal: requests/s within 5 % of local-only.\n\n\
+         | concurrency | local req/s | shared req/s | shared / local | shared + rpm req/s | shared + rpm / local | CPU µs/req local / shared / + rpm |\n|---|---|---|---|---|---|---|\n",
+    );
+    let find = |name: &str, c: usize| rows.iter().find(|r| r.name == name && r.concurrency == c);
+    for local in rows.iter().filter(|r| r.name == LOCAL) {
+        let c = local.concurrency;
+        let base = num(&local.report, "rps");
+        let rps = |name| find(name, c).map(|r| num(&r.report, "rps"));
+        let cpu = |row: Option<&Row>| {
+            row.and_then(|r| r.cpu_us_per_request)
+                .map_or_else(|| "–".to_owned(), |v| format!("{v:.1}"))
+        };
+        let cell = |value: Option<f64>| value.map_or_else(|| "–".to_owned(), |v| format!("{v:.0}"));
+        let ratio = |value: Option<f64>| {
+            value
+                .filter(|_| base > 0.0)
+                .map_or_else(|| "–".to_owned(), |v| format!("{:.1} %", v / base * 100.0))
+        };
+        let _ = writeln!(
+            md,
+            "| {c} | {base:.0} | {} | {} | {} | {} | {} / {} / {} |",
+            cell(rps(SHARED)),
+            ratio(rps(SHARED)),
+            cell(rps(SHARED_RPM)),
+            ratio(rps(SHARED_RPM)),
+            cpu(Some(local)),
+            cpu(find(SHARED, c)),
+            cpu(find(SHARED_RPM, c)),
+        );
+    }
+    md
+}
+
 fn report_markdown(
     rows: &[Row],
     memory: &[(String, u64, u64)],
@@ -786,6 +917,7 @@ fn report_markdown(
             );
         }
     }
+    md.push_str(&shared_state_section(rows));
     md.push_str(&targets(rows, memory, readiness, open));
     md.push_str(OPTIMISED);
     md.push_str("\n## Memory and start-up\n\n| gateway | RSS idle MiB | RSS right after its load rows MiB |\n|---|---|---|\n");

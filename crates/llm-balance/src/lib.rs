@@ -41,9 +41,17 @@
 //! # }).unwrap();
 //! ```
 //!
+//! # Shared state
+//!
+//! The half of a deployment's health that replicas of a gateway should agree on (cooldown
+//! deadline and trips, probe ownership, rpm/tpm window; [`SharedCell`]) sits behind
+//! [`SharedState`]: [`LocalState`] (the default) keeps it to this process; `RedisState`
+//! (feature `redis`) shares it through Redis, reconciled in the background so that the
+//! request path never waits on it. Times are Unix milliseconds. See `docs/scale-out.md`.
+//!
 //! # Features
 //!
-//! None.
+//! - `redis`: `RedisState` and `RedisStateConfig` (redis-rs).
 
 mod budget;
 mod cooldown;

@@ -54,6 +54,9 @@
 //! - `claude-bedrock` (default): Claude on AWS Bedrock through `llm-claude-bedrock` (the
 //!   AWS SDK; nothing of it is compiled without this feature).
 //! - `gemini` (default): Gemini on AI Studio and Vertex AI through `llm-gemini`.
+//! - `redis` (default): `router.shared_state: redis://…` (or `LLM_FACTORY_REDIS_URL`):
+//!   gateway replicas share deployments' cooldowns, probes and rpm/tpm windows through
+//!   Redis (`docs/scale-out.md`).
 //! - `blocking`: [`blocking::LlmFactory`], the same API for code without async.
 //!
 //! A configuration naming a provider whose feature is off is a clear "not compiled in"

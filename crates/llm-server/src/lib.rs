@@ -41,6 +41,8 @@
 //! - `claude-bedrock` (default): Claude on AWS Bedrock upstreams (Converse /
 //!   ConverseStream, the AWS SDK).
 //! - `gemini` (default): Gemini upstreams (AI Studio and Vertex AI).
+//! - `redis` (default): `router.shared_state: redis://…`: replicas share deployments'
+//!   cooldowns, probes and rpm/tpm windows through Redis.
 
 mod anthropic;
 mod error;

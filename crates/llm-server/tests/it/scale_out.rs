@@ -52,6 +52,11 @@ struct Redis {
 
 impl Redis {
     /// `None` (with a notice) when `redis-server` is missing and not required.
+    #[expect(
+        clippy::disallowed_methods,
+        clippy::print_stderr,
+        reason = "the test finds redis-server on PATH, learns whether CI requires it, and says when it skips"
+    )]
     fn start(password: Option<&'static str>) -> Option<Self> {
         let found = std::env::var_os("PATH")
             .map(|paths| std::env::split_paths(&paths).collect::<Vec<_>>())
@@ -136,6 +141,20 @@ impl Redis {
             let _ = child.kill();
             let _ = child.wait();
         }
+    }
+
+    /// Stop (`true`) or resume the server without closing its sockets: a Redis that is
+    /// slow rather than gone.
+    fn freeze(&self, frozen: bool) {
+        let pid = self.child.as_ref().unwrap().id().to_string();
+        let signal = if frozen { "-STOP" } else { "-CONT" };
+        assert!(
+            Command::new("kill")
+                .args([signal, &pid])
+                .status()
+                .unwrap()
+                .success()
+        );
     }
 
     fn url(&self) -> String {
@@ -506,7 +525,7 @@ async fn an_rpm_limit_holds_across_both_replicas() {
         "never a 5xx: {answers:?}"
     );
     assert!(
-        ok >= RPM * 95 / 100 && ok <= RPM * 105 / 100,
+        (RPM * 95 / 100..=RPM * 105 / 100).contains(&ok),
         "{ok} requests passed a limit of {RPM} per minute"
     );
     assert_eq!(calls_with(&server, LIMITED_KEY).await, ok);
@@ -518,7 +537,7 @@ async fn an_rpm_limit_holds_across_both_replicas() {
 
 // Several threads: the load must not stall while the test itself kills or starts Redis.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn redis_killed_and_restarted_loses_no_request_and_sharing_resumes() {
+async fn redis_frozen_then_killed_and_restarted_loses_no_request_and_sharing_resumes() {
     let Some(mut redis) = Redis::start(None) else {
         return;
     };
@@ -557,19 +576,31 @@ async fn redis_killed_and_restarted_loses_no_request_and_sharing_resumes() {
             seen
         }));
     }
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    redis.kill();
-    // The replicas notice, serve on their own state, and say so.
-    let started = Instant::now();
-    loop {
-        let status = a.status().await;
-        if status["shared_state"]["connected"] == false {
-            assert!(status["shared_state"]["last_error"].is_string(), "{status}");
-            break;
+    let disconnected = || async {
+        let started = Instant::now();
+        loop {
+            let status = a.status().await;
+            if status["shared_state"]["connected"] == false {
+                assert!(status["shared_state"]["last_error"].is_string(), "{status}");
+                break;
+            }
+            assert!(started.elapsed() < Duration::from_secs(5), "{status}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        assert!(started.elapsed() < Duration::from_secs(5), "{status}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    };
+    // Slow: Redis stops answering but keeps its sockets open. The replicas time out
+    // (100 ms), serve on their own state, and come back when it answers again.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    redis.freeze(true);
+    disconnected().await;
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    redis.freeze(false);
+    a.until_shared().await;
+    b.until_shared().await;
+    // Gone: killed, then restarted empty on the same port.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    redis.kill();
+    disconnected().await;
     tokio::time::sleep(Duration::from_millis(1500)).await;
     redis.spawn();
     a.until_shared().await;
@@ -591,17 +622,119 @@ async fn redis_killed_and_restarted_loses_no_request_and_sharing_resumes() {
         answers.len()
     );
     // A hang detector, not a timing test: a request waiting on Redis would take its
-    // timeouts (100 ms) or the outage (1.5 s).
+    // timeouts (100 ms) or an outage (1 s and more).
     assert!(slowest < Duration::from_secs(1), "slowest {slowest:?}");
     assert!(answers.len() > 50, "the load ran: {}", answers.len());
     // Sharing resumed: a cooldown seen by A reaches B.
     cooldown_propagates(&a, &b, "later", LATER_KEY, &server).await;
     let shared = &a.status().await["shared_state"];
-    assert!(shared["disconnects"].as_u64().unwrap() >= 1, "{shared}");
-    // One warning per outage, not one per request or per reconnect attempt.
+    assert!(shared["disconnects"].as_u64().unwrap() >= 2, "{shared}");
+    // One warning per outage (two here), not one per request or per reconnect attempt;
+    // and one line each time sharing starts or resumes.
     for replica in [&a, &b] {
         let log = replica.log();
-        assert_eq!(log.matches("Redis is unreachable").count(), 1, "{log}");
-        assert!(log.contains("connected to Redis"), "{log}");
+        assert_eq!(log.matches("Redis is unreachable").count(), 2, "{log}");
+        assert_eq!(log.matches("connected to Redis").count(), 3, "{log}");
     }
+}
+
+/// Two routers in one process stand for two replicas of one deployment (one upstream key):
+/// only one probes after a cooldown, and its success ends the cooldown for both.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_replica_probes_and_its_success_ends_the_cooldown_everywhere() {
+    use std::sync::Arc;
+
+    use llm_core::{
+        ChatProvider, ChatRequest, ErrorKind, FailWhen, MockConfig, MockFailure, MockProvider,
+        SecretString,
+    };
+    use llm_factory::balance::{
+        CooldownPolicy, Deployment, DeploymentConfig, RedisState, RedisStateConfig, Router,
+        RouterConfig,
+    };
+
+    let Some(redis) = Redis::start(None) else {
+        return;
+    };
+    // The first call is rate limited (rest 300 ms); every call takes 400 ms.
+    let upstream = Arc::new(MockProvider::new(
+        "upstream",
+        MockConfig {
+            model: "m".into(),
+            latency: Duration::from_millis(400),
+            failure: Some(
+                MockFailure::always(ErrorKind::RateLimited)
+                    .when(FailWhen::FirstCalls(1))
+                    .retry_after(Duration::from_millis(300)),
+            ),
+            ..MockConfig::default()
+        },
+    ));
+    let replica = |name: &str| {
+        let state =
+            RedisState::new(RedisStateConfig::new(SecretString::from(redis.url()))).unwrap();
+        Router::builder()
+            .name(name)
+            .config(RouterConfig {
+                max_wait: Duration::ZERO,
+                cooldown: CooldownPolicy {
+                    max_retry_after: Duration::from_secs(5),
+                    ..CooldownPolicy::default()
+                },
+                ..RouterConfig::default()
+            })
+            .deployment(Deployment::new(
+                Arc::clone(&upstream) as Arc<dyn ChatProvider>,
+                DeploymentConfig {
+                    shared_key: Some("upstream-key-1".into()),
+                    ..DeploymentConfig::new(format!("{name}/key-1"), "m")
+                },
+            ))
+            .shared_state(Arc::new(state))
+            .build()
+            .unwrap()
+    };
+    let (a, b) = (replica("a"), replica("b"));
+    let request = ChatRequest::new("m", vec![llm_core::Message::user("hi")]);
+    let until = |router: &Router, state: &str| {
+        let router = router.clone();
+        let state = state.to_owned();
+        async move {
+            let started = Instant::now();
+            loop {
+                let shared = router.shared_state();
+                let now = serde_json::to_value(&router.status()[0]).unwrap();
+                if shared.connected && now["state"] == state.as_str() {
+                    return started.elapsed();
+                }
+                assert!(
+                    started.elapsed() < Duration::from_secs(5),
+                    "never {state}: {now}"
+                );
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        }
+    };
+    until(&a, "healthy").await;
+    until(&b, "healthy").await;
+    // A meets the rate limit; B learns the cooldown.
+    assert_eq!(a.chat(&request).await.unwrap_err().http_status(), 429);
+    until(&b, "cooling_down").await;
+    // After the rest, A probes (the call takes 400 ms); B sees the probe and keeps off.
+    until(&a, "awaiting_probe").await;
+    let probe = tokio::spawn({
+        let a = a.clone();
+        let request = request.clone();
+        async move { a.chat(&request).await }
+    });
+    until(&b, "probing").await;
+    let refused = b.chat(&request).await.unwrap_err();
+    assert_eq!(upstream.calls(), 2, "B called while A probed: {refused}");
+    assert!(refused.to_string().contains("probed"), "{refused}");
+    // A's probe succeeds: the deployment is healthy for B too, without a probe of B's.
+    probe.await.unwrap().unwrap();
+    until(&b, "healthy").await;
+    assert_eq!(upstream.calls(), 2);
+    b.chat(&request).await.unwrap();
+    assert_eq!(upstream.calls(), 3);
 }
