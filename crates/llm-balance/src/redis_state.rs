@@ -2,9 +2,12 @@
 //! the background.
 //!
 //! The request path reads and writes the [`SharedCell`]s only. One task per
-//! [`RedisState`] reconciles every cell with Redis in one pipelined round trip (one Lua
-//! script per deployment, atomic per deployment) every `refresh`, and at once when a cell
-//! asks (a cooldown started, a probe was claimed or ended, the rpm lease runs low):
+//! [`RedisState`] reconciles them with Redis in one pipelined round trip every `refresh`,
+//! and at once when a cell asks (a cooldown started, a probe was claimed or ended, the rpm
+//! lease runs low). A round reads the change counter `{prefix}epoch` and runs one Lua
+//! script (atomic per deployment) for each deployment with something to write; whoever
+//! publishes a cooldown, a recovery or a probe increments the counter, and a replica that
+//! sees it move reads every deployment at once (as it does every second anyway):
 //!
 //! - **Cooldowns**: a cooldown that starts is written at once; the later deadline wins;
 //!   the key lives until the deadline plus `cooldown_retention`, so trips in a row are
@@ -307,13 +310,32 @@ impl SharedState for RedisState {
 /// What the task remembers per deployment between reconciliations.
 #[derive(Debug, Default, Clone, Copy)]
 struct Published {
+    /// This replica holds (or asked for) the probe lease.
     probe: bool,
+    /// The cooldown deadline this replica last published or learnt.
+    until: u64,
+    /// The last probe success it published.
+    recovered: u64,
+    /// Its request count of the minute when last reconciled (tpm deployments are read
+    /// again once they took requests).
+    admitted: u64,
+}
+
+/// What the task remembers between reconciliations.
+#[derive(Debug, Default)]
+struct Memory {
+    cells: Vec<Published>,
+    /// The change counter (`{prefix}epoch`, incremented by every replica that publishes a
+    /// cooldown, a recovery or a probe) as of the last full read; `None` before the first.
+    epoch: Option<i64>,
+    /// Unix ms of the last full read.
+    full_at: u64,
 }
 
 /// The background task: connect, reconcile every `refresh` or when woken, reconnect with
 /// backoff. Ends when the state is dropped.
 async fn run(state: Weak<Inner>) {
-    let mut published: Vec<Published> = Vec::new();
+    let mut memory = Memory::default();
     let mut failures: u32 = 0;
     loop {
         if failures > 0 {
@@ -354,8 +376,7 @@ async fn run(state: Weak<Inner>) {
                 return;
             };
             let round =
-                tokio::time::timeout(timeout, inner.sync(&mut connection, &sha, &mut published))
-                    .await;
+                tokio::time::timeout(timeout, inner.sync(&mut connection, &sha, &mut memory)).await;
             match round {
                 Ok(Ok(())) => {
                     inner.up();
@@ -398,40 +419,88 @@ async fn connect(inner: &Inner) -> redis::RedisResult<(MultiplexedConnection, St
     Ok((connection, sha))
 }
 
-/// What one reconciliation sent for one deployment, to restore on failure.
+/// What one round sent for one deployment, to restore on failure and remember on success.
 struct Sent {
+    index: usize,
     requests: u64,
     tokens: u64,
     wanted: bool,
     probe_op: u8,
+    recovered: u64,
+    admitted: u64,
 }
 
+/// How often every deployment is read even when no replica announced a change (probe
+/// leases that expired with their replica, keys that expired).
+const FULL_READ_MS: u64 = 1_000;
+
 impl Inner {
+    /// One reconciliation: the deployments with something to say (or all of them, when
+    /// another replica announced a change or the periodic full read is due).
     async fn sync(
         &self,
         connection: &mut MultiplexedConnection,
         sha: &str,
-        published: &mut Vec<Published>,
+        memory: &mut Memory,
     ) -> redis::RedisResult<()> {
         let deployments = self.deployments.lock().clone();
-        published.resize(deployments.len(), Published::default());
+        memory.cells.resize(deployments.len(), Published::default());
         let now = unix_ms();
+        let full = memory.epoch.is_none() || now.saturating_sub(memory.full_at) >= FULL_READ_MS;
+        let again = self
+            .round(connection, sha, &deployments, memory, now, full)
+            .await?;
+        if again {
+            // Another replica changed something: read everything now, not a tick later.
+            self.round(connection, sha, &deployments, memory, unix_ms(), true)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// One pipelined round trip. Returns whether a full read is needed now.
+    async fn round(
+        &self,
+        connection: &mut MultiplexedConnection,
+        sha: &str,
+        deployments: &[SharedDeployment],
+        memory: &mut Memory,
+        now: u64,
+        full: bool,
+    ) -> redis::RedisResult<bool> {
         let window = now / MINUTE_MS;
         let window_ttl = MINUTE_MS * 2;
         let prefix = &self.config.key_prefix;
+        let epoch_key = format!("{prefix}epoch");
         let mut pipe = redis::pipe();
-        let mut sent = Vec::with_capacity(deployments.len());
-        for (deployment, published) in deployments.iter().zip(published.iter()) {
+        pipe.cmd("GET").arg(&epoch_key);
+        let mut sent: Vec<Sent> = Vec::new();
+        let mut announce = false;
+        for (index, (deployment, known)) in deployments.iter().zip(&memory.cells).enumerate() {
             let cell = &deployment.cell;
             let until = cell.cooldown_until.load(Ordering::Acquire);
+            let publish_until = if until > now { until } else { 0 };
+            let recovered = cell.recovered_at.load(Ordering::Acquire);
+            let admitted = cell.minute.first.load(Ordering::Acquire);
             let probing = cell.probing.load(Ordering::Acquire);
-            let probe_op = match (probing, published.probe) {
+            let probe_op = match (probing, known.probe) {
                 (true, false) => 1u8,
                 (false, true) => 2,
                 _ => 0,
             };
+            let news = probe_op != 0
+                || (publish_until != 0 && publish_until != known.until)
+                || recovered != known.recovered;
             let shared = cell.shared.load(Ordering::Acquire);
-            let wanted = shared && cell.want_lease.swap(false, Ordering::AcqRel);
+            let wanted = shared && cell.want_lease.load(Ordering::Acquire);
+            let counts = cell.unsynced_requests.load(Ordering::Acquire) > 0
+                || cell.unsynced_tokens.load(Ordering::Acquire) > 0
+                || (deployment.tpm.is_some() && admitted != known.admitted);
+            if !(full || news || wanted || counts) {
+                continue;
+            }
+            announce |= news;
+            let wanted = wanted && cell.want_lease.swap(false, Ordering::AcqRel);
             let want = match deployment.rpm {
                 Some(rpm) if wanted => lease_chunk(rpm),
                 _ => 0,
@@ -447,10 +516,10 @@ impl Inner {
                 .arg(format!("{prefix}{{{tag}}}:rpm:{window}"))
                 .arg(format!("{prefix}{{{tag}}}:tpm:{window}"))
                 .arg(now)
-                .arg(if until > now { until } else { 0 })
+                .arg(publish_until)
                 .arg(cell.trips.load(Ordering::Acquire))
                 .arg(cell.cool_kind.load(Ordering::Acquire))
-                .arg(cell.recovered_at.load(Ordering::Acquire))
+                .arg(recovered)
                 .arg(probe_op)
                 .arg(&self.replica)
                 .arg(millis(self.config.probe_lease).max(1))
@@ -461,20 +530,27 @@ impl Inner {
                 .arg(window_ttl)
                 .arg(millis(self.config.cooldown_retention).max(1));
             sent.push(Sent {
+                index,
                 requests,
                 tokens,
                 wanted,
                 probe_op,
+                recovered,
+                admitted,
             });
         }
-        let replies: redis::RedisResult<Vec<Vec<i64>>> = pipe.query_async(connection).await;
+        if announce {
+            pipe.cmd("INCR").arg(&epoch_key);
+        }
+        let expected = 1 + sent.len() + usize::from(announce);
+        let replies: redis::RedisResult<Vec<redis::Value>> = pipe.query_async(connection).await;
         let replies = match replies {
-            Ok(replies) if replies.len() == deployments.len() => replies,
-            Ok(_) | Err(_) => {
+            Ok(replies) if replies.len() == expected => replies,
+            other => {
                 // Give back what was taken for this round; a round that reached Redis
                 // before failing may count twice, which errs on the safe side.
-                for (deployment, sent) in deployments.iter().zip(&sent) {
-                    let cell = &deployment.cell;
+                for sent in &sent {
+                    let cell = &deployments[sent.index].cell;
                     cell.unsynced_requests
                         .fetch_add(sent.requests, Ordering::AcqRel);
                     cell.unsynced_tokens
@@ -483,7 +559,7 @@ impl Inner {
                         cell.want_lease.store(true, Ordering::Release);
                     }
                 }
-                return replies.and_then(|_| {
+                return other.and_then(|_| {
                     Err(redis::RedisError::from((
                         redis::ErrorKind::Client,
                         "a reconciliation answered with the wrong number of replies",
@@ -491,19 +567,47 @@ impl Inner {
                 });
             }
         };
-        for ((deployment, reply), (published, sent)) in deployments
-            .iter()
-            .zip(&replies)
-            .zip(published.iter_mut().zip(&sent))
-        {
-            apply(deployment, reply, now, window, sent.wanted);
+        let integer = |value: &redis::Value| -> redis::RedisResult<i64> {
+            match value {
+                redis::Value::Nil => Ok(0),
+                other => Ok(redis::from_redis_value_ref(other)?),
+            }
+        };
+        let seen = integer(&replies[0])?;
+        for (sent, reply) in sent.iter().zip(&replies[1..]) {
+            let reply: Vec<i64> = redis::from_redis_value_ref(reply)?;
+            let deployment = &deployments[sent.index];
+            apply(deployment, &reply, now, window, sent.wanted);
+            let known = &mut memory.cells[sent.index];
             match sent.probe_op {
-                1 => published.probe = true,
-                2 => published.probe = false,
+                1 => known.probe = true,
+                2 => known.probe = false,
                 _ => {}
             }
+            // What this replica now knows, so that it does not announce it again.
+            known.until = deployment.cell.cooldown_until.load(Ordering::Acquire);
+            known.recovered = sent.recovered;
+            known.admitted = sent.admitted;
         }
-        Ok(())
+        // Another replica announced a change since the last full read: read everything.
+        // Our own announcement moves the counter by one; more means someone else's too.
+        let after = if announce {
+            integer(&replies[expected - 1])?
+        } else {
+            seen
+        };
+        let raced = announce && after != seen + 1;
+        let covered = if raced { seen } else { after };
+        if full {
+            memory.epoch = Some(covered);
+            memory.full_at = now;
+            return Ok(false);
+        }
+        if memory.epoch != Some(seen) {
+            return Ok(true);
+        }
+        memory.epoch = Some(covered);
+        Ok(raced)
     }
 
     fn up(&self) {
