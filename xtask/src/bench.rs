@@ -340,6 +340,39 @@ fn start_gateway_with(bin: &Path, config: &Path, log: Option<&str>) -> Result<Ga
     })
 }
 
+/// How a set of rows loads a gateway.
+struct Load<'a> {
+    levels: &'a [usize],
+    seconds: f64,
+    stream: bool,
+    ticks: f64,
+}
+
+/// One row per concurrency level of `load` against `gateway`, named `name`, with its CPU
+/// per request; returns the errors the gateway answered.
+fn gateway_rows(
+    bin: &Path,
+    gateway: &Gateway,
+    name: &str,
+    load: &Load<'_>,
+    rows: &mut Vec<Row>,
+) -> Result<f64, String> {
+    let mut errors = 0.0;
+    for &c in load.levels {
+        let before = cpu_ticks(gateway.proc.pid());
+        let report = self::load(bin, gateway.port, c, load.seconds, load.stream)?;
+        errors += num(&report, "errors");
+        let cpu = per_request(cpu_ticks(gateway.proc.pid()) - before, load.ticks, &report);
+        rows.push(Row {
+            name: name.to_owned(),
+            concurrency: c,
+            report,
+            cpu_us_per_request: cpu,
+        });
+    }
+    Ok(errors)
+}
+
 struct Row {
     name: String,
     concurrency: usize,
@@ -478,18 +511,13 @@ pub(crate) fn main(args: &[String]) -> Result<(), String> {
             readiness.push((deployments, gateway.start_to_ready));
         }
         let idle = rss_kib(gateway.proc.pid());
-        for &c in levels {
-            let before = cpu_ticks(gateway.proc.pid());
-            let report = load(&bin, gateway.port, c, seconds, false)?;
-            gateway_errors += num(&report, "errors");
-            let cpu = per_request(cpu_ticks(gateway.proc.pid()) - before, ticks, &report);
-            rows.push(Row {
-                name: name.clone(),
-                concurrency: c,
-                report,
-                cpu_us_per_request: cpu,
-            });
-        }
+        let load = Load {
+            levels,
+            seconds,
+            stream: false,
+            ticks,
+        };
+        gateway_errors += gateway_rows(&bin, &gateway, &name, &load, &mut rows)?;
         let peak = rss_kib(gateway.proc.pid());
         memory.push((name.trim_start_matches("gateway ").to_owned(), idle, peak));
     }
@@ -535,18 +563,13 @@ pub(crate) fn main(args: &[String]) -> Result<(), String> {
             let gateway = start_gateway(&bin, &config)?;
             // Let it connect before measuring.
             thread::sleep(Duration::from_millis(300));
-            for &c in levels {
-                let before = cpu_ticks(gateway.proc.pid());
-                let report = load(&bin, gateway.port, c, seconds, false)?;
-                gateway_errors += num(&report, "errors");
-                let cpu = per_request(cpu_ticks(gateway.proc.pid()) - before, ticks, &report);
-                rows.push(Row {
-                    name: name.to_owned(),
-                    concurrency: c,
-                    report,
-                    cpu_us_per_request: cpu,
-                });
-            }
+            let load = Load {
+                levels,
+                seconds,
+                stream: false,
+                ticks,
+            };
+            gateway_errors += gateway_rows(&bin, &gateway, name, &load, &mut rows)?;
         }
     }
     // Streams: time to first byte and chunks relayed.
@@ -562,18 +585,13 @@ pub(crate) fn main(args: &[String]) -> Result<(), String> {
     }
     let config = gateway_config(&out_dir, upstream_port, 1, "round_robin")?;
     let gateway = start_gateway(&bin, &config)?;
-    for &c in stream_levels {
-        let before = cpu_ticks(gateway.proc.pid());
-        let report = load(&bin, gateway.port, c, seconds, true)?;
-        gateway_errors += num(&report, "errors");
-        let cpu = per_request(cpu_ticks(gateway.proc.pid()) - before, ticks, &report);
-        rows.push(Row {
-            name: "gateway stream".into(),
-            concurrency: c,
-            report,
-            cpu_us_per_request: cpu,
-        });
-    }
+    let streams = Load {
+        levels: stream_levels,
+        seconds,
+        stream: true,
+        ticks,
+    };
+    gateway_errors += gateway_rows(&bin, &gateway, "gateway stream", &streams, &mut rows)?;
     drop(gateway);
     if let Some(nginx) = &nginx {
         for &c in stream_levels {

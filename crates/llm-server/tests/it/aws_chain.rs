@@ -4,11 +4,7 @@
 //! `AWS_SECRET_ACCESS_KEY` / `AWS_SESSION_TOKEN`. Instance metadata is disabled and `HOME`
 //! is empty, so nothing outside the test is consulted.
 
-use std::{
-    net::{TcpListener, TcpStream},
-    process::{Child, Command, Stdio},
-    time::{Duration, Instant},
-};
+use std::process::{Child, Command, Stdio};
 
 use serde_json::{Value, json};
 use wiremock::{
@@ -16,7 +12,10 @@ use wiremock::{
     matchers::{method, path},
 };
 
-use crate::{logs::PLANTED, support::client};
+use crate::{
+    logs::PLANTED,
+    support::{client, free_port, wait_for_port},
+};
 
 const ENV_BEARER: &str = "ABSK-env-PLANTED-bearer-0123456789";
 const ENV_SECRET: &str = "env/PLANTED/secret/access/key/0123456789";
@@ -49,11 +48,7 @@ async fn gateway(name: &str, base: &str, vars: &[(&str, &str)]) -> Process {
         ),
     )
     .unwrap();
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     let mut command = Command::new(env!("CARGO_BIN_EXE_llm-server"));
     command
         .env_clear()
@@ -68,14 +63,7 @@ async fn gateway(name: &str, base: &str, vars: &[(&str, &str)]) -> Process {
         command.env(name, value);
     }
     let child = command.spawn().unwrap();
-    let started = Instant::now();
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            started.elapsed() < Duration::from_secs(30),
-            "the gateway did not start"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    wait_for_port(port).await;
     Process { child, port, dir }
 }
 

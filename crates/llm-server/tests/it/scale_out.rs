@@ -7,7 +7,7 @@
 
 use std::{
     io::{Read, Write},
-    net::{TcpListener, TcpStream},
+    net::TcpStream,
     path::PathBuf,
     process::{Child, Command, Stdio},
     time::{Duration, Instant, SystemTime, UNIX_EPOCH},
@@ -19,21 +19,13 @@ use wiremock::{
     matchers::{header, method, path},
 };
 
-use crate::support::client;
+use crate::support::{client, free_port, wait_for_port};
 
 const COOLING_KEY: &str = "sk-scale-cooling-000000000001";
 const HEALTHY_KEY: &str = "sk-scale-healthy-000000000002";
 const LATER_KEY: &str = "sk-scale-later-00000000000003";
 const LIMITED_KEY: &str = "sk-scale-limited-000000000004";
 const REDIS_PASSWORD: &str = "PLANTED-redis-password-0123456789";
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 fn scratch(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("llm-scale-out-{name}-{}", std::process::id()));
@@ -224,14 +216,7 @@ impl Replica {
             command.env("LLM_FACTORY_REDIS_URL", redis);
         }
         let child = command.spawn().unwrap();
-        let started = Instant::now();
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                started.elapsed() < Duration::from_secs(30),
-                "the gateway did not start"
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        wait_for_port(port).await;
         Self {
             child,
             port,
