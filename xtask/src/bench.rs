@@ -521,8 +521,10 @@ pub(crate) fn main(args: &[String]) -> Result<(), String> {
         let peak = rss_kib(gateway.proc.pid());
         memory.push((name.trim_start_matches("gateway ").to_owned(), idle, peak));
     }
-    // Shared state through Redis: the same gateway, then with every deployment's rpm
-    // leased from Redis too, against the local-only row above.
+    // Shared state through Redis: the same gateway local-only, with shared state, and with
+    // every deployment's rpm leased from Redis too, measured in turns (three rounds of all
+    // three at each concurrency, the median kept) so that drift of the machine does not
+    // pass for a difference between them.
     let redis = if quick {
         crate::ci::redis_server().ok()
     } else {
@@ -549,27 +551,49 @@ pub(crate) fn main(args: &[String]) -> Result<(), String> {
             &[port],
         )?;
         let url = format!("redis://127.0.0.1:{port}/0");
-        let variants: Vec<(&str, Option<u64>)> = if quick {
-            vec![(SHARED, None)]
-        } else {
-            vec![(SHARED, None), (SHARED_RPM, Some(100_000_000))]
-        };
-        for (name, rpm) in variants {
-            let extra = Extra {
-                shared_state: Some(url.clone()),
-                rpm,
-            };
-            let config = gateway_config_with(&out_dir, upstream_port, 16, "round_robin", &extra)?;
-            let gateway = start_gateway(&bin, &config)?;
-            // Let it connect before measuring.
-            thread::sleep(Duration::from_millis(300));
-            let load = Load {
-                levels,
-                seconds,
-                stream: false,
-                ticks,
-            };
-            gateway_errors += gateway_rows(&bin, &gateway, name, &load, &mut rows)?;
+        let variants: [(&str, Extra); 3] = [
+            (LOCAL, Extra::default()),
+            (
+                SHARED,
+                Extra {
+                    shared_state: Some(url.clone()),
+                    rpm: None,
+                },
+            ),
+            (
+                SHARED_RPM,
+                Extra {
+                    shared_state: Some(url),
+                    rpm: Some(100_000_000),
+                },
+            ),
+        ];
+        let mut gateways = Vec::new();
+        for (name, extra) in &variants {
+            let config = gateway_config_with(&out_dir, upstream_port, 16, "round_robin", extra)?;
+            gateways.push((*name, start_gateway(&bin, &config)?));
+        }
+        // Let them connect before measuring.
+        thread::sleep(Duration::from_millis(300));
+        let rounds = if quick { 1 } else { 3 };
+        for &c in levels {
+            let mut runs: Vec<Vec<Row>> = (0..gateways.len()).map(|_| Vec::new()).collect();
+            for _ in 0..rounds {
+                for ((name, gateway), runs) in gateways.iter().zip(&mut runs) {
+                    let load = Load {
+                        levels: &[c],
+                        seconds,
+                        stream: false,
+                        ticks,
+                    };
+                    gateway_errors += gateway_rows(&bin, gateway, name, &load, runs)?;
+                }
+            }
+            for mut runs in runs {
+                runs.sort_by(|a, b| num(&a.report, "rps").total_cmp(&num(&b.report, "rps")));
+                let median = runs.len() / 2;
+                rows.extend(runs.into_iter().nth(median));
+            }
         }
     }
     // Streams: time to first byte and chunks relayed.
@@ -839,13 +863,14 @@ pub(crate) fn machine() -> String {
 /// The shared-state rows' names.
 const SHARED: &str = "gateway 16 × round_robin, shared state (Redis)";
 const SHARED_RPM: &str = "gateway 16 × round_robin, shared state + rpm leases";
-const LOCAL: &str = "gateway 16 × round_robin";
+const LOCAL: &str = "gateway 16 × round_robin, local (A/B with shared state)";
 
 /// Requests per second with shared state on against local-only, per concurrency.
 fn shared_state_section(rows: &[Row]) -> String {
     let mut md = String::from(
         "\n## Shared state (Redis)\n\nThe same gateway (16 deployments, round robin) local-only, with `router.shared_state` on a local `redis-server` \
          (pinned beside the upstream), and with an rpm on every deployment so that quota is leased from Redis too (see `docs/scale-out.md`). \
+         The three run side by side and are measured in turns, three rounds per concurrency; each figure is the median round. \
          Goal: requests/s within 5 % of local-only.\n\n\
          | concurrency | local req/s | shared req/s | shared / local | shared + rpm req/s | shared + rpm / local | CPU µs/req local / shared / + rpm |\n|---|---|---|---|---|---|---|\n",
     );
