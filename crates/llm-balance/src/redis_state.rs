@@ -109,8 +109,9 @@ return {r_until, r_trips, r_kind, probe_ttl, used, grant, t_used}
 /// Settings of [`RedisState`].
 #[derive(Clone)]
 pub struct RedisStateConfig {
-    /// `redis://[user:password@]host[:port][/db]`, `rediss://` for TLS, or
-    /// `redis+unix:///path`. A password in it is a secret.
+    /// `redis://[user:password@]host[:port][/db]`, `rediss://` for TLS,
+    /// `redis+unix:///path`, or `redis+sentinel://[[user]:password@]host:port[,host:port…]/service[/db]`
+    /// (the master of a Sentinel service). A password in it is a secret.
     pub url: SecretString,
     /// How often cells are reconciled, at the latest: the staleness of what this replica
     /// knows about the others when nothing urgent happens (default 50 ms).
@@ -194,8 +195,67 @@ impl fmt::Debug for RedisState {
     }
 }
 
+/// Where the Redis to use is.
+enum Target {
+    /// One server (or a managed single endpoint).
+    Single(redis::Client),
+    /// The master of a Sentinel service, asked of the sentinels at each (re)connection.
+    Sentinel {
+        sentinels: Vec<String>,
+        service: String,
+        node: redis::sentinel::SentinelNodeConnectionInfo,
+    },
+}
+
+/// `redis+sentinel://[[user]:password@]host:port[,host:port…]/service[/db]`: the sentinels
+/// (contacted without credentials), the service name, and the master's database and
+/// credentials.
+fn sentinel_target(url: &str) -> std::result::Result<Target, String> {
+    let rest = url.split_once("://").map_or("", |(_, rest)| rest);
+    let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    let (userinfo, hosts) = match authority.rsplit_once('@') {
+        Some((userinfo, hosts)) => (Some(userinfo), hosts),
+        None => (None, authority),
+    };
+    let sentinels: Vec<String> = hosts
+        .split(',')
+        .filter(|host| !host.is_empty())
+        .map(|host| format!("redis://{host}"))
+        .collect();
+    if sentinels.is_empty() {
+        return Err("a Sentinel URL names at least one sentinel (host:port)".to_owned());
+    }
+    let mut segments = path.split('/').filter(|segment| !segment.is_empty());
+    let service = segments
+        .next()
+        .ok_or("a Sentinel URL names the service after the hosts (redis+sentinel://host:26379/mymaster)")?
+        .to_owned();
+    let mut info = redis::RedisConnectionInfo::default();
+    if let Some(db) = segments.next() {
+        info = info.set_db(
+            db.parse()
+                .map_err(|_| format!("`{db}` is not a database number"))?,
+        );
+    }
+    if let Some(userinfo) = userinfo {
+        let (user, password) = userinfo.split_once(':').unwrap_or(("", userinfo));
+        if !user.is_empty() {
+            info = info.set_username(user);
+        }
+        if !password.is_empty() {
+            info = info.set_password(password);
+        }
+    }
+    Ok(Target::Sentinel {
+        sentinels,
+        service,
+        node: redis::sentinel::SentinelNodeConnectionInfo::default()
+            .set_redis_connection_info(info),
+    })
+}
+
 struct Inner {
-    client: redis::Client,
+    target: Target,
     config: RedisStateConfig,
     /// Identifies this process's probe leases.
     replica: String,
@@ -216,32 +276,36 @@ impl RedisState {
     /// # Errors
     ///
     /// [`llm_core::ErrorKind::Configuration`] when the URL is not a Redis URL this build
-    /// supports (Redis Cluster and Sentinel URLs are not).
+    /// supports (Redis Cluster URLs are not).
     pub fn new(config: RedisStateConfig) -> Result<Self> {
         let url = config.url.expose_secret();
         let scheme = url.split_once("://").map_or("", |(scheme, _)| scheme);
-        if !matches!(
-            scheme,
-            "redis" | "rediss" | "redis+unix" | "unix" | "valkey" | "valkeys"
-        ) {
-            return Err(Error::config(format!(
-                "shared_state: `{}` is not a supported Redis URL: use redis://host:port, rediss:// (TLS) \
-                 or redis+unix:///path (Redis Cluster and Sentinel URLs are not supported in this build)",
-                mask_redis_url(url)
-            )));
-        }
-        let client = redis::Client::open(url).map_err(|error| {
+        let invalid = |why: String| {
             Error::config(format!(
                 "shared_state: `{}` is not a valid Redis URL: {}",
                 mask_redis_url(url),
-                scrub(&error.to_string(), url)
+                scrub(&why, url)
             ))
-        })?;
+        };
+        let target = match scheme {
+            "redis" | "rediss" | "redis+unix" | "unix" | "valkey" | "valkeys" => Target::Single(
+                redis::Client::open(url).map_err(|error| invalid(error.to_string()))?,
+            ),
+            "redis+sentinel" => sentinel_target(url).map_err(invalid)?,
+            _ => {
+                return Err(Error::config(format!(
+                    "shared_state: `{}` is not a supported Redis URL: use redis://host:port, rediss:// (TLS), \
+                     redis+unix:///path or redis+sentinel://host:26379[,host:26379]/service[/db] \
+                     (Redis Cluster is not supported in this build)",
+                    mask_redis_url(url)
+                )));
+            }
+        };
         let random = SplitMix64::from_time();
         let replica = format!("{:016x}{:08x}", random.below(u64::MAX), std::process::id());
         Ok(Self {
             inner: Arc::new(Inner {
-                client,
+                target,
                 config,
                 replica,
                 deployments: Mutex::new(Vec::new()),
@@ -407,10 +471,29 @@ async fn connect(inner: &Inner) -> redis::RedisResult<(MultiplexedConnection, St
     let settings = redis::AsyncConnectionConfig::new()
         .set_connection_timeout(Some(inner.config.timeout))
         .set_response_timeout(Some(inner.config.timeout));
-    let mut connection = inner
-        .client
-        .get_multiplexed_async_connection_with_config(&settings)
-        .await?;
+    let mut connection = match &inner.target {
+        Target::Single(client) => {
+            client
+                .get_multiplexed_async_connection_with_config(&settings)
+                .await?
+        }
+        Target::Sentinel {
+            sentinels,
+            service,
+            node,
+        } => {
+            // The sentinels say which server is the master now (after a failover, the new
+            // one: a lost connection comes back here).
+            redis::sentinel::SentinelClient::build(
+                sentinels.clone(),
+                service.as_str(),
+                Some(node.clone()),
+                redis::sentinel::SentinelServerType::Master,
+            )?
+            .get_async_connection_with_config(&settings)
+            .await?
+        }
+    };
     let sha: String = redis::cmd("SCRIPT")
         .arg("LOAD")
         .arg(SYNC_SCRIPT)
@@ -752,7 +835,14 @@ mod tests {
 
     #[test]
     fn unsupported_urls_are_configuration_errors() {
-        for url in ["redis+sentinel://h:26379/m", "http://h", "cache:6379"] {
+        for url in [
+            "redis+cluster://h:6379",
+            "http://h",
+            "cache:6379",
+            "redis+sentinel://h:26379",
+            "redis+sentinel:///mymaster",
+            "redis+sentinel://h:26379/mymaster/zero",
+        ] {
             let error =
                 RedisState::new(RedisStateConfig::new(SecretString::from(url))).unwrap_err();
             assert_eq!(error.kind(), llm_core::ErrorKind::Configuration, "{url}");
@@ -764,5 +854,11 @@ mod tests {
         let shown = format!("{state:?}");
         assert!(!shown.contains("hunter2"), "{shown}");
         assert!(shown.contains("redis://***@127.0.0.1:1/0"), "{shown}");
+        let sentinel = RedisState::new(RedisStateConfig::new(SecretString::from(
+            "redis+sentinel://:hunter2@10.0.0.1:26379,10.0.0.2:26379/mymaster/2",
+        )))
+        .unwrap();
+        let shown = format!("{sentinel:?}");
+        assert!(!shown.contains("hunter2"), "{shown}");
     }
 }

@@ -339,8 +339,9 @@ pub struct RouterSettings {
     #[serde(default)]
     pub retry_budget: Option<RetryBudgetSettings>,
     /// Share deployments' cooldowns, probes and rpm/tpm windows with other replicas
-    /// through Redis: `redis://[:password@]host:port[/db]`, `rediss://` (TLS) or
-    /// `redis+unix:///path` (feature `redis`). Off when unset; also
+    /// through Redis: `redis://[:password@]host:port[/db]`, `rediss://` (TLS),
+    /// `redis+unix:///path` or `redis+sentinel://host:26379[,…]/service[/db]` (feature
+    /// `redis`). Off when unset; also
     /// `LLM_FACTORY_REDIS_URL`. See `docs/scale-out.md`.
     #[serde(default)]
     pub shared_state: Option<SecretSetting>,

@@ -59,11 +59,11 @@ fn the_environment_variable_turns_it_on_for_env_and_yaml_configurations() {
     assert_eq!(yaml.shared_state().backend, "redis");
     // The YAML setting wins over the variable.
     let error = from_yaml(
-        "  shared_state: 'redis+sentinel://h:26379/m'\n",
+        "  shared_state: 'redis+cluster://h:6379'\n",
         &[("LLM_FACTORY_REDIS_URL", url.as_str())],
     )
     .unwrap_err();
-    assert!(error.to_string().contains("redis+sentinel"), "{error}");
+    assert!(error.to_string().contains("redis+cluster"), "{error}");
     let file = temp_file("config.yaml", GOOD);
     let config = FactoryConfig::from_yaml_str(
         &std::fs::read_to_string(file).unwrap(),
@@ -81,7 +81,8 @@ fn the_environment_variable_turns_it_on_for_env_and_yaml_configurations() {
 #[test]
 fn a_bad_url_names_the_field_and_never_shows_the_password() {
     for url in [
-        format!("redis+sentinel://:{PASSWORD}@h:26379/mymaster"),
+        format!("redis+cluster://:{PASSWORD}@h:6379"),
+        format!("redis+sentinel://:{PASSWORD}@h:26379"),
         format!("cache:{PASSWORD}@6379"),
     ] {
         let error = from_yaml(&format!("  shared_state: '{url}'\n"), &[]).unwrap_err();

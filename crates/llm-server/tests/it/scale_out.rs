@@ -623,6 +623,48 @@ async fn redis_frozen_then_killed_and_restarted_loses_no_request_and_sharing_res
     }
 }
 
+/// Replicas find the master through Redis Sentinel (`redis+sentinel://`), with the
+/// master's password in the URL.
+#[tokio::test]
+async fn replicas_find_the_master_through_sentinel() {
+    let Some(master) = Redis::start(Some(REDIS_PASSWORD)) else {
+        return;
+    };
+    let dir = scratch("sentinel");
+    let port = free_port();
+    let config = dir.join("sentinel.conf");
+    std::fs::write(
+        &config,
+        format!(
+            "port {port}\nbind 127.0.0.1\nsentinel monitor mymaster 127.0.0.1 {} 1\nsentinel auth-pass mymaster {REDIS_PASSWORD}\n",
+            master.port
+        ),
+    )
+    .unwrap();
+    let mut sentinel = Command::new(&master.binary)
+        .arg(&config)
+        .arg("--sentinel")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for_port(port).await;
+    let server = upstream().await;
+    let providers = pair("sentinel-m", COOLING_KEY, &server.uri());
+    let router = "  strategy: first_available\n";
+    let url = format!("redis+sentinel://:{REDIS_PASSWORD}@127.0.0.1:{port}/mymaster/0");
+    let a = Replica::start(&dir, "a", &providers, router, &url, false).await;
+    let b = Replica::start(&dir, "b", &providers, router, &url, false).await;
+    a.until_shared().await;
+    b.until_shared().await;
+    cooldown_propagates(&a, &b, "sentinel-m", COOLING_KEY, &server).await;
+    for shown in [a.status().await.to_string(), a.log(), b.log()] {
+        assert!(!shown.contains(REDIS_PASSWORD), "{shown}");
+    }
+    let _ = sentinel.kill();
+    let _ = sentinel.wait();
+}
+
 /// Two routers in one process stand for two replicas of one deployment (one upstream key):
 /// only one probes after a cooldown, and its success ends the cooldown for both.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
