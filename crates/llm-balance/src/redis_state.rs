@@ -394,6 +394,9 @@ struct Memory {
     epoch: Option<i64>,
     /// Unix ms of the last full read.
     full_at: u64,
+    /// Counts taken from cells by a round that has not answered yet: given back when that
+    /// round was cancelled (it timed out), so they are not lost.
+    taken: Vec<Sent>,
 }
 
 /// The background task: connect, reconcile every `refresh` or when woken, reconnect with
@@ -503,6 +506,7 @@ async fn connect(inner: &Inner) -> redis::RedisResult<(MultiplexedConnection, St
 }
 
 /// What one round sent for one deployment, to restore on failure and remember on success.
+#[derive(Debug, Clone)]
 struct Sent {
     index: usize,
     requests: u64,
@@ -511,6 +515,23 @@ struct Sent {
     probe_op: u8,
     recovered: u64,
     admitted: u64,
+}
+
+/// Give the counts and lease requests of a round that failed back to their cells.
+fn give_back(deployments: &[SharedDeployment], sent: &[Sent]) {
+    for sent in sent {
+        let Some(deployment) = deployments.get(sent.index) else {
+            continue;
+        };
+        let cell = &deployment.cell;
+        cell.unsynced_requests
+            .fetch_add(sent.requests, Ordering::AcqRel);
+        cell.unsynced_tokens
+            .fetch_add(sent.tokens, Ordering::AcqRel);
+        if sent.wanted {
+            cell.want_lease.store(true, Ordering::Release);
+        }
+    }
 }
 
 /// How often every deployment is read even when no replica announced a change (probe
@@ -528,6 +549,8 @@ impl Inner {
     ) -> redis::RedisResult<()> {
         let deployments = self.deployments.lock().clone();
         memory.cells.resize(deployments.len(), Published::default());
+        // A round cancelled by its timeout took counts that never reached Redis.
+        give_back(&deployments, &std::mem::take(&mut memory.taken));
         let now = unix_ms();
         let full = memory.epoch.is_none() || now.saturating_sub(memory.full_at) >= FULL_READ_MS;
         let again = self
@@ -626,22 +649,15 @@ impl Inner {
             pipe.cmd("INCR").arg(&epoch_key);
         }
         let expected = 1 + sent.len() + usize::from(announce);
+        memory.taken.clone_from(&sent);
         let replies: redis::RedisResult<Vec<redis::Value>> = pipe.query_async(connection).await;
+        memory.taken.clear();
         let replies = match replies {
             Ok(replies) if replies.len() == expected => replies,
             other => {
-                // Give back what was taken for this round; a round that reached Redis
-                // before failing may count twice, which errs on the safe side.
-                for sent in &sent {
-                    let cell = &deployments[sent.index].cell;
-                    cell.unsynced_requests
-                        .fetch_add(sent.requests, Ordering::AcqRel);
-                    cell.unsynced_tokens
-                        .fetch_add(sent.tokens, Ordering::AcqRel);
-                    if sent.wanted {
-                        cell.want_lease.store(true, Ordering::Release);
-                    }
-                }
+                // A round that reached Redis before failing may count twice, which errs on
+                // the safe side.
+                give_back(deployments, &sent);
                 return other.and_then(|_| {
                     Err(redis::RedisError::from((
                         redis::ErrorKind::Client,
