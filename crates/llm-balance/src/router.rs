@@ -640,9 +640,12 @@ fn resting(group: &Group, clock: Clock, attempts: &mut Vec<Attempt>) {
         let left = Duration::from_millis(until.saturating_sub(now));
         let last = deployment.health.last_error();
         let (message, kind, retry_after) = match last {
-            Some(kind) if cooling => (
-                format!("cooling down for {left:.1?} after {kind}"),
-                kind,
+            _ if cooling => (
+                match last {
+                    Some(kind) => format!("cooling down for {left:.1?} after {kind}"),
+                    None => format!("cooling down for {left:.1?}"),
+                },
+                last.unwrap_or(ErrorKind::RateLimited),
                 Some(left),
             ),
             _ if deployment.health.is_probing(now) => (
