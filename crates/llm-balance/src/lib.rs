@@ -72,7 +72,7 @@ pub use cooldown::CooldownPolicy;
 pub use deployment::{Deployment, DeploymentConfig, DeploymentTimeouts};
 pub use group::Group;
 #[cfg(feature = "redis")]
-pub use redis_state::{RedisState, RedisStateConfig, mask_redis_url};
+pub use redis_state::{RedisState, RedisStateConfig, mask_redis_url, redis_url_password};
 pub use router::{RouteOptions, Router, RouterBuilder, RouterConfig};
 pub use shared::{LocalState, SharedCell, SharedDeployment, SharedState, SharedStateStatus};
 pub use status::{DeploymentStatus, HealthState};

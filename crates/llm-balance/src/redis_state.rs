@@ -169,14 +169,55 @@ impl fmt::Debug for RedisStateConfig {
 /// A Redis URL with its password (and user) replaced by `***`, for logs and errors.
 #[must_use]
 pub fn mask_redis_url(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return "<not a URL>".to_owned();
-    };
-    let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
-    match authority.rsplit_once('@') {
-        Some((_, host)) => format!("{scheme}://***@{host}{path}"),
-        None => url.to_owned(),
+    match url_parts(url) {
+        Some(parts) if parts.userinfo => {
+            format!("{}://***@{}{}", parts.scheme, parts.hosts, parts.path)
+        }
+        Some(_) => url.to_owned(),
+        None => "<not a URL>".to_owned(),
     }
+}
+
+/// The password of a Redis URL (`redis://[user]:password@host`, or `redis://password@host`
+/// as redis-rs reads a lone user information), if it has one.
+#[must_use]
+pub fn redis_url_password(url: &str) -> Option<&str> {
+    url_parts(url)
+        .map(|parts| parts.password)
+        .filter(|password| !password.is_empty())
+}
+
+/// A Redis URL taken apart: `scheme://[user[:password]@]hosts[/path]`.
+struct UrlParts<'a> {
+    scheme: &'a str,
+    /// Whether there is user information (`…@`).
+    userinfo: bool,
+    user: &'a str,
+    password: &'a str,
+    /// One `host:port`, or several separated by commas (Sentinel).
+    hosts: &'a str,
+    /// From the first `/` after the hosts, or empty.
+    path: &'a str,
+}
+
+fn url_parts(url: &str) -> Option<UrlParts<'_>> {
+    let (scheme, rest) = url.split_once("://")?;
+    let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    let (userinfo, hosts) = match authority.rsplit_once('@') {
+        Some((userinfo, hosts)) => (Some(userinfo), hosts),
+        None => (None, authority),
+    };
+    let (user, password) = userinfo.map_or(("", ""), |userinfo| {
+        userinfo.split_once(':').unwrap_or(("", userinfo))
+    });
+    Some(UrlParts {
+        scheme,
+        userinfo: userinfo.is_some(),
+        user,
+        password,
+        hosts,
+        path,
+    })
 }
 
 /// Deployments' cooldowns, probes and rpm/tpm windows shared by every replica connected to
@@ -211,12 +252,9 @@ enum Target {
 /// (contacted without credentials), the service name, and the master's database and
 /// credentials.
 fn sentinel_target(url: &str) -> std::result::Result<Target, String> {
-    let rest = url.split_once("://").map_or("", |(_, rest)| rest);
-    let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
-    let (userinfo, hosts) = match authority.rsplit_once('@') {
-        Some((userinfo, hosts)) => (Some(userinfo), hosts),
-        None => (None, authority),
-    };
+    let parts = url_parts(url).ok_or("not a URL")?;
+    let hosts = parts.hosts;
+    let path = parts.path;
     let sentinels: Vec<String> = hosts
         .split(',')
         .filter(|host| !host.is_empty())
@@ -237,14 +275,11 @@ fn sentinel_target(url: &str) -> std::result::Result<Target, String> {
                 .map_err(|_| format!("`{db}` is not a database number"))?,
         );
     }
-    if let Some(userinfo) = userinfo {
-        let (user, password) = userinfo.split_once(':').unwrap_or(("", userinfo));
-        if !user.is_empty() {
-            info = info.set_username(user);
-        }
-        if !password.is_empty() {
-            info = info.set_password(password);
-        }
+    if !parts.user.is_empty() {
+        info = info.set_username(parts.user);
+    }
+    if !parts.password.is_empty() {
+        info = info.set_password(parts.password);
     }
     Ok(Target::Sentinel {
         sentinels,
@@ -807,14 +842,8 @@ fn tag(key: &str) -> String {
 
 /// An error message with the URL's password taken out.
 fn scrub(message: &str, url: &str) -> String {
-    let password = url
-        .split_once("://")
-        .and_then(|(_, rest)| rest.split('/').next())
-        .and_then(|authority| authority.rsplit_once('@'))
-        .and_then(|(userinfo, _)| userinfo.split_once(':').map(|(_, p)| p).or(Some(userinfo)))
-        .filter(|p| !p.is_empty());
     let message = message.replace(url, &mask_redis_url(url));
-    match password {
+    match redis_url_password(url) {
         Some(password) => message.replace(password, "***"),
         None => message,
     }
@@ -847,6 +876,10 @@ mod tests {
             scrub("auth failed for s3cret", "redis://user:s3cret@cache:6379"),
             "auth failed for ***"
         );
+        assert_eq!(redis_url_password("redis://:pw@h:6379/0"), Some("pw"));
+        assert_eq!(redis_url_password("redis://user:pw@h:6379"), Some("pw"));
+        assert_eq!(redis_url_password("rediss://token@h"), Some("token"));
+        assert_eq!(redis_url_password("redis://h:6379"), None);
     }
 
     #[test]

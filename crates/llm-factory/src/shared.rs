@@ -55,53 +55,45 @@ pub(crate) fn state(router: &RouterSettings) -> Result<Option<Shared>> {
     let Some(url) = &router.shared_state else {
         return Ok(None);
     };
-    let key: Vec<u8> = match &router.shared_state_secret {
-        Some(secret) => secret.0.expose_secret().as_bytes().to_vec(),
-        None => match password(url.0.expose_secret()) {
-            Some(password) => password.as_bytes().to_vec(),
-            None => {
-                tracing::warn!(
-                    "router.shared_state: no shared_state_secret and no password in the Redis URL; \
-                     credentials are identified in Redis by a hash keyed with a built-in constant. \
-                     Set router.shared_state_secret (or {SECRET_VAR}) to the same value on every replica"
-                );
-                UNSET_SECRET.to_vec()
-            }
-        },
+    let (state, password) = backend(&url.0)?;
+    let key: Vec<u8> = match (&router.shared_state_secret, password) {
+        (Some(secret), _) => secret.0.expose_secret().as_bytes().to_vec(),
+        (None, Some(password)) => password.expose_secret().as_bytes().to_vec(),
+        (None, None) => {
+            tracing::warn!(
+                "router.shared_state: no shared_state_secret and no password in the Redis URL; \
+                 credentials are identified in Redis by a hash keyed with a built-in constant. \
+                 Set router.shared_state_secret (or {SECRET_VAR}) to the same value on every replica"
+            );
+            UNSET_SECRET.to_vec()
+        }
     };
     Ok(Some(Shared {
-        state: backend(&url.0)?,
+        state,
         fingerprint_key: FingerprintKey(key.into()),
     }))
 }
 
+/// The backend for `url`, and the password in the URL.
 #[cfg(feature = "redis")]
-fn backend(url: &SecretString) -> Result<Arc<dyn SharedState>> {
-    use llm_balance::{RedisState, RedisStateConfig};
+fn backend(url: &SecretString) -> Result<(Arc<dyn SharedState>, Option<SecretString>)> {
+    use llm_balance::{RedisState, RedisStateConfig, redis_url_password};
     let state = RedisState::new(RedisStateConfig::new(url.clone())).map_err(|error| {
         llm_core::Error::from(
             ConfigError::new(error.to_string()).at_field("router.shared_state".to_owned()),
         )
     })?;
-    Ok(Arc::new(state))
+    let password = redis_url_password(url.expose_secret()).map(SecretString::from);
+    Ok((Arc::new(state), password))
 }
 
 #[cfg(not(feature = "redis"))]
-fn backend(_url: &SecretString) -> Result<Arc<dyn SharedState>> {
+fn backend(_url: &SecretString) -> Result<(Arc<dyn SharedState>, Option<SecretString>)> {
     Err(ConfigError::new(
         "shared state through Redis needs llm-factory's `redis` feature, which this build lacks",
     )
     .at_field("router.shared_state".to_owned())
     .into())
-}
-
-/// The password in a Redis URL's user information, if any.
-fn password(url: &str) -> Option<&str> {
-    let (_, rest) = url.split_once("://")?;
-    let authority = rest.split('/').next()?;
-    let (userinfo, _) = authority.rsplit_once('@')?;
-    let password = userinfo.split_once(':').map_or(userinfo, |(_, p)| p);
-    (!password.is_empty()).then_some(password)
 }
 
 /// A deployment's identity in shared state: provider and upstream model in clear (to read
@@ -154,14 +146,6 @@ pub(crate) fn identity(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn passwords_are_found_in_urls() {
-        assert_eq!(password("redis://:pw@h:6379/0"), Some("pw"));
-        assert_eq!(password("redis://user:pw@h:6379"), Some("pw"));
-        assert_eq!(password("rediss://token@h"), Some("token"));
-        assert_eq!(password("redis://h:6379"), None);
-    }
 
     #[test]
     fn identities_are_stable_keyed_and_never_show_the_key() {
