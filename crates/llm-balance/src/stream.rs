@@ -1,11 +1,16 @@
 //! A committed stream: the router has passed its first content on, so from here a failure
 //! is an error item and the end of the stream, never a failover and never a silent end.
 
-use std::{collections::VecDeque, time::Duration};
+use std::{
+    collections::VecDeque,
+    pin::Pin,
+    task::{Context, Poll, ready},
+    time::Duration,
+};
 
-use futures_util::{StreamExt, stream};
+use futures_util::{Stream, StreamExt};
 use llm_core::{ChatChunk, ChatStream, Error, TimeoutPhase};
-use tokio::time::Instant;
+use tokio::time::{Instant, Sleep};
 
 use crate::{
     CooldownPolicy,
@@ -40,39 +45,88 @@ impl State {
 }
 
 pub(crate) fn committed(parts: Committed) -> ChatStream {
-    let state = State {
-        buffered: parts.buffered,
-        inner: parts.inner,
-        permit: Some(parts.permit),
-        idle: parts.idle,
-        policy: parts.policy,
-        clock: parts.clock,
-        tokens: 0,
-    };
-    Box::pin(stream::unfold(state, |mut state| async move {
-        // `permit` is taken once the stream ended, successfully or not.
-        state.permit.as_ref()?;
-        if let Some(chunk) = state.buffered.pop_front() {
-            return Some((Ok(chunk), state));
+    Box::pin(CommittedStream {
+        state: State {
+            buffered: parts.buffered,
+            inner: parts.inner,
+            permit: Some(parts.permit),
+            idle: parts.idle,
+            policy: parts.policy,
+            clock: parts.clock,
+            tokens: 0,
+        },
+        waiting_since: None,
+        idle_timer: None,
+    })
+}
+
+/// The committed stream: chunks pass through; a silence of `idle` is a timeout.
+///
+/// The silence is timed from when the stream starts waiting for its next chunk (as a
+/// `timeout` around each `next()` would), with one timer per stream, not one per chunk:
+/// the timer is armed at the first wait and moved to `start of the wait + idle` only when
+/// it fires early.
+struct CommittedStream {
+    state: State,
+    /// When the upstream last had nothing for us; `None` while chunks keep coming.
+    waiting_since: Option<Instant>,
+    idle_timer: Option<Pin<Box<Sleep>>>,
+}
+
+impl CommittedStream {
+    /// `Ready` once the upstream has been silent for `idle` since the wait began.
+    fn poll_idle(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        let since = *self.waiting_since.get_or_insert_with(Instant::now);
+        let due = since + self.state.idle;
+        let timer = self
+            .idle_timer
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(due)));
+        loop {
+            if timer.as_mut().poll(cx).is_pending() {
+                return Poll::Pending;
+            }
+            if timer.deadline() >= due {
+                return Poll::Ready(());
+            }
+            timer.as_mut().reset(due);
         }
-        match tokio::time::timeout(state.idle, state.inner.next()).await {
-            Ok(Some(Ok(chunk))) => {
+    }
+}
+
+impl Stream for CommittedStream {
+    type Item = Result<ChatChunk, Error>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = self.get_mut();
+        // `permit` is taken once the stream ended, successfully or not.
+        if this.state.permit.is_none() {
+            return Poll::Ready(None);
+        }
+        if let Some(chunk) = this.state.buffered.pop_front() {
+            return Poll::Ready(Some(Ok(chunk)));
+        }
+        let state = &mut this.state;
+        match state.inner.poll_next_unpin(cx) {
+            Poll::Ready(Some(Ok(chunk))) => {
+                this.waiting_since = None;
                 if let Some(usage) = &chunk.usage {
                     state.tokens = usage.total_tokens;
                 }
-                Some((Ok(chunk), state))
+                Poll::Ready(Some(Ok(chunk)))
             }
-            Ok(Some(Err(error))) => {
+            Poll::Ready(Some(Err(error))) => {
                 state.fail(&error);
-                Some((Err(error), state))
+                Poll::Ready(Some(Err(error)))
             }
-            Ok(None) => {
+            Poll::Ready(None) => {
                 if let Some(permit) = state.permit.take() {
                     permit.succeed(None, state.tokens, state.clock.now_ms());
                 }
-                None
+                Poll::Ready(None)
             }
-            Err(_) => {
+            Poll::Pending => {
+                ready!(this.poll_idle(cx));
+                let state = &mut this.state;
                 let label = state
                     .permit
                     .as_ref()
@@ -83,10 +137,10 @@ pub(crate) fn committed(parts: Committed) -> ChatStream {
                     after: state.idle,
                 };
                 state.fail(&error);
-                Some((Err(error), state))
+                Poll::Ready(Some(Err(error)))
             }
         }
-    }))
+    }
 }
 
 /// Read a new stream up to its first content (or its end marker), keeping what came before.

@@ -1,23 +1,31 @@
 //! The endpoints.
 
-use std::{convert::Infallible, sync::Arc, time::Instant};
+use std::{
+    sync::Arc,
+    task::{Context, Poll, ready},
+    time::Instant,
+};
 
 use axum::{
     Extension, Json,
     body::{Body, Bytes},
     extract::State,
     http::{Method, StatusCode, Uri, header::CONTENT_TYPE},
-    response::{
-        IntoResponse, Response,
-        sse::{Event, KeepAlive, Sse},
-    },
+    response::{IntoResponse, Response},
 };
-use futures_util::{StreamExt, stream};
+use bytes::BytesMut;
+use futures_util::StreamExt;
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 use llm_factory::{ChatOptions, ChatRequest, ChatStream, StrategyKind, balance::HealthState};
 use serde_json::json;
 
-use crate::{AppState, error::ApiError, metrics, middleware::RequestId};
+use crate::{
+    AppState,
+    error::ApiError,
+    metrics,
+    middleware::RequestId,
+    sse::{self, EventSource, SseBody},
+};
 
 /// The most choices a request may ask for.
 const MAX_N: u32 = 16;
@@ -25,24 +33,11 @@ const MAX_N: u32 = 16;
 /// The request body: OpenAI's, plus the original LLM Factory's `load_balance_strategy`,
 /// which is taken out so it never reaches an upstream.
 fn parse(body: &[u8]) -> Result<(ChatRequest, Option<String>), ApiError> {
-    let mut deserializer = serde_json::Deserializer::from_slice(body);
-    let mut request: ChatRequest =
-        serde_path_to_error::deserialize(&mut deserializer).map_err(|e| {
-            let path = e.path().to_string();
-            let inner = e.into_inner();
-            if path == "." {
-                ApiError::bad_request(format!(
-                    "the request body is not a valid chat completion request: {inner}"
-                ))
-            } else {
-                ApiError::bad_request(format!("invalid `{path}`: {inner}")).with_param(path)
-            }
-        })?;
-    deserializer.end().map_err(|e| {
-        ApiError::bad_request(format!(
-            "the request body has data after the JSON object: {e}"
-        ))
-    })?;
+    // Parsed without path tracking; only a body that fails is parsed again to say where.
+    let mut request = match serde_json::from_slice::<ChatRequest>(body) {
+        Ok(request) => request,
+        Err(_) => return Err(explain(body)),
+    };
     let strategy = match request.extra.remove("load_balance_strategy") {
         None | Some(serde_json::Value::Null) => None,
         Some(serde_json::Value::String(name)) => Some(name),
@@ -54,6 +49,30 @@ fn parse(body: &[u8]) -> Result<(ChatRequest, Option<String>), ApiError> {
         }
     };
     Ok((request, strategy))
+}
+
+/// The error of a body that does not parse, with the path of the offending field.
+#[cold]
+fn explain(body: &[u8]) -> ApiError {
+    let mut deserializer = serde_json::Deserializer::from_slice(body);
+    if let Err(e) = serde_path_to_error::deserialize::<_, ChatRequest>(&mut deserializer) {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        return if path == "." {
+            ApiError::bad_request(format!(
+                "the request body is not a valid chat completion request: {inner}"
+            ))
+        } else {
+            ApiError::bad_request(format!("invalid `{path}`: {inner}")).with_param(path)
+        };
+    }
+    let detail = deserializer
+        .end()
+        .err()
+        .map_or_else(|| "trailing characters".to_owned(), |e| e.to_string());
+    ApiError::bad_request(format!(
+        "the request body has data after the JSON object: {detail}"
+    ))
 }
 
 fn validate(request: &ChatRequest) -> Result<(), ApiError> {
@@ -179,69 +198,73 @@ async fn serve_chat(
     }
     let include_usage = request.include_usage();
     let upstream = state.factory.stream_with(request, &options).await?;
-    Ok(sse(upstream, include_usage, started).into_response())
+    Ok(sse(upstream, include_usage, started))
 }
 
 /// Chunks as `data:` events, then `data: [DONE]`; a failure is one error event and the
 /// end, without `[DONE]`.
-fn sse(
+struct ChunkEvents {
     upstream: ChatStream,
     include_usage: bool,
     started: Instant,
-) -> Sse<impl futures_util::Stream<Item = Result<Event, Infallible>>> {
-    struct State {
-        upstream: ChatStream,
-        finished: bool,
-        first_token: bool,
-    }
-    let events = stream::unfold(
-        State {
-            upstream,
-            finished: false,
-            first_token: false,
-        },
-        move |mut state| async move {
-            if state.finished {
-                return None;
-            }
-            loop {
-                match state.upstream.next().await {
-                    Some(Ok(mut chunk)) => {
-                        if !state.first_token && chunk.has_content() {
-                            state.first_token = true;
-                            metrics::observe_first_token(started);
-                        }
-                        if let Some(usage) = &chunk.usage {
-                            metrics::count_tokens(usage);
-                        }
-                        if !include_usage {
-                            // The caller did not ask for usage: drop the usage-only chunk.
-                            if chunk.choices.is_empty() {
-                                continue;
-                            }
-                            chunk.usage = None;
-                        }
-                        let data = serde_json::to_string(&chunk).unwrap_or_else(|e| {
-                            json!({"error": {"message": format!("cannot encode a chunk: {e}"), "type": "api_error"}}).to_string()
-                        });
-                        return Some((Ok(Event::default().data(data)), state));
+    first_token: bool,
+    finished: bool,
+}
+
+impl EventSource for ChunkEvents {
+    fn poll_write(&mut self, cx: &mut Context<'_>, out: &mut BytesMut) -> Poll<bool> {
+        if self.finished {
+            return Poll::Ready(false);
+        }
+        loop {
+            match ready!(self.upstream.poll_next_unpin(cx)) {
+                Some(Ok(mut chunk)) => {
+                    if !self.first_token && chunk.has_content() {
+                        self.first_token = true;
+                        metrics::observe_first_token(self.started);
                     }
-                    Some(Err(error)) => {
-                        state.finished = true;
-                        let error = ApiError::from(error);
-                        metrics::count_error(&error);
-                        return Some((Ok(Event::default().data(error.body().to_string())), state));
+                    if let Some(usage) = &chunk.usage {
+                        metrics::count_tokens(usage);
                     }
-                    None => {
-                        state.finished = true;
-                        metrics::observe_duration(started);
-                        return Some((Ok(Event::default().data("[DONE]")), state));
+                    if !self.include_usage {
+                        // The caller did not ask for usage: drop the usage-only chunk.
+                        if chunk.choices.is_empty() {
+                            continue;
+                        }
+                        chunk.usage = None;
                     }
+                    sse::write_json_event(out, &chunk, |e| {
+                        json!({"error": {"message": format!("cannot encode a chunk: {e}"), "type": "api_error"}}).to_string()
+                    });
+                    return Poll::Ready(true);
+                }
+                Some(Err(error)) => {
+                    self.finished = true;
+                    let error = ApiError::from(error);
+                    metrics::count_error(&error);
+                    sse::write_data_event(out, &error.body().to_string());
+                    return Poll::Ready(true);
+                }
+                None => {
+                    self.finished = true;
+                    metrics::observe_duration(self.started);
+                    sse::write_data_event(out, "[DONE]");
+                    return Poll::Ready(true);
                 }
             }
-        },
-    );
-    Sse::new(events).keep_alive(KeepAlive::default())
+        }
+    }
+}
+
+fn sse(upstream: ChatStream, include_usage: bool, started: Instant) -> Response {
+    SseBody::new(ChunkEvents {
+        upstream,
+        include_usage,
+        started,
+        first_token: false,
+        finished: false,
+    })
+    .into_response()
 }
 
 pub(crate) async fn models(State(state): State<Arc<AppState>>) -> Json<serde_json::Value> {

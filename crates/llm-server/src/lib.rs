@@ -50,6 +50,7 @@ mod handlers;
 mod metrics;
 mod middleware;
 mod serve;
+mod sse;
 
 use std::{sync::Arc, time::Duration};
 

@@ -1,10 +1,12 @@
 //! Request ids, gateway keys and load shedding.
 
 use std::{
+    pin::Pin,
     sync::{
         Arc,
         atomic::{AtomicU64, Ordering},
     },
+    task::{Context, Poll},
     time::{Instant, SystemTime, UNIX_EPOCH},
 };
 
@@ -15,9 +17,11 @@ use axum::{
     middleware::Next,
     response::{IntoResponse, Response},
 };
-use futures_util::StreamExt;
+use bytes::Bytes;
+use http_body::{Body as HttpBody, Frame, SizeHint};
 use llm_factory::core::ExposeSecret;
 use subtle::ConstantTimeEq;
+use tokio::sync::OwnedSemaphorePermit;
 
 use crate::{AppState, error::ApiError};
 
@@ -159,12 +163,38 @@ pub(crate) async fn shed_load(
     };
     let response = next.run(request).await;
     // The slot is held until the body is sent in full (a stream holds it while open).
-    let (parts, body) = response.into_parts();
-    let body = Body::from_stream(body.into_data_stream().map(move |frame| {
-        let _slot = &permit;
-        frame
-    }));
-    Response::from_parts(parts, body)
+    response.map(|body| {
+        Body::new(Slotted {
+            body,
+            _permit: permit,
+        })
+    })
+}
+
+/// A response body holding its concurrency slot until it is dropped.
+struct Slotted {
+    body: Body,
+    _permit: OwnedSemaphorePermit,
+}
+
+impl HttpBody for Slotted {
+    type Data = Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, axum::Error>>> {
+        Pin::new(&mut self.body).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.body.size_hint()
+    }
 }
 
 #[cfg(test)]

@@ -252,8 +252,10 @@ impl Conn {
         let past = |since: u64, limit: Duration| {
             since != 0 && u128::from(now.saturating_sub(since)) > limit.as_millis()
         };
-        if !self.is_idle() {
-            let blocked = self.blocked_since_ms.load(Ordering::Acquire);
+        // Writes blocked on a client that does not read: also after the response body was
+        // handed over whole (a body of known length is dropped before its bytes are out).
+        let blocked = self.blocked_since_ms.load(Ordering::Acquire);
+        if blocked != 0 || !self.is_idle() {
             return past(blocked, limits.send_timeout).then_some(Reason::SendTimeout);
         }
         // A new connection's first head is timed from accept, not from its first byte:
@@ -331,7 +333,17 @@ struct Watched {
     io: TcpStream,
     conn: Arc<Conn>,
     clock: Clock,
+    /// Bytes were read since the last write: the next write answers a request and goes out
+    /// at once.
+    read_since_write: bool,
+    /// The length of the write deferred by the last yield (see [`Watched::defer`]).
+    deferred: Option<usize>,
+    /// Yields since the last write.
+    yields: u8,
 }
+
+/// The most times a write is deferred before it goes out regardless.
+const MAX_WRITE_YIELDS: u8 = 16;
 
 impl AsyncRead for Watched {
     fn poll_read(
@@ -342,6 +354,9 @@ impl AsyncRead for Watched {
         let before = buf.filled().len();
         let this = &mut *self;
         let polled = Pin::new(&mut this.io).poll_read(cx, buf);
+        if buf.filled().len() > before {
+            this.read_since_write = true;
+        }
         if buf.filled().len() > before
             && this.conn.is_idle()
             && this.conn.head_started_ms.load(Ordering::Relaxed) == 0
@@ -371,6 +386,36 @@ impl Watched {
         }
         polled
     }
+
+    /// Whether to hold a write of `len` bytes for one turn of the scheduler.
+    ///
+    /// A write that answers a request (bytes were read since the last write) goes out at
+    /// once. A later write on the same response (the next pieces of a stream) yields first,
+    /// once, and again as long as the pending length grew meanwhile: the tasks woken
+    /// before us (the upstream connection handing over its next chunk) run, and every
+    /// chunk already received leaves in one `writev` instead of one each. Nothing waits
+    /// for a timer: when nothing new arrived during a yield, the write goes out.
+    fn defer(&mut self, cx: &Context<'_>, len: usize) -> bool {
+        if self.read_since_write || self.yields >= MAX_WRITE_YIELDS {
+            return false;
+        }
+        if self.deferred.is_some_and(|before| len <= before) {
+            return false;
+        }
+        self.deferred = Some(len);
+        self.yields += 1;
+        cx.waker().wake_by_ref();
+        true
+    }
+
+    fn wrote<T>(&mut self, polled: Poll<io::Result<T>>) -> Poll<io::Result<T>> {
+        if matches!(polled, Poll::Ready(Ok(_))) {
+            self.read_since_write = false;
+            self.deferred = None;
+            self.yields = 0;
+        }
+        self.track(polled)
+    }
 }
 
 impl AsyncWrite for Watched {
@@ -379,8 +424,11 @@ impl AsyncWrite for Watched {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
+        if self.defer(cx, buf.len()) {
+            return Poll::Pending;
+        }
         let polled = Pin::new(&mut self.io).poll_write(cx, buf);
-        self.track(polled)
+        self.wrote(polled)
     }
 
     fn poll_write_vectored(
@@ -388,8 +436,11 @@ impl AsyncWrite for Watched {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
+        if self.defer(cx, bufs.iter().map(|b| b.len()).sum()) {
+            return Poll::Pending;
+        }
         let polled = Pin::new(&mut self.io).poll_write_vectored(cx, bufs);
-        self.track(polled)
+        self.wrote(polled)
     }
 
     fn is_write_vectored(&self) -> bool {
@@ -546,6 +597,9 @@ pub async fn serve(
             io: tcp,
             conn: Arc::clone(&conn),
             clock,
+            read_since_write: false,
+            deferred: None,
+            yields: 0,
         });
         let service = {
             let app = app.clone();

@@ -2,7 +2,7 @@ use std::fmt;
 
 use serde::{Deserialize, Deserializer, Serialize, de};
 
-use super::Extra;
+use super::{Extra, deserialize_with_extra};
 
 /// Who wrote a message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -47,7 +47,7 @@ impl fmt::Display for Role {
 /// One message of a conversation.
 ///
 /// `content` is optional because an assistant message that only calls tools has none.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Message {
     /// Who wrote it.
     pub role: Role,
@@ -343,3 +343,13 @@ pub struct FunctionCall {
     /// The arguments, a string containing JSON.
     pub arguments: String,
 }
+
+deserialize_with_extra!(Message {
+    role: "role" => return Err(de::Error::missing_field("role")),
+    content: "content" => None,
+    name: "name" => None,
+    tool_calls: "tool_calls" => None,
+    tool_call_id: "tool_call_id" => None,
+    reasoning_content: "reasoning_content" => None,
+    refusal: "refusal" => None,
+});

@@ -25,5 +25,84 @@ pub use response::{
 /// The pass-through map that keeps JSON fields a type does not model.
 pub type Extra = serde_json::Map<String, serde_json::Value>;
 
+/// A JSON object key, borrowed from the input when it has no escapes.
+struct Key<'de>(std::borrow::Cow<'de, str>);
+
+impl<'de> serde::Deserialize<'de> for Key<'de> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = Key<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a field name")
+            }
+            fn visit_borrowed_str<E>(self, key: &'de str) -> Result<Key<'de>, E> {
+                Ok(Key(std::borrow::Cow::Borrowed(key)))
+            }
+            fn visit_str<E>(self, key: &str) -> Result<Key<'de>, E> {
+                Ok(Key(std::borrow::Cow::Owned(key.to_owned())))
+            }
+            fn visit_string<E>(self, key: String) -> Result<Key<'de>, E> {
+                Ok(Key(std::borrow::Cow::Owned(key)))
+            }
+        }
+        deserializer.deserialize_str(Visitor)
+    }
+}
+
+/// `Deserialize` for a struct whose unmodelled fields go to its `extra` map, in one pass.
+///
+/// This is what `#[serde(flatten)] extra: Extra` means, without its cost: serde's flatten
+/// buffers every field of the object into an intermediate tree and deserializes each a
+/// second time, which made (de)serializing the request, the answer and every streamed
+/// chunk a large share of the gateway's CPU time. Each entry names a field, its JSON key
+/// and the value used when the key is absent (`return Err(…)` for a required field).
+/// Duplicate known keys are an error, as with the derive; unknown keys are kept.
+macro_rules! deserialize_with_extra {
+    ($ty:ident { $($field:ident: $json:literal => $default:expr),* $(,)? }) => {
+        impl<'de> serde::Deserialize<'de> for $ty {
+            fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+                struct Visitor;
+                impl<'de> serde::de::Visitor<'de> for Visitor {
+                    type Value = $ty;
+                    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                        f.write_str(concat!("struct ", stringify!($ty)))
+                    }
+                    fn visit_map<A: serde::de::MapAccess<'de>>(
+                        self,
+                        mut map: A,
+                    ) -> Result<$ty, A::Error> {
+                        $(let mut $field = None;)*
+                        let mut extra = $crate::types::Extra::new();
+                        while let Some(key) = map.next_key::<$crate::types::Key<'de>>()? {
+                            match key.0.as_ref() {
+                                $($json => {
+                                    if $field.is_some() {
+                                        return Err(serde::de::Error::duplicate_field($json));
+                                    }
+                                    $field = Some(map.next_value()?);
+                                })*
+                                _ => {
+                                    let value = map.next_value()?;
+                                    extra.insert(key.0.into_owned(), value);
+                                }
+                            }
+                        }
+                        Ok($ty {
+                            $($field: match $field {
+                                Some(value) => value,
+                                None => $default,
+                            },)*
+                            extra,
+                        })
+                    }
+                }
+                deserializer.deserialize_map(Visitor)
+            }
+        }
+    };
+}
+pub(crate) use deserialize_with_extra;
+
 #[cfg(test)]
 mod tests;

@@ -1,7 +1,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::{Extra, Message, ToolKind};
+use super::{Extra, Message, ToolKind, deserialize_with_extra};
 
 /// An OpenAI Chat Completions request.
 ///
@@ -20,7 +20,7 @@ use super::{Extra, Message, ToolKind};
 /// };
 /// assert_eq!(full.model.as_deref(), Some("gpt-4o"));
 /// ```
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize)]
 pub struct ChatRequest {
     /// The model or model group; `None` lets the router pick its default group.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -154,7 +154,7 @@ impl Stop {
 }
 
 /// Options for streamed responses.
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize)]
 pub struct StreamOptions {
     /// Send a final chunk with usage and empty `choices`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -281,3 +281,32 @@ pub struct JsonSchemaFormat {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub strict: Option<bool>,
 }
+
+deserialize_with_extra!(ChatRequest {
+    model: "model" => None,
+    messages: "messages" => return Err(serde::de::Error::missing_field("messages")),
+    temperature: "temperature" => None,
+    top_p: "top_p" => None,
+    n: "n" => None,
+    stop: "stop" => None,
+    max_tokens: "max_tokens" => None,
+    max_completion_tokens: "max_completion_tokens" => None,
+    presence_penalty: "presence_penalty" => None,
+    frequency_penalty: "frequency_penalty" => None,
+    logit_bias: "logit_bias" => None,
+    logprobs: "logprobs" => None,
+    top_logprobs: "top_logprobs" => None,
+    seed: "seed" => None,
+    user: "user" => None,
+    stream: "stream" => None,
+    stream_options: "stream_options" => None,
+    tools: "tools" => None,
+    tool_choice: "tool_choice" => None,
+    parallel_tool_calls: "parallel_tool_calls" => None,
+    response_format: "response_format" => None,
+    reasoning_effort: "reasoning_effort" => None,
+});
+
+deserialize_with_extra!(StreamOptions {
+    include_usage: "include_usage" => None,
+});

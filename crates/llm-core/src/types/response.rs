@@ -3,10 +3,10 @@ use std::fmt;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::Value;
 
-use super::{Extra, Message, Role, ToolKind};
+use super::{Extra, Message, Role, ToolKind, deserialize_with_extra};
 
 /// A complete answer (`object: "chat.completion"`).
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize)]
 #[non_exhaustive]
 pub struct ChatResponse {
     /// The completion's id.
@@ -78,7 +78,7 @@ impl ChatResponse {
 }
 
 /// One choice of a complete answer.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 #[non_exhaustive]
 pub struct Choice {
     /// The choice's index.
@@ -112,7 +112,7 @@ impl Choice {
 }
 
 /// One streamed chunk (`object: "chat.completion.chunk"`).
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize)]
 #[non_exhaustive]
 pub struct ChatChunk {
     /// The completion's id, the same on every chunk.
@@ -203,7 +203,7 @@ impl ChatChunk {
 }
 
 /// One choice's delta in a chunk.
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize)]
 #[non_exhaustive]
 pub struct ChunkChoice {
     /// The choice's index.
@@ -238,7 +238,7 @@ impl ChunkChoice {
 }
 
 /// What one chunk adds to a choice.
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize)]
 #[non_exhaustive]
 pub struct Delta {
     /// `assistant`, on the first chunk only.
@@ -388,7 +388,7 @@ impl<'de> Deserialize<'de> for FinishReason {
 
 /// Token usage. `prompt_tokens` includes cached tokens and `completion_tokens` includes
 /// reasoning tokens, as in OpenAI's semantics.
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize)]
 #[non_exhaustive]
 pub struct Usage {
     /// Input tokens.
@@ -441,7 +441,7 @@ impl Usage {
 }
 
 /// Details of the input tokens.
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize)]
 #[non_exhaustive]
 pub struct PromptTokensDetails {
     /// Tokens read from the prompt cache.
@@ -470,7 +470,7 @@ impl PromptTokensDetails {
 }
 
 /// Details of the output tokens.
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize)]
 #[non_exhaustive]
 pub struct CompletionTokensDetails {
     /// Reasoning tokens.
@@ -500,3 +500,68 @@ impl CompletionTokensDetails {
         }
     }
 }
+
+deserialize_with_extra!(ChatResponse {
+    id: "id" => String::new(),
+    object: "object" => chat_completion(),
+    created: "created" => 0,
+    model: "model" => String::new(),
+    system_fingerprint: "system_fingerprint" => None,
+    service_tier: "service_tier" => None,
+    choices: "choices" => Vec::new(),
+    usage: "usage" => None,
+});
+
+deserialize_with_extra!(Choice {
+    index: "index" => 0,
+    message: "message" => return Err(serde::de::Error::missing_field("message")),
+    finish_reason: "finish_reason" => None,
+    logprobs: "logprobs" => None,
+});
+
+deserialize_with_extra!(ChatChunk {
+    id: "id" => String::new(),
+    object: "object" => chat_completion_chunk(),
+    created: "created" => 0,
+    model: "model" => String::new(),
+    system_fingerprint: "system_fingerprint" => None,
+    service_tier: "service_tier" => None,
+    choices: "choices" => Vec::new(),
+    usage: "usage" => None,
+});
+
+deserialize_with_extra!(ChunkChoice {
+    index: "index" => 0,
+    delta: "delta" => Delta::default(),
+    finish_reason: "finish_reason" => None,
+    logprobs: "logprobs" => None,
+});
+
+deserialize_with_extra!(Delta {
+    role: "role" => None,
+    content: "content" => None,
+    reasoning_content: "reasoning_content" => None,
+    refusal: "refusal" => None,
+    tool_calls: "tool_calls" => None,
+});
+
+deserialize_with_extra!(Usage {
+    prompt_tokens: "prompt_tokens" => 0,
+    completion_tokens: "completion_tokens" => 0,
+    total_tokens: "total_tokens" => 0,
+    prompt_tokens_details: "prompt_tokens_details" => None,
+    completion_tokens_details: "completion_tokens_details" => None,
+});
+
+deserialize_with_extra!(PromptTokensDetails {
+    cached_tokens: "cached_tokens" => None,
+    cache_write_tokens: "cache_write_tokens" => None,
+    audio_tokens: "audio_tokens" => None,
+});
+
+deserialize_with_extra!(CompletionTokensDetails {
+    reasoning_tokens: "reasoning_tokens" => None,
+    audio_tokens: "audio_tokens" => None,
+    accepted_prediction_tokens: "accepted_prediction_tokens" => None,
+    rejected_prediction_tokens: "rejected_prediction_tokens" => None,
+});

@@ -328,3 +328,55 @@ fn request_json_snapshots() {
     };
     insta::assert_json_snapshot!("request_json_mode", json_mode);
 }
+
+/// The one-pass `Deserialize` (what `#[serde(flatten)]` meant, without its buffering):
+/// unknown keys kept, escaped keys recognised, duplicates and missing required
+/// fields refused as the derive refuses them, `null` for an optional field is `None`.
+#[test]
+fn one_pass_deserialization_keeps_the_derives_rules() {
+    let chunk: ChatChunk = serde_json::from_str(
+        r#"{"z":1,"\u0069d":"c1","choices":[{"delta":{"content":"hi","x":[1]},"index":0,"finish_reason":null,"cfr":{}}],"usage":null,"a":{"b":2}}"#,
+    )
+    .unwrap();
+    assert_eq!(chunk.id, "c1");
+    assert_eq!(chunk.object, ChatChunk::OBJECT);
+    assert_eq!(chunk.usage, None);
+    assert_eq!(chunk.extra.keys().collect::<Vec<_>>(), ["a", "z"]);
+    assert_eq!(chunk.choices[0].delta.extra["x"], json!([1]));
+    assert_eq!(chunk.choices[0].extra["cfr"], json!({}));
+    assert_eq!(chunk.content(), Some("hi"));
+
+    let duplicate = serde_json::from_str::<ChatResponse>(r#"{"id":"a","id":"b"}"#)
+        .unwrap_err()
+        .to_string();
+    assert!(duplicate.contains("duplicate field `id`"), "{duplicate}");
+
+    let missing = serde_json::from_str::<ChatResponse>(r#"{"choices":[{"index":0}]}"#)
+        .unwrap_err()
+        .to_string();
+    assert!(missing.contains("missing field `message`"), "{missing}");
+
+    let wrong = serde_json::from_str::<Usage>(r#"{"prompt_tokens":"3"}"#)
+        .unwrap_err()
+        .to_string();
+    assert!(wrong.contains("invalid type: string \"3\""), "{wrong}");
+
+    let not_an_object = serde_json::from_str::<Message>(r#"["user","hi"]"#)
+        .unwrap_err()
+        .to_string();
+    assert!(not_an_object.contains("struct Message"), "{not_an_object}");
+
+    // What a derive without flatten would also accept: a request read through a `Value`.
+    let request: ChatRequest = serde_json::from_value(json!({
+        "messages": [{"role": "user", "content": "hi", "cache_control": {"type": "ephemeral"}}],
+        "stream_options": {"include_usage": true, "include_obfuscation": false},
+        "metadata": {"k": "v"}
+    }))
+    .unwrap();
+    assert!(request.include_usage());
+    assert_eq!(
+        request.messages[0].extra["cache_control"]["type"],
+        "ephemeral"
+    );
+    assert_eq!(request.extra["metadata"]["k"], "v");
+}
