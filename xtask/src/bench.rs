@@ -632,6 +632,11 @@ pub(crate) fn main(args: &[String]) -> Result<(), String> {
     }
     drop(nginx);
 
+    // Each provider's translation, against a mock speaking its format.
+    if !quick {
+        provider_rows(&bin, &out_dir, upstream_port, seconds, ticks, &mut rows)?;
+    }
+
     // 1,000 open streams: RSS idle, at peak, and after.
     let open_streams = if quick {
         None
@@ -728,6 +733,10 @@ fn nginx_binary() -> Option<PathBuf> {
     )
 }
 
+fn mib(kib: u64) -> f64 {
+    kib as f64 / 1024.0
+}
+
 fn per_request(
     ticks_used: u64,
     ticks_per_second: f64,
@@ -737,9 +746,142 @@ fn per_request(
     (requests > 0.0).then(|| ticks_used as f64 / ticks_per_second * 1e6 / requests)
 }
 
+/// The providers of the per-provider rows: display name, gateway model name, YAML entry
+/// (`{base}` is `provider-mock`'s address, `{openai}` the OpenAI mock's).
+const PROVIDERS: [(&str, &str, &str); 6] = [
+    (
+        "OpenAI",
+        "p-openai",
+        "provider: openai\n    api_key: sk-mock\n    api_base: {openai}/v1",
+    ),
+    (
+        "DeepSeek",
+        "p-deepseek",
+        "provider: deepseek\n    deployment: deepseek-flash\n    api_key: sk-mock\n    api_base: {base}",
+    ),
+    (
+        "Qwen (DashScope native)",
+        "p-qwen",
+        "provider: qwen\n    deployment: qwen-plus\n    api_key: sk-mock\n    api_base: {base}/api/v1",
+    ),
+    (
+        "Qwen (compatible mode)",
+        "p-qwen-compat",
+        "provider: qwen\n    deployment: qwen-plus\n    api_key: sk-mock\n    api_base: {base}/compatible-mode/v1",
+    ),
+    (
+        "Gemini (AI Studio)",
+        "p-gemini",
+        "provider: gemini\n    deployment: gemini-2.5-flash\n    api_key: sk-mock\n    api_base: {base}",
+    ),
+    (
+        "Claude on Bedrock (API key)",
+        "p-claude",
+        "provider: claude\n    deployment: global.anthropic.claude-sonnet-4-5-20250929-v1:0\n    region: us-west-2\n    api_key: sk-mock\n    api_base: {base}",
+    ),
+];
+
+/// The prompt of the per-provider rows: `provider-mock` streams it back word by word, so
+/// every provider's stream has 20 content chunks, as the OpenAI mock's has.
+const TWENTY_WORDS: &str = "w1 w2 w3 w4 w5 w6 w7 w8 w9 w10 w11 w12 w13 w14 w15 w16 w17 w18 w19 w20";
+
+/// CPU per request and per streamed answer for each provider, at concurrency 16, through
+/// one gateway whose deployments point at `provider-mock` (and the OpenAI mock).
+fn provider_rows(
+    bin: &Path,
+    out_dir: &Path,
+    openai_port: u16,
+    seconds: f64,
+    ticks: f64,
+    rows: &mut Vec<Row>,
+) -> Result<(), String> {
+    let mock_port = free_port()?;
+    let _mock = spawn(
+        &bin.join("provider-mock"),
+        &[
+            "--port".to_owned(),
+            mock_port.to_string(),
+            "--key".to_owned(),
+            "sk-mock".to_owned(),
+        ],
+        1,
+        &[],
+        &[mock_port],
+    )?;
+    let mut yaml = String::from("server:\n  max_concurrency: 8192\nproviders:\n");
+    for (_, model, entry) in PROVIDERS {
+        let entry = entry
+            .replace("{base}", &format!("http://127.0.0.1:{mock_port}"))
+            .replace("{openai}", &format!("http://127.0.0.1:{openai_port}"));
+        let _ = writeln!(yaml, "  - model_name: {model}\n    {entry}");
+    }
+    let config = out_dir.join("gateway-providers.yaml");
+    fs::write(&config, yaml).map_err(|e| format!("{}: {e}", config.display()))?;
+    let gateway = start_gateway(bin, &config)?;
+    let pid = gateway.proc.pid();
+    for (name, model, _) in PROVIDERS {
+        for stream in [false, true] {
+            let mut extra = vec!["--model", model, "--prompt", TWENTY_WORDS];
+            if stream {
+                extra.push("--stream");
+            }
+            let before = cpu_ticks(pid);
+            let report = load_with(bin, gateway.port, 16, seconds, &extra)?;
+            if num(&report, "errors") > 0.0 {
+                return Err(format!(
+                    "{name} through the gateway failed: {:?}",
+                    report.get("first_error")
+                ));
+            }
+            let cpu = per_request(cpu_ticks(pid) - before, ticks, &report);
+            rows.push(Row {
+                name: format!("provider {name}{}", if stream { " stream" } else { "" }),
+                concurrency: 16,
+                report,
+                cpu_us_per_request: cpu,
+            });
+        }
+    }
+    Ok(())
+}
+
+/// The per-provider table: CPU per request, per streamed answer and per chunk.
+fn provider_section(rows: &[Row]) -> String {
+    let mut out = String::from(
+        "\n## Per provider (concurrency 16)\n\nOne gateway with one deployment per provider, each pointing at a mock that speaks that provider's documented format (`provider-mock`; OpenAI: `bench-upstream`); the prompt makes every stream 20 content chunks. CPU per chunk = the gateway's CPU per streamed answer ÷ the chunks the client received per answer (request handling included); marginal = (CPU per streamed answer − CPU per non-stream request) ÷ chunks.\n\n| provider | req/s | CPU µs/request | streams/s | chunks/answer | CPU µs/streamed answer | CPU µs/chunk | marginal µs/chunk |\n|---|---|---|---|---|---|---|---|\n",
+    );
+    for (name, _, _) in PROVIDERS {
+        let find = |suffix: &str| {
+            rows.iter()
+                .find(|r| r.name == format!("provider {name}{suffix}"))
+        };
+        let (Some(json), Some(stream)) = (find(""), find(" stream")) else {
+            continue;
+        };
+        let (Some(cpu), Some(stream_cpu)) = (json.cpu_us_per_request, stream.cpu_us_per_request)
+        else {
+            continue;
+        };
+        let rps = num(&stream.report, "rps");
+        let chunks = if rps > 0.0 {
+            num(&stream.report, "chunks_per_s") / rps
+        } else {
+            f64::NAN
+        };
+        let _ = writeln!(
+            out,
+            "| {name} | {:.0} | {cpu:.1} | {rps:.0} | {chunks:.1} | {stream_cpu:.1} | {:.1} | {:.1} |",
+            num(&json.report, "rps"),
+            stream_cpu / chunks,
+            (stream_cpu - cpu) / chunks
+        );
+    }
+    out
+}
+
 /// Hold 1,000 streams open through the gateway (the upstream paces 20 chunks 50 ms apart)
 /// and sample the gateway's memory before, during and after.
-fn open_streams(bin: &Path, out_dir: &Path) -> Result<(u64, u64, u64, f64), String> {
+fn open_streams(bin: &Path, out_dir: &Path) -> Result<OpenStreams, String> {
     let slow_port = free_port()?;
     let _slow = spawn(
         &bin.join("bench-upstream"),
@@ -770,8 +912,26 @@ fn open_streams(bin: &Path, out_dir: &Path) -> Result<(u64, u64, u64, f64), Stri
         .join()
         .map_err(|_| "the load thread panicked".to_owned())??;
     thread::sleep(Duration::from_secs(2));
-    let after = rss_kib(pid);
-    Ok((idle, peak, after, num(&report, "errors")))
+    let after_2s = rss_kib(pid);
+    thread::sleep(Duration::from_secs(8));
+    let after_10s = rss_kib(pid);
+    Ok(OpenStreams {
+        idle,
+        peak,
+        after_2s,
+        after_10s,
+        errors: num(&report, "errors"),
+    })
+}
+
+/// RSS (KiB) around 1,000 concurrent streams.
+#[derive(Clone, Copy)]
+struct OpenStreams {
+    idle: u64,
+    peak: u64,
+    after_2s: u64,
+    after_10s: u64,
+    errors: f64,
 }
 
 fn table(rows: &[Row]) -> String {
@@ -908,7 +1068,7 @@ fn report_markdown(
     rows: &[Row],
     memory: &[(String, u64, u64)],
     readiness: &[(usize, Duration)],
-    open: Option<(u64, u64, u64, f64)>,
+    open: Option<OpenStreams>,
     pinned: bool,
 ) -> String {
     let mut md = String::from(
@@ -961,6 +1121,7 @@ fn report_markdown(
         }
     }
     md.push_str(&shared_state_section(rows));
+    md.push_str(&provider_section(rows));
     md.push_str(&targets(rows, memory, readiness, open));
     md.push_str(OPTIMISED);
     md.push_str("\n## Memory and start-up\n\n| gateway | RSS idle MiB | RSS right after its load rows MiB |\n|---|---|---|\n");
@@ -972,13 +1133,15 @@ fn report_markdown(
             *peak as f64 / 1024.0
         );
     }
-    if let Some((idle, peak, after, errors)) = open {
+    if let Some(open) = open {
         let _ = writeln!(
             md,
-            "\n1,000 concurrent open streams through one deployment: RSS idle {:.1} MiB, peak {:.1} MiB, 2 s after {:.1} MiB; {errors:.0} errors.",
-            idle as f64 / 1024.0,
-            peak as f64 / 1024.0,
-            after as f64 / 1024.0
+            "\n1,000 concurrent open streams through one deployment: RSS idle {:.1} MiB, peak {:.1} MiB, 2 s after {:.1} MiB, 10 s after {:.1} MiB; {:.0} errors.",
+            mib(open.idle),
+            mib(open.peak),
+            mib(open.after_2s),
+            mib(open.after_10s),
+            open.errors
         );
     }
     md.push_str("\nStart to ready (process spawn to the port accepting connections):");
@@ -1044,7 +1207,7 @@ fn targets(
     rows: &[Row],
     memory: &[(String, u64, u64)],
     readiness: &[(usize, Duration)],
-    open: Option<(u64, u64, u64, f64)>,
+    open: Option<OpenStreams>,
 ) -> String {
     let find = |name: &str, c: usize| rows.iter().find(|r| r.name == name && r.concurrency == c);
     let diff = |a: Option<&Row>, b: Option<&Row>, key: &str| match (a, b) {
@@ -1104,8 +1267,8 @@ fn targets(
         "| RSS ≤ 15 MiB idle | {idle:.1} MiB | {} |",
         verdict(idle <= 15.0)
     );
-    if let Some((_, peak, after, _)) = open {
-        let (peak, after) = (peak as f64 / 1024.0, after as f64 / 1024.0);
+    if let Some(open) = open {
+        let (peak, before, after) = (mib(open.peak), mib(open.idle), mib(open.after_10s));
         let _ = writeln!(
             out,
             "| RSS ≤ 100 MiB with 1,000 open streams | {peak:.1} MiB | {} |",
@@ -1113,8 +1276,9 @@ fn targets(
         );
         let _ = writeln!(
             out,
-            "| back near idle after | {after:.1} MiB | {} |",
-            verdict(after <= idle * 2.0)
+            "| RSS 10 s after 1,000 streams within 25 % of idle ({before:.1} MiB) | {after:.1} MiB ({:+.0} %) | {} |",
+            (after / before - 1.0) * 100.0,
+            verdict(after <= before * 1.25)
         );
     }
     let _ = writeln!(
@@ -1129,7 +1293,7 @@ fn to_json(
     rows: &[Row],
     memory: &[(String, u64, u64)],
     readiness: &[(usize, Duration)],
-    open: Option<(u64, u64, u64, f64)>,
+    open: Option<OpenStreams>,
     pinned: bool,
 ) -> String {
     let mut out = format!(
@@ -1178,12 +1342,14 @@ fn to_json(
         );
     }
     out.push(']');
-    if let Some((idle, peak, after, errors)) = open {
+    if let Some(o) = open {
         let _ = write!(
             out,
-            ",\"open_streams_1000_kib\":{{\"idle\":{idle},\"peak\":{peak},\"after\":{after},\"errors\":{errors}}}"
+            ",\"open_streams_1000_kib\":{{\"idle\":{},\"peak\":{},\"after_2s\":{},\"after_10s\":{},\"errors\":{}}}",
+            o.idle, o.peak, o.after_2s, o.after_10s, o.errors
         );
     }
+
     out.push('}');
     out
 }

@@ -5,6 +5,7 @@
 //!
 //! ```text
 //! bench-load --url http://127.0.0.1:8000/v1/chat/completions --concurrency 16 --seconds 5 [--stream]
+//!            [--model gpt-4o] [--prompt TEXT]
 //! ```
 //!
 //! For soak runs: `--mixed` alternates JSON and stream requests, and `--cancel-every N`
@@ -150,6 +151,11 @@ async fn main() -> anyhow::Result<()> {
     let concurrency: usize = bench::arg(&args, "--concurrency", 1)?;
     let seconds: f64 = bench::arg(&args, "--seconds", 5.0)?;
     let model: String = bench::arg(&args, "--model", "gpt-4o".to_owned())?;
+    let prompt: String = bench::arg(
+        &args,
+        "--prompt",
+        "Say hello in one short sentence.".to_owned(),
+    )?;
     let stream = args.iter().any(|a| a == "--stream");
     let mixed = args.iter().any(|a| a == "--mixed");
     let cancel_every: u64 = bench::arg(&args, "--cancel-every", 0)?;
@@ -157,7 +163,7 @@ async fn main() -> anyhow::Result<()> {
         Bytes::from(
             json!({
                 "model": model,
-                "messages": [{"role": "system", "content": "You are a benchmark."}, {"role": "user", "content": "Say hello in one short sentence."}],
+                "messages": [{"role": "system", "content": "You are a benchmark."}, {"role": "user", "content": prompt}],
                 "max_tokens": 64,
                 "stream": stream,
             })

@@ -361,6 +361,9 @@ impl LlmFactoryBuilder {
         if let Some(max) = config.server.max_upstream_body_bytes {
             context.max_upstream_body_bytes = max.max(1);
         }
+        if let Some(max) = config.server.max_idle_upstream_connections {
+            context.max_idle_upstream_connections = max;
+        }
         let shared = crate::shared::state(&config.router)?;
         if let Some(shared) = &shared {
             context.fingerprint_key = Some(shared.fingerprint_key.clone());

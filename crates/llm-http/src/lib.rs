@@ -154,17 +154,33 @@ pub fn validate_base(base: &str) -> Result<&str> {
     Ok(trimmed)
 }
 
+/// The most idle connections kept per upstream host by a client made by [`http_client`]:
+/// a burst of concurrent requests opens as many connections, and all but this many close
+/// when it is over instead of staying open (and holding their buffers) until they time out.
+pub const DEFAULT_MAX_IDLE_PER_HOST: usize = 64;
+
 /// A reqwest client with the connect timeout (and, when bounded, the idle-read timeout) of
 /// `timeouts`, to share among the providers of several keys: one connection pool per
-/// account, not per key.
+/// account, not per key. It keeps at most [`DEFAULT_MAX_IDLE_PER_HOST`] idle connections
+/// per host.
 ///
 /// # Errors
 ///
 /// [`ErrorKind::Configuration`](llm_core::ErrorKind) when the TLS stack cannot be set up.
 pub fn http_client(timeouts: &Timeouts) -> Result<reqwest::Client> {
+    http_client_with(timeouts, DEFAULT_MAX_IDLE_PER_HOST)
+}
+
+/// [`http_client`] keeping at most `max_idle_per_host` idle connections per host.
+///
+/// # Errors
+///
+/// As [`http_client`].
+pub fn http_client_with(timeouts: &Timeouts, max_idle_per_host: usize) -> Result<reqwest::Client> {
     let mut builder = reqwest::Client::builder()
         .connect_timeout(timeouts.connect)
-        .user_agent(concat!("llm-factory/", env!("CARGO_PKG_VERSION")));
+        .user_agent(concat!("llm-factory/", env!("CARGO_PKG_VERSION")))
+        .pool_max_idle_per_host(max_idle_per_host);
     if bounded(timeouts.idle) {
         builder = builder.read_timeout(timeouts.idle);
     }
@@ -528,6 +544,87 @@ mod tests {
         assert_eq!(err.kind(), ErrorKind::Timeout);
         assert!(bounded(Duration::from_secs(600)));
         assert!(!bounded(Timeouts::UNBOUNDED));
+    }
+
+    /// After a burst of concurrent requests, the client keeps at most its bound of idle
+    /// connections open to the upstream.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn idle_connections_are_bounded_per_host() {
+        use std::sync::{
+            Arc,
+            atomic::{AtomicUsize, Ordering},
+        };
+
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+        // An upstream that answers each request after 200 ms (so the burst needs one
+        // connection per request) and counts the connections still open.
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let open = Arc::new(AtomicUsize::new(0));
+        let peak = Arc::new(AtomicUsize::new(0));
+        let (counted, peaked) = (Arc::clone(&open), Arc::clone(&peak));
+        tokio::spawn(async move {
+            loop {
+                let (mut socket, _) = listener.accept().await.unwrap();
+                let open = Arc::clone(&counted);
+                let now = open.fetch_add(1, Ordering::SeqCst) + 1;
+                peaked.fetch_max(now, Ordering::SeqCst);
+                tokio::spawn(async move {
+                    let mut buf = vec![0u8; 4096];
+                    let mut seen = Vec::new();
+                    while let Ok(n) = socket.read(&mut buf).await {
+                        if n == 0 {
+                            break;
+                        }
+                        seen.extend_from_slice(&buf[..n]);
+                        if seen.windows(4).any(|w| w == b"\r\n\r\n") {
+                            seen.clear();
+                            tokio::time::sleep(Duration::from_millis(200)).await;
+                            let answer = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok";
+                            if socket.write_all(answer).await.is_err() {
+                                break;
+                            }
+                        }
+                    }
+                    open.fetch_sub(1, Ordering::SeqCst);
+                });
+            }
+        });
+        let timeouts = Timeouts::connect_only(Duration::from_secs(5));
+        let t = Transport::new("kit", http_client_with(&timeouts, 2).unwrap(), timeouts);
+        let calls = (0..8).map(|_| {
+            let t = t.clone();
+            async move {
+                let response = t
+                    .post(
+                        format!("http://{addr}/").parse().unwrap(),
+                        HeaderMap::new(),
+                        Vec::new(),
+                        |_, _, _| Error::config("unexpected"),
+                    )
+                    .await
+                    .unwrap();
+                t.read_body(response).await.unwrap()
+            }
+        });
+        let bodies = futures_util::future::join_all(calls).await;
+        assert!(bodies.iter().all(|b| &b[..] == b"ok"));
+        assert_eq!(
+            peak.load(Ordering::SeqCst),
+            8,
+            "one connection per concurrent call"
+        );
+        let started = std::time::Instant::now();
+        while open.load(Ordering::SeqCst) > 2 {
+            assert!(
+                started.elapsed() < Duration::from_secs(5),
+                "{} connections stayed open, more than the bound of 2",
+                open.load(Ordering::SeqCst)
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert_eq!(open.load(Ordering::SeqCst), 2);
     }
 
     #[tokio::test]

@@ -50,7 +50,9 @@ pub use config::{
 pub use endpoint::{BearerEndpoint, Endpoint, secret_header, validate_base_url};
 pub use error::ErrorInfo;
 pub use llm_http::Transport;
-pub use provider::{AzureOpenAiProvider, OpenAiCompatClient, OpenAiProvider, http_client};
+pub use provider::{
+    AzureOpenAiProvider, OpenAiCompatClient, OpenAiProvider, http_client, http_client_with,
+};
 /// The HTTP client crate, for [`OpenAiProvider::with_http_client`] and friends.
 pub use reqwest;
 

@@ -21,7 +21,7 @@ use crate::{
     wire::{BodyMode, WireRequest},
 };
 
-pub use llm_http::http_client;
+pub use llm_http::{http_client, http_client_with};
 
 /// A client for any OpenAI-compatible chat-completions endpoint: the transport shared by
 /// [`OpenAiProvider`], [`AzureOpenAiProvider`] and the OpenAI-compatible providers of other

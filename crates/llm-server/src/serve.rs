@@ -655,3 +655,107 @@ pub async fn serve(
     STATS.max.store(0, Ordering::Relaxed);
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use std::{
+        sync::atomic::AtomicUsize,
+        task::{Wake, Waker},
+    };
+
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+
+    use super::*;
+
+    #[derive(Default)]
+    struct CountingWaker(AtomicUsize);
+
+    impl Wake for CountingWaker {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    fn write(watched: &mut Watched, cx: &mut Context<'_>, bufs: &[&[u8]]) -> Poll<usize> {
+        let slices: Vec<io::IoSlice<'_>> = bufs.iter().map(|b| io::IoSlice::new(b)).collect();
+        match Pin::new(watched).poll_write_vectored(cx, &slices) {
+            Poll::Ready(Ok(n)) => Poll::Ready(n),
+            Poll::Ready(Err(e)) => panic!("{e}"),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+
+    /// An answer to a request goes out at once; a later write on the same response yields
+    /// (waking itself) until nothing new joined it, then goes out with everything gathered.
+    #[tokio::test]
+    async fn writes_after_the_answer_wait_one_turn_to_gather_what_is_ready() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let mut client = TcpStream::connect(listener.local_addr().unwrap())
+            .await
+            .unwrap();
+        let (server, _) = listener.accept().await.unwrap();
+        let clock = Clock(Instant::now());
+        let mut watched = Watched {
+            io: server,
+            conn: Arc::new(Conn {
+                accepted_ms: 0,
+                in_flight: AtomicU32::new(1),
+                requests: AtomicU64::new(1),
+                idle_since_ms: AtomicU64::new(0),
+                head_started_ms: AtomicU64::new(0),
+                blocked_since_ms: AtomicU64::new(0),
+                closing: AtomicBool::new(false),
+                kill: Notify::new(),
+            }),
+            clock,
+            read_since_write: false,
+            deferred: None,
+            yields: 0,
+        };
+        let wakes = Arc::new(CountingWaker::default());
+        let waker = Waker::from(Arc::clone(&wakes));
+        let mut cx = Context::from_waker(&waker);
+
+        // A request arrives: the answer's first write is not held.
+        client.write_all(b"GET").await.unwrap();
+        let mut buf = [0u8; 16];
+        let n = tokio::io::AsyncReadExt::read(&mut watched, &mut buf)
+            .await
+            .unwrap();
+        assert_eq!(n, 3);
+        assert_eq!(write(&mut watched, &mut cx, &[b"head"]), Poll::Ready(4));
+        assert_eq!(wakes.0.load(Ordering::Relaxed), 0);
+
+        // The next piece yields once; a second piece joins it and it yields again; with
+        // nothing new, both leave in one write.
+        assert!(write(&mut watched, &mut cx, &[b"one"]).is_pending());
+        assert!(write(&mut watched, &mut cx, &[b"one", b"two"]).is_pending());
+        assert_eq!(wakes.0.load(Ordering::Relaxed), 2);
+        assert_eq!(
+            write(&mut watched, &mut cx, &[b"one", b"two"]),
+            Poll::Ready(6)
+        );
+        // A yield is not a blocked client.
+        assert_eq!(watched.conn.blocked_since_ms.load(Ordering::Relaxed), 0);
+
+        // A source that keeps growing is held at most MAX_WRITE_YIELDS turns.
+        let piece = [b'x'; 8];
+        let mut pieces: Vec<&[u8]> = Vec::new();
+        let mut held = 0;
+        loop {
+            pieces.push(&piece);
+            match write(&mut watched, &mut cx, &pieces) {
+                Poll::Pending => held += 1,
+                Poll::Ready(n) => {
+                    assert_eq!(n, pieces.len() * piece.len());
+                    break;
+                }
+            }
+        }
+        assert_eq!(held, usize::from(MAX_WRITE_YIELDS));
+
+        let mut received = vec![0u8; 4 + 6 + pieces.len() * piece.len()];
+        client.read_exact(&mut received).await.unwrap();
+        assert!(received.starts_with(b"headonetwo"));
+    }
+}

@@ -547,6 +547,10 @@ pub struct ServerSettings {
     /// fails that attempt, detected while reading.
     #[serde(default)]
     pub max_upstream_body_bytes: Option<usize>,
+    /// Idle upstream connections kept per provider entry and host (default 64); the rest
+    /// close when a burst is over (nginx `keepalive` in an `upstream` block).
+    #[serde(default)]
+    pub max_idle_upstream_connections: Option<usize>,
 }
 
 impl ServerSettings {
@@ -565,6 +569,7 @@ impl ServerSettings {
             && self.send_timeout.is_none()
             && self.max_connections.is_none()
             && self.max_upstream_body_bytes.is_none()
+            && self.max_idle_upstream_connections.is_none()
     }
 }
 
@@ -584,6 +589,10 @@ impl fmt::Debug for ServerSettings {
             .field("send_timeout", &self.send_timeout)
             .field("max_connections", &self.max_connections)
             .field("max_upstream_body_bytes", &self.max_upstream_body_bytes)
+            .field(
+                "max_idle_upstream_connections",
+                &self.max_idle_upstream_connections,
+            )
             .finish()
     }
 }

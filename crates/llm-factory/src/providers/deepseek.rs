@@ -51,7 +51,7 @@ mod imp {
         let options = options::<Options>(config)?;
         let timeouts = Timeouts::connect_only(CONNECT_TIMEOUT);
         Ok(Box::new(DeepSeekPool {
-            http: llm_openai::http_client(&timeouts)?,
+            http: llm_openai::http_client_with(&timeouts, context.max_idle_upstream_connections)?,
             timeouts,
             limits: Limits {
                 max_body_bytes: context.max_upstream_body_bytes,

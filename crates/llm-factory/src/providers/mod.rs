@@ -44,6 +44,9 @@ pub(crate) struct Builtin {
 pub(crate) struct BuildContext {
     /// The largest non-streaming upstream answer read (`server.max_upstream_body_bytes`).
     pub(crate) max_upstream_body_bytes: usize,
+    /// Idle connections kept per host by each entry's HTTP client
+    /// (`server.max_idle_upstream_connections`).
+    pub(crate) max_idle_upstream_connections: usize,
     /// The key of the keyed hash that identifies credentials in shared state; `None`
     /// when state is not shared.
     pub(crate) fingerprint_key: Option<crate::shared::FingerprintKey>,
@@ -53,6 +56,7 @@ impl Default for BuildContext {
     fn default() -> Self {
         Self {
             max_upstream_body_bytes: 32 * 1024 * 1024,
+            max_idle_upstream_connections: 64,
             fingerprint_key: None,
         }
     }

@@ -65,7 +65,7 @@ mod imp {
         let options = options::<Options>(config)?;
         let timeouts = Timeouts::connect_only(CONNECT_TIMEOUT);
         Ok(Box::new(QwenPool {
-            http: llm_http::http_client(&timeouts)?,
+            http: llm_http::http_client_with(&timeouts, context.max_idle_upstream_connections)?,
             timeouts,
             limits: Limits {
                 max_body_bytes: context.max_upstream_body_bytes,
