@@ -53,7 +53,22 @@ fn new_id() -> String {
     let mut z = seed ^ n.wrapping_mul(0x9E37_79B9_7F4A_7C15);
     z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    format!("req_{:016x}{n:08x}", z ^ (z >> 31))
+    // `req_` + 16 hex digits + the counter's low 8 (written by hand: `format!` was a
+    // measurable share of a request's CPU).
+    let mut id = String::with_capacity(28);
+    id.push_str("req_");
+    push_hex(&mut id, z ^ (z >> 31), 16);
+    push_hex(&mut id, n, 8);
+    id
+}
+
+/// The `digits` low hex digits of `value`, zero-padded, lowercase.
+fn push_hex(out: &mut String, value: u64, digits: u32) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    for shift in (0..digits).rev() {
+        let nibble = (value >> (shift * 4)) & 0xf;
+        out.push(char::from(HEX[usize::try_from(nibble).unwrap_or(0)]));
+    }
 }
 
 /// Accept or assign `x-request-id`, return it on the response, and log one line per
@@ -65,22 +80,31 @@ pub(crate) async fn request_id(mut request: Request, next: Next) -> Response {
         .and_then(|v| v.to_str().ok())
         .filter(|v| acceptable(v))
         .map_or_else(new_id, str::to_owned);
-    let method = request.method().clone();
-    let path = request.uri().path().to_owned();
-    request.extensions_mut().insert(RequestId(id.clone()));
-    let started = Instant::now();
+    let header = HeaderValue::try_from(id.as_str()).ok();
+    // The access line's fields are gathered only when it is written.
+    let logged = tracing::enabled!(tracing::Level::INFO).then(|| {
+        (
+            request.method().clone(),
+            request.uri().path().to_owned(),
+            Instant::now(),
+            id.clone(),
+        )
+    });
+    request.extensions_mut().insert(RequestId(id));
     let mut response = next.run(request).await;
-    if let Ok(value) = HeaderValue::try_from(id.as_str()) {
+    if let Some((method, path, started, id)) = logged {
+        tracing::info!(
+            request_id = %id,
+            method = %method,
+            path = %path,
+            status = response.status().as_u16(),
+            latency_ms = started.elapsed().as_secs_f64() * 1000.0,
+            "request"
+        );
+    }
+    if let Some(value) = header {
         response.headers_mut().insert(REQUEST_ID, value);
     }
-    tracing::info!(
-        request_id = %id,
-        method = %method,
-        path = %path,
-        status = response.status().as_u16(),
-        latency_ms = started.elapsed().as_secs_f64() * 1000.0,
-        "request"
-    );
     response
 }
 
@@ -209,5 +233,14 @@ mod tests {
         let (a, b) = (new_id(), new_id());
         assert_ne!(a, b);
         assert!(acceptable(&a) && a.starts_with("req_"));
+        assert_eq!(a.len(), 28, "{a}");
+        assert!(
+            a[4..]
+                .bytes()
+                .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+        );
+        let mut hex = String::new();
+        push_hex(&mut hex, 0xab_0012, 8);
+        assert_eq!(hex, "00ab0012");
     }
 }
