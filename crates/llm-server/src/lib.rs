@@ -43,6 +43,9 @@
 //! - `gemini` (default): Gemini upstreams (AI Studio and Vertex AI).
 //! - `redis` (default): `router.shared_state: redis://…`: replicas share deployments'
 //!   cooldowns, probes and rpm/tpm windows through Redis.
+//! - `jemalloc` (default): the `llm-server` binary allocates with jemalloc and purges
+//!   freed memory in the background (the library itself sets no allocator). See
+//!   `docs/performance.md`.
 
 mod anthropic;
 mod error;
