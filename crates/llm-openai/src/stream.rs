@@ -9,7 +9,7 @@
 use std::{collections::VecDeque, sync::Arc};
 
 use llm_core::{
-    ChatChunk, Error, Result, Role, SecretString,
+    ChatChunk, Error, Result, Role,
     kit::{Flow, StreamTranslator},
     sse::Event,
 };
@@ -23,7 +23,6 @@ use crate::{
 #[derive(Debug)]
 pub(crate) struct ChunkTranslator {
     endpoint: Arc<dyn Endpoint>,
-    secrets: Vec<SecretString>,
     /// The model to report when the upstream leaves it empty.
     model: String,
     /// Whether a chunk with choices was already passed on.
@@ -34,10 +33,8 @@ pub(crate) struct ChunkTranslator {
 
 impl ChunkTranslator {
     pub(crate) fn new(endpoint: Arc<dyn Endpoint>, model: String) -> Self {
-        let secrets = endpoint.secrets().into_iter().cloned().collect();
         Self {
             endpoint,
-            secrets,
             model,
             started: false,
             id: String::new(),
@@ -52,7 +49,8 @@ impl ChunkTranslator {
         if data.contains("\"error\"")
             && let Ok(envelope) = serde_json::from_str::<ErrorEnvelope>(data)
         {
-            let secrets: Vec<&SecretString> = self.secrets.iter().collect();
+            // The credentials to scrub from the message, looked up only for an error frame.
+            let secrets = self.endpoint.secrets();
             return Err(error::in_band(&*self.endpoint, &envelope.error, &secrets));
         }
         let mut chunk: ChatChunk = serde_json::from_str(data).map_err(|e| {
