@@ -1030,26 +1030,37 @@ fn sse(first: ChatChunk, upstream: ChatStream, model: String, started: Instant) 
 
 // ---- Handlers ------------------------------------------------------------------------
 
+/// Why a body is not a Messages request, with the path of the offending field.
+#[cold]
+fn explain(body: &[u8]) -> String {
+    let mut deserializer = serde_json::Deserializer::from_slice(body);
+    if let Err(e) = serde_path_to_error::deserialize::<_, MessagesRequest>(&mut deserializer) {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        return if path == "." {
+            refuse(format!(
+                "the request body is not a valid Messages request: {inner}"
+            ))
+        } else {
+            refuse(format!("{path}: {inner}"))
+        };
+    }
+    let detail = deserializer
+        .end()
+        .err()
+        .map_or_else(|| "trailing characters".to_owned(), |e| e.to_string());
+    refuse(format!(
+        "the request body has data after the JSON object: {detail}"
+    ))
+}
+
 /// Parse the body as a Messages request, or answer 400 in Anthropic's shape.
 fn parse(body: &[u8]) -> Result<MessagesRequest, String> {
-    let mut deserializer = serde_json::Deserializer::from_slice(body);
-    let request: MessagesRequest =
-        serde_path_to_error::deserialize(&mut deserializer).map_err(|e| {
-            let path = e.path().to_string();
-            let inner = e.into_inner();
-            if path == "." {
-                refuse(format!(
-                    "the request body is not a valid Messages request: {inner}"
-                ))
-            } else {
-                refuse(format!("{path}: {inner}"))
-            }
-        })?;
-    deserializer.end().map_err(|e| {
-        refuse(format!(
-            "the request body has data after the JSON object: {e}"
-        ))
-    })?;
+    // Parsed without path tracking; only a body that fails is parsed again to say where.
+    let request = match serde_json::from_slice::<MessagesRequest>(body) {
+        Ok(request) => request,
+        Err(_) => return Err(explain(body)),
+    };
     if request.messages.is_empty() {
         return Err(refuse("messages: at least one message is required"));
     }

@@ -165,11 +165,7 @@ pub fn router_with(factory: LlmFactory, options: GatewayOptions) -> Router {
         .route("/metrics", get(handlers::metrics))
         .layer(axum::middleware::from_fn_with_state(
             Arc::clone(&state),
-            middleware::shed_load,
-        ))
-        .layer(axum::middleware::from_fn_with_state(
-            Arc::clone(&state),
-            middleware::authenticate,
+            middleware::guard,
         ));
     Router::new()
         .route("/health/live", get(handlers::live))

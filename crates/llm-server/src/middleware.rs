@@ -114,15 +114,35 @@ fn is_anthropic(request: &Request) -> bool {
     request.uri().path().starts_with("/v1/messages")
 }
 
-/// Require a gateway key when any is configured.
-pub(crate) async fn authenticate(
+/// The guarded routes' one middleware (one layer, not two, on every request): require a
+/// gateway key when any is configured, then serve at most `max_concurrency` requests (and
+/// open streams) at once, shedding the rest with 503 at once rather than queueing them.
+pub(crate) async fn guard(
     State(state): State<Arc<AppState>>,
     request: Request,
     next: Next,
 ) -> Response {
+    if let Some(rejection) = unauthenticated(&state, &request) {
+        return rejection;
+    }
+    let Ok(permit) = Arc::clone(&state.slots).try_acquire_owned() else {
+        return overloaded(&request);
+    };
+    let response = next.run(request).await;
+    // The slot is held until the body is sent in full (a stream holds it while open).
+    response.map(|body| {
+        Body::new(Slotted {
+            body,
+            _permit: permit,
+        })
+    })
+}
+
+/// The 401 for a request without a valid gateway key, when any key is configured.
+fn unauthenticated(state: &AppState, request: &Request) -> Option<Response> {
     let keys = &state.options.api_keys;
     if keys.is_empty() {
-        return next.run(request).await;
+        return None;
     }
     // `Authorization: Bearer <key>`, or `x-api-key: <key>` as Anthropic clients send it.
     let presented = request
@@ -144,55 +164,42 @@ pub(crate) async fn authenticate(
         accepted |= presented.as_bytes().ct_eq(key.expose_secret().as_bytes());
     }
     if bool::from(accepted) && !presented.is_empty() {
-        return next.run(request).await;
+        return None;
     }
-    if is_anthropic(&request) {
-        return crate::anthropic::error_response(
+    if is_anthropic(request) {
+        return Some(crate::anthropic::error_response(
             StatusCode::UNAUTHORIZED,
             "a valid gateway API key is required: send `x-api-key: <key>` or `Authorization: Bearer <key>`",
+            None,
+        ));
+    }
+    Some(
+        ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "authentication_error",
+            Some("invalid_api_key"),
+            "a valid gateway API key is required: send `Authorization: Bearer <key>`",
+        )
+        .into_response(),
+    )
+}
+
+/// The 503 for a request over the concurrency limit.
+fn overloaded(request: &Request) -> Response {
+    if is_anthropic(request) {
+        return crate::anthropic::error_response(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the gateway is at its concurrency limit; retry shortly",
             None,
         );
     }
     ApiError::new(
-        StatusCode::UNAUTHORIZED,
-        "authentication_error",
-        Some("invalid_api_key"),
-        "a valid gateway API key is required: send `Authorization: Bearer <key>`",
+        StatusCode::SERVICE_UNAVAILABLE,
+        "api_error",
+        Some("server_overloaded"),
+        "the gateway is at its concurrency limit; retry shortly",
     )
     .into_response()
-}
-
-/// Serve at most `max_concurrency` requests (and open streams) at once; shed the rest
-/// with 503 at once rather than queueing them.
-pub(crate) async fn shed_load(
-    State(state): State<Arc<AppState>>,
-    request: Request,
-    next: Next,
-) -> Response {
-    let Ok(permit) = Arc::clone(&state.slots).try_acquire_owned() else {
-        if is_anthropic(&request) {
-            return crate::anthropic::error_response(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "the gateway is at its concurrency limit; retry shortly",
-                None,
-            );
-        }
-        return ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "api_error",
-            Some("server_overloaded"),
-            "the gateway is at its concurrency limit; retry shortly",
-        )
-        .into_response();
-    };
-    let response = next.run(request).await;
-    // The slot is held until the body is sent in full (a stream holds it while open).
-    response.map(|body| {
-        Body::new(Slotted {
-            body,
-            _permit: permit,
-        })
-    })
 }
 
 /// A response body holding its concurrency slot until it is dropped.
