@@ -9,8 +9,8 @@ use std::{
 };
 
 use futures_util::{Stream, StreamExt};
-use llm_core::{ChatChunk, ChatStream, Error, TimeoutPhase};
-use tokio::time::{Instant, Sleep};
+use llm_core::{ChatChunk, ChatStream, Error, TimeoutPhase, kit::LazyDeadline};
+use tokio::time::Instant;
 
 use crate::{
     CooldownPolicy,
@@ -56,7 +56,7 @@ pub(crate) fn committed(parts: Committed) -> ChatStream {
             tokens: 0,
         },
         waiting_since: None,
-        idle_timer: None,
+        idle_timer: LazyDeadline::default(),
     })
 }
 
@@ -70,26 +70,14 @@ struct CommittedStream {
     state: State,
     /// When the upstream last had nothing for us; `None` while chunks keep coming.
     waiting_since: Option<Instant>,
-    idle_timer: Option<Pin<Box<Sleep>>>,
+    idle_timer: LazyDeadline,
 }
 
 impl CommittedStream {
     /// `Ready` once the upstream has been silent for `idle` since the wait began.
     fn poll_idle(&mut self, cx: &mut Context<'_>) -> Poll<()> {
         let since = *self.waiting_since.get_or_insert_with(Instant::now);
-        let due = since + self.state.idle;
-        let timer = self
-            .idle_timer
-            .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(due)));
-        loop {
-            if timer.as_mut().poll(cx).is_pending() {
-                return Poll::Pending;
-            }
-            if timer.deadline() >= due {
-                return Poll::Ready(());
-            }
-            timer.as_mut().reset(due);
-        }
+        self.idle_timer.poll_until(cx, since + self.state.idle)
     }
 }
 

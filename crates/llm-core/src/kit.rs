@@ -47,12 +47,19 @@
 //! # }).unwrap();
 //! ```
 
-use std::{borrow::Cow, collections::VecDeque, fmt};
+use std::{
+    borrow::Cow,
+    collections::VecDeque,
+    fmt,
+    pin::Pin,
+    task::{Context, Poll},
+};
 
 use bytes::Bytes;
 use futures_core::Stream;
 use futures_util::{StreamExt, stream};
 use secrecy::SecretString;
+use tokio::time::{Instant, Sleep};
 
 use crate::{
     ChatChunk, ChatStream, Error, Result,
@@ -340,6 +347,50 @@ pub fn body_excerpt(body: &[u8], status: http::StatusCode) -> String {
     let text = String::from_utf8_lossy(body);
     let text: String = text.chars().take(300).collect();
     text.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// A timer for a deadline that moves later often and is rarely reached: an idle timeout
+/// pushed back by every chunk, a keep-alive pushed back by every event.
+///
+/// Moving a tokio timer costs a timer-wheel update each time; this one is armed at the
+/// first wait and moved only when it fires before the current deadline, so a stream pays
+/// for its timer about once per deadline rather than once per item.
+///
+/// ```
+/// use std::{future::poll_fn, time::Duration};
+///
+/// use llm_core::kit::LazyDeadline;
+///
+/// # tokio::runtime::Builder::new_current_thread().enable_time().start_paused(true).build().unwrap().block_on(async {
+/// let mut deadline = LazyDeadline::default();
+/// let due = tokio::time::Instant::now() + Duration::from_secs(5);
+/// poll_fn(|cx| deadline.poll_until(cx, due)).await;
+/// assert!(tokio::time::Instant::now() >= due);
+/// # });
+/// ```
+#[derive(Debug, Default)]
+pub struct LazyDeadline {
+    timer: Option<Pin<Box<Sleep>>>,
+}
+
+impl LazyDeadline {
+    /// `Ready` once `due` has passed; otherwise the waker is registered for it. `due` may
+    /// move later between calls at no cost until the timer fires.
+    pub fn poll_until(&mut self, cx: &mut Context<'_>, due: Instant) -> Poll<()> {
+        let timer = self
+            .timer
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(due)));
+        loop {
+            if timer.as_mut().poll(cx).is_pending() {
+                return Poll::Pending;
+            }
+            if timer.deadline() >= due {
+                return Poll::Ready(());
+            }
+            // The deadline moved since the timer was set: wait for the later moment.
+            timer.as_mut().reset(due);
+        }
+    }
 }
 
 #[cfg(test)]

@@ -550,47 +550,12 @@ mod tests {
     /// connections open to the upstream.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn idle_connections_are_bounded_per_host() {
-        use std::sync::{
-            Arc,
-            atomic::{AtomicUsize, Ordering},
-        };
-
-        use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
-        // An upstream that answers each request after 200 ms (so the burst needs one
-        // connection per request) and counts the connections still open.
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let open = Arc::new(AtomicUsize::new(0));
-        let peak = Arc::new(AtomicUsize::new(0));
-        let (counted, peaked) = (Arc::clone(&open), Arc::clone(&peak));
-        tokio::spawn(async move {
-            loop {
-                let (mut socket, _) = listener.accept().await.unwrap();
-                let open = Arc::clone(&counted);
-                let now = open.fetch_add(1, Ordering::SeqCst) + 1;
-                peaked.fetch_max(now, Ordering::SeqCst);
-                tokio::spawn(async move {
-                    let mut buf = vec![0u8; 4096];
-                    let mut seen = Vec::new();
-                    while let Ok(n) = socket.read(&mut buf).await {
-                        if n == 0 {
-                            break;
-                        }
-                        seen.extend_from_slice(&buf[..n]);
-                        if seen.windows(4).any(|w| w == b"\r\n\r\n") {
-                            seen.clear();
-                            tokio::time::sleep(Duration::from_millis(200)).await;
-                            let answer = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok";
-                            if socket.write_all(answer).await.is_err() {
-                                break;
-                            }
-                        }
-                    }
-                    open.fetch_sub(1, Ordering::SeqCst);
-                });
-            }
-        });
+        // Each answer takes 200 ms, so the burst needs one connection per request.
+        let upstream =
+            llm_core::testing::CountingServer::start("{}".to_owned(), Duration::from_millis(200))
+                .await
+                .unwrap();
+        let addr = upstream.addr();
         let timeouts = Timeouts::connect_only(Duration::from_secs(5));
         let t = Transport::new("kit", http_client_with(&timeouts, 2).unwrap(), timeouts);
         let calls = (0..8).map(|_| {
@@ -609,22 +574,18 @@ mod tests {
             }
         });
         let bodies = futures_util::future::join_all(calls).await;
-        assert!(bodies.iter().all(|b| &b[..] == b"ok"));
-        assert_eq!(
-            peak.load(Ordering::SeqCst),
-            8,
-            "one connection per concurrent call"
-        );
+        assert!(bodies.iter().all(|b| &b[..] == b"{}"));
+        assert_eq!(upstream.peak(), 8, "one connection per concurrent call");
         let started = std::time::Instant::now();
-        while open.load(Ordering::SeqCst) > 2 {
+        while upstream.open() > 2 {
             assert!(
                 started.elapsed() < Duration::from_secs(5),
                 "{} connections stayed open, more than the bound of 2",
-                open.load(Ordering::SeqCst)
+                upstream.open()
             );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        assert_eq!(open.load(Ordering::SeqCst), 2);
+        assert_eq!(upstream.open(), 2);
     }
 
     #[tokio::test]

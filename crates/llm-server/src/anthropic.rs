@@ -64,7 +64,12 @@ use llm_factory::{ChatOptions, ChatRequest, ChatStream};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
-use crate::{AppState, error::ApiError, metrics, middleware::RequestId};
+use crate::{
+    AppState,
+    error::{ApiError, BodyError, parse_body},
+    metrics,
+    middleware::RequestId,
+};
 
 /// An Anthropic-shaped error response.
 pub(crate) fn error_response(
@@ -1030,37 +1035,20 @@ fn sse(first: ChatChunk, upstream: ChatStream, model: String, started: Instant) 
 
 // ---- Handlers ------------------------------------------------------------------------
 
-/// Why a body is not a Messages request, with the path of the offending field.
-#[cold]
-fn explain(body: &[u8]) -> String {
-    let mut deserializer = serde_json::Deserializer::from_slice(body);
-    if let Err(e) = serde_path_to_error::deserialize::<_, MessagesRequest>(&mut deserializer) {
-        let path = e.path().to_string();
-        let inner = e.into_inner();
-        return if path == "." {
-            refuse(format!(
-                "the request body is not a valid Messages request: {inner}"
-            ))
-        } else {
-            refuse(format!("{path}: {inner}"))
-        };
-    }
-    let detail = deserializer
-        .end()
-        .err()
-        .map_or_else(|| "trailing characters".to_owned(), |e| e.to_string());
-    refuse(format!(
-        "the request body has data after the JSON object: {detail}"
-    ))
-}
-
 /// Parse the body as a Messages request, or answer 400 in Anthropic's shape.
 fn parse(body: &[u8]) -> Result<MessagesRequest, String> {
-    // Parsed without path tracking; only a body that fails is parsed again to say where.
-    let request = match serde_json::from_slice::<MessagesRequest>(body) {
-        Ok(request) => request,
-        Err(_) => return Err(explain(body)),
-    };
+    let request: MessagesRequest = parse_body(body).map_err(|error| match error {
+        BodyError::Invalid { path: None, detail } => refuse(format!(
+            "the request body is not a valid Messages request: {detail}"
+        )),
+        BodyError::Invalid {
+            path: Some(path),
+            detail,
+        } => refuse(format!("{path}: {detail}")),
+        BodyError::Trailing(detail) => refuse(format!(
+            "the request body has data after the JSON object: {detail}"
+        )),
+    })?;
     if request.messages.is_empty() {
         return Err(refuse("messages: at least one message is required"));
     }

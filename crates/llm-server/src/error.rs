@@ -102,3 +102,40 @@ impl IntoResponse for ApiError {
         response
     }
 }
+
+/// Why a request body is not the JSON a route expects.
+#[derive(Debug)]
+pub(crate) enum BodyError {
+    /// The body or one of its fields is not what the route takes: the path of the field
+    /// (`None` for the body itself) and serde's explanation.
+    Invalid {
+        path: Option<String>,
+        detail: String,
+    },
+    /// A valid object followed by more data.
+    Trailing(String),
+}
+
+/// `body` as a `T`. It is parsed without path tracking; only a body that fails is parsed
+/// again, with `serde_path_to_error`, to say which field is wrong.
+pub(crate) fn parse_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, BodyError> {
+    serde_json::from_slice(body).map_err(|_| explain_body::<T>(body))
+}
+
+#[cold]
+fn explain_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> BodyError {
+    let mut deserializer = serde_json::Deserializer::from_slice(body);
+    if let Err(e) = serde_path_to_error::deserialize::<_, T>(&mut deserializer) {
+        let path = e.path().to_string();
+        return BodyError::Invalid {
+            path: (path != ".").then_some(path),
+            detail: e.into_inner().to_string(),
+        };
+    }
+    BodyError::Trailing(
+        deserializer
+            .end()
+            .err()
+            .map_or_else(|| "trailing characters".to_owned(), |e| e.to_string()),
+    )
+}

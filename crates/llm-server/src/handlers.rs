@@ -21,7 +21,7 @@ use serde_json::json;
 
 use crate::{
     AppState,
-    error::ApiError,
+    error::{ApiError, BodyError, parse_body},
     metrics,
     middleware::RequestId,
     sse::{self, EventSource, SseBody},
@@ -33,11 +33,18 @@ const MAX_N: u32 = 16;
 /// The request body: OpenAI's, plus the original LLM Factory's `load_balance_strategy`,
 /// which is taken out so it never reaches an upstream.
 fn parse(body: &[u8]) -> Result<(ChatRequest, Option<String>), ApiError> {
-    // Parsed without path tracking; only a body that fails is parsed again to say where.
-    let mut request = match serde_json::from_slice::<ChatRequest>(body) {
-        Ok(request) => request,
-        Err(_) => return Err(explain(body)),
-    };
+    let mut request: ChatRequest = parse_body(body).map_err(|error| match error {
+        BodyError::Invalid { path: None, detail } => ApiError::bad_request(format!(
+            "the request body is not a valid chat completion request: {detail}"
+        )),
+        BodyError::Invalid {
+            path: Some(path),
+            detail,
+        } => ApiError::bad_request(format!("invalid `{path}`: {detail}")).with_param(path),
+        BodyError::Trailing(detail) => ApiError::bad_request(format!(
+            "the request body has data after the JSON object: {detail}"
+        )),
+    })?;
     let strategy = match request.extra.remove("load_balance_strategy") {
         None | Some(serde_json::Value::Null) => None,
         Some(serde_json::Value::String(name)) => Some(name),
@@ -49,30 +56,6 @@ fn parse(body: &[u8]) -> Result<(ChatRequest, Option<String>), ApiError> {
         }
     };
     Ok((request, strategy))
-}
-
-/// The error of a body that does not parse, with the path of the offending field.
-#[cold]
-fn explain(body: &[u8]) -> ApiError {
-    let mut deserializer = serde_json::Deserializer::from_slice(body);
-    if let Err(e) = serde_path_to_error::deserialize::<_, ChatRequest>(&mut deserializer) {
-        let path = e.path().to_string();
-        let inner = e.into_inner();
-        return if path == "." {
-            ApiError::bad_request(format!(
-                "the request body is not a valid chat completion request: {inner}"
-            ))
-        } else {
-            ApiError::bad_request(format!("invalid `{path}`: {inner}")).with_param(path)
-        };
-    }
-    let detail = deserializer
-        .end()
-        .err()
-        .map_or_else(|| "trailing characters".to_owned(), |e| e.to_string());
-    ApiError::bad_request(format!(
-        "the request body has data after the JSON object: {detail}"
-    ))
 }
 
 fn validate(request: &ChatRequest) -> Result<(), ApiError> {

@@ -20,7 +20,8 @@ use axum::{
 };
 use bytes::{BufMut, BytesMut};
 use http_body::{Frame, SizeHint};
-use tokio::time::{Instant, Sleep};
+use llm_factory::core::kit::LazyDeadline;
+use tokio::time::Instant;
 
 /// Silence after which a keep-alive comment is sent (axum's default, kept).
 pub(crate) const KEEP_ALIVE: Duration = Duration::from_secs(15);
@@ -76,9 +77,9 @@ pub(crate) struct SseBody<E> {
     buffer: BytesMut,
     /// When the last frame was sent.
     last_sent: Instant,
-    /// Fires [`KEEP_ALIVE`] after `last_sent` at the earliest; created on the first idle
-    /// poll, moved only when it fires.
-    keep_alive: Option<Pin<Box<Sleep>>>,
+    /// Fires [`KEEP_ALIVE`] after `last_sent`; armed on the first idle poll, moved only
+    /// when it fires.
+    keep_alive: LazyDeadline,
     done: bool,
 }
 
@@ -88,7 +89,7 @@ impl<E: EventSource> SseBody<E> {
             source,
             buffer: BytesMut::new(),
             last_sent: Instant::now(),
-            keep_alive: None,
+            keep_alive: LazyDeadline::default(),
             done: false,
         }
     }
@@ -108,20 +109,9 @@ impl<E: EventSource> SseBody<E> {
     /// `Ready` with a keep-alive comment when the stream has been silent for
     /// [`KEEP_ALIVE`]; otherwise the timer is armed for that moment.
     fn poll_keep_alive(&mut self, cx: &mut Context<'_>) -> Poll<Bytes> {
-        let due = self.last_sent + KEEP_ALIVE;
-        let timer = self
-            .keep_alive
-            .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(due)));
-        loop {
-            if timer.as_mut().poll(cx).is_pending() {
-                return Poll::Pending;
-            }
-            if timer.deadline() >= due {
-                return Poll::Ready(Bytes::from_static(KEEP_ALIVE_EVENT));
-            }
-            // Events were sent since the timer was set: wait for the later moment.
-            timer.as_mut().reset(due);
-        }
+        self.keep_alive
+            .poll_until(cx, self.last_sent + KEEP_ALIVE)
+            .map(|()| Bytes::from_static(KEEP_ALIVE_EVENT))
     }
 }
 

@@ -5,7 +5,8 @@
 //!   kinds, `Retry-After`, in-band errors, truncation, timeouts, secret masking).
 //! - [`ScriptedServer`]: a raw-TCP HTTP/1.1 upstream on 127.0.0.1 that writes a scripted
 //!   response in pieces with pauses, cuts it short or never answers — framing `wiremock`
-//!   cannot express.
+//!   cannot express. [`CountingServer`]: a keep-alive upstream that counts its open
+//!   connections, for connection-pool tests.
 //! - [`FaultServer`]: an OpenAI-format upstream that injects a [`Fault`] per request (rate
 //!   limits with each `Retry-After` form, 5xx, resets, timeouts, stalls, cuts, malformed and
 //!   in-band error frames, keep-alive-only streams, slow drips), by a changeable [`Plan`],
@@ -17,4 +18,4 @@ pub mod openai_format;
 mod server;
 
 pub use faults::{Fault, FaultServer, Plan, RetryAfter, answer_text};
-pub use server::{Recorded, Script, ScriptedServer, Step};
+pub use server::{CountingServer, Recorded, Script, ScriptedServer, Step};

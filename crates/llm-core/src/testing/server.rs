@@ -1,4 +1,12 @@
-use std::{io, net::SocketAddr, sync::Arc, time::Duration};
+use std::{
+    io,
+    net::SocketAddr,
+    sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+    },
+    time::Duration,
+};
 
 use bytes::Bytes;
 use tokio::{
@@ -215,6 +223,83 @@ impl ScriptedServer {
 }
 
 impl Drop for ScriptedServer {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// A keep-alive HTTP/1.1 upstream on 127.0.0.1 that answers every request with one JSON
+/// `body` after `delay`, and counts its open connections: for tests of connection pools
+/// (a burst opens one connection per concurrent request when `delay` keeps them busy).
+#[derive(Debug)]
+pub struct CountingServer {
+    addr: SocketAddr,
+    open: Arc<AtomicUsize>,
+    peak: Arc<AtomicUsize>,
+    task: JoinHandle<()>,
+}
+
+impl CountingServer {
+    /// Start the server.
+    ///
+    /// # Errors
+    ///
+    /// When no port on 127.0.0.1 can be bound.
+    pub async fn start(body: String, delay: Duration) -> io::Result<Self> {
+        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let open = Arc::new(AtomicUsize::new(0));
+        let peak = Arc::new(AtomicUsize::new(0));
+        let answer = Bytes::from(format!(
+            "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+            body.len()
+        ));
+        let (counted, peaked) = (Arc::clone(&open), Arc::clone(&peak));
+        let task = tokio::spawn(async move {
+            let mut connections = JoinSet::new();
+            while let Ok((mut socket, _)) = listener.accept().await {
+                let now = counted.fetch_add(1, Ordering::SeqCst) + 1;
+                peaked.fetch_max(now, Ordering::SeqCst);
+                let (open, answer) = (Arc::clone(&counted), answer.clone());
+                connections.spawn(async move {
+                    while read_request(&mut socket).await.is_some() {
+                        tokio::time::sleep(delay).await;
+                        if socket.write_all(&answer).await.is_err() {
+                            break;
+                        }
+                    }
+                    open.fetch_sub(1, Ordering::SeqCst);
+                });
+            }
+        });
+        Ok(Self {
+            addr,
+            open,
+            peak,
+            task,
+        })
+    }
+
+    /// The address to connect to.
+    #[must_use]
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Connections open now.
+    #[must_use]
+    pub fn open(&self) -> usize {
+        self.open.load(Ordering::SeqCst)
+    }
+
+    /// The most connections open at once so far.
+    #[must_use]
+    pub fn peak(&self) -> usize {
+        self.peak.load(Ordering::SeqCst)
+    }
+}
+
+impl Drop for CountingServer {
     fn drop(&mut self) {
         self.task.abort();
     }

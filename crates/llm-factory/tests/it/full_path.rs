@@ -230,67 +230,18 @@ async fn the_blocking_api_panics_inside_a_runtime_as_documented() {
 /// the bound close.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn idle_upstream_connections_are_bounded_by_the_server_setting() {
-    use std::{
-        sync::{
-            Arc,
-            atomic::{AtomicUsize, Ordering},
-        },
-        time::{Duration, Instant},
-    };
+    use std::time::{Duration, Instant};
 
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
-    // An OpenAI-compatible upstream that answers each request after 200 ms (so the burst
-    // needs one connection per request) and counts its open connections.
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let open = Arc::new(AtomicUsize::new(0));
-    let peak = Arc::new(AtomicUsize::new(0));
-    let (counted, peaked) = (Arc::clone(&open), Arc::clone(&peak));
-    let body = completion("pooled").to_string();
-    tokio::spawn(async move {
-        loop {
-            let (mut socket, _) = listener.accept().await.unwrap();
-            let open = Arc::clone(&counted);
-            peaked.fetch_max(open.fetch_add(1, Ordering::SeqCst) + 1, Ordering::SeqCst);
-            let body = body.clone();
-            tokio::spawn(async move {
-                let mut buf = vec![0u8; 16 * 1024];
-                let mut seen = Vec::new();
-                while let Ok(n) = socket.read(&mut buf).await {
-                    if n == 0 {
-                        break;
-                    }
-                    seen.extend_from_slice(&buf[..n]);
-                    // Requests are small: the whole request is in once its body is.
-                    let Some(head) = seen.windows(4).position(|w| w == b"\r\n\r\n") else {
-                        continue;
-                    };
-                    let head_text = String::from_utf8_lossy(&seen[..head]).to_ascii_lowercase();
-                    let length: usize = head_text
-                        .lines()
-                        .find_map(|l| l.strip_prefix("content-length:"))
-                        .and_then(|v| v.trim().parse().ok())
-                        .unwrap_or(0);
-                    if seen.len() < head + 4 + length {
-                        continue;
-                    }
-                    seen.clear();
-                    tokio::time::sleep(Duration::from_millis(200)).await;
-                    let answer = format!(
-                        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
-                        body.len()
-                    );
-                    if socket.write_all(answer.as_bytes()).await.is_err() {
-                        break;
-                    }
-                }
-                open.fetch_sub(1, Ordering::SeqCst);
-            });
-        }
-    });
+    // Each answer takes 200 ms, so the burst needs one connection per request.
+    let upstream = llm_core::testing::CountingServer::start(
+        completion("pooled").to_string(),
+        Duration::from_millis(200),
+    )
+    .await
+    .unwrap();
     let yaml = format!(
-        "providers:\n  - provider: openai\n    model_name: gpt-4o\n    api_key: {GOOD_KEY}\n    api_base: http://127.0.0.1:{port}/v1\nserver:\n  max_idle_upstream_connections: 2\n"
+        "providers:\n  - provider: openai\n    model_name: gpt-4o\n    api_key: {GOOD_KEY}\n    api_base: http://{}/v1\nserver:\n  max_idle_upstream_connections: 2\n",
+        upstream.addr()
     );
     let file = crate::support::temp_file("config.yaml", &yaml);
     let factory = LlmFactory::builder().yaml_file(&file).build().unwrap();
@@ -304,19 +255,15 @@ async fn idle_upstream_connections_are_bounded_by_the_server_setting() {
     });
     let answers = futures_util::future::join_all(calls).await;
     assert!(answers.iter().all(|a| a.as_deref() == Some("pooled")));
-    assert_eq!(
-        peak.load(Ordering::SeqCst),
-        8,
-        "one connection per concurrent call"
-    );
+    assert_eq!(upstream.peak(), 8, "one connection per concurrent call");
     let started = Instant::now();
-    while open.load(Ordering::SeqCst) > 2 {
+    while upstream.open() > 2 {
         assert!(
             started.elapsed() < Duration::from_secs(5),
             "{} idle connections stayed open, more than the bound of 2",
-            open.load(Ordering::SeqCst)
+            upstream.open()
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    assert_eq!(open.load(Ordering::SeqCst), 2);
+    assert_eq!(upstream.open(), 2);
 }
