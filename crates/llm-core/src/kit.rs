@@ -52,7 +52,7 @@ use std::{
     collections::VecDeque,
     fmt,
     pin::Pin,
-    task::{Context, Poll},
+    task::{Context, Poll, ready},
 };
 
 use bytes::Bytes;
@@ -185,16 +185,36 @@ where
     B: Stream<Item = Result<Bytes>> + Send + Unpin + 'static,
     T: StreamTranslator,
 {
-    let driver = Driver {
+    Box::pin(Driver {
         body,
         decoder: Decoder::new(),
         translator,
         outbox: Outbox::default(),
-    };
-    Box::pin(stream::unfold(driver, |mut driver| async move {
-        let item = driver.next().await?;
-        Some((item, driver))
-    }))
+    })
+}
+
+// The driver never pins its fields (the translator is used through `&mut` only).
+impl<B: Unpin, T> Unpin for Driver<B, T> {}
+
+/// Polled in place (not an `unfold` of an `async` block, which moves the whole driver in
+/// and out of a new future for every chunk).
+impl<B, T> Stream for Driver<B, T>
+where
+    B: Stream<Item = Result<Bytes>> + Send + Unpin + 'static,
+    T: StreamTranslator,
+{
+    type Item = Result<ChatChunk>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = self.get_mut();
+        loop {
+            match this.outbox.take() {
+                Next::Item(item) => return Poll::Ready(Some(item)),
+                Next::End => return Poll::Ready(None),
+                Next::More => ready!(this.advance(cx)),
+            }
+        }
+    }
 }
 
 impl<B, T> Driver<B, T>
@@ -202,19 +222,9 @@ where
     B: Stream<Item = Result<Bytes>> + Send + Unpin + 'static,
     T: StreamTranslator,
 {
-    async fn next(&mut self) -> Option<Result<ChatChunk>> {
-        loop {
-            match self.outbox.take() {
-                Next::Item(item) => return Some(item),
-                Next::End => return None,
-                Next::More => self.advance().await,
-            }
-        }
-    }
-
-    /// Decode what is buffered, reading more of the body when nothing is; fills, fails or
-    /// finishes the outbox.
-    async fn advance(&mut self) {
+    /// Decode what is buffered, reading more of the body when nothing is; `Ready` once the
+    /// outbox is filled, failed or finished.
+    fn advance(&mut self, cx: &mut Context<'_>) -> Poll<()> {
         loop {
             match self.decoder.next_event() {
                 Ok(Some(event)) => {
@@ -224,24 +234,31 @@ where
                         Err(error) => self.fail(error),
                     }
                     if self.outbox.is_finished() || !self.outbox.pending.is_empty() {
-                        return;
+                        return Poll::Ready(());
                     }
                     continue;
                 }
                 Ok(None) => {}
                 Err(error) => {
                     let provider = self.translator.provider().to_owned();
-                    return self.fail(Error::protocol(
+                    self.fail(Error::protocol(
                         provider,
                         error.to_string(),
                         Some(Box::new(error)),
                     ));
+                    return Poll::Ready(());
                 }
             }
-            match self.body.next().await {
+            match ready!(self.body.poll_next_unpin(cx)) {
                 Some(Ok(bytes)) => self.decoder.feed(&bytes),
-                Some(Err(error)) => return self.fail(error),
-                None => return self.end(),
+                Some(Err(error)) => {
+                    self.fail(error);
+                    return Poll::Ready(());
+                }
+                None => {
+                    self.end();
+                    return Poll::Ready(());
+                }
             }
         }
     }

@@ -28,9 +28,11 @@ use std::{
         Arc,
         atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering},
     },
-    task::{Context, Poll},
+    task::{Context, Poll, Wake, Waker},
     time::{Duration, Instant},
 };
+
+use futures_util::task::AtomicWaker;
 
 use axum::{Router, body::Body, extract::Request};
 use http_body::{Body as HttpBody, Frame, SizeHint};
@@ -340,10 +342,69 @@ struct Watched {
     deferred: Option<usize>,
     /// Yields since the last write.
     yields: u8,
+    /// The connection task's waker, and whether something woke it since the last yield.
+    wake: Arc<TaskWake>,
 }
 
 /// The most times a write is deferred before it goes out regardless.
-const MAX_WRITE_YIELDS: u8 = 16;
+const MAX_WRITE_YIELDS: u8 = 32;
+
+/// The waker a connection's future is polled with: it records that the task was woken
+/// (by the upstream handing over a chunk, a timer, the client) before waking the task
+/// itself, so that [`Watched::defer`] can tell a turn in which something happened from a
+/// turn in which nothing did.
+struct TaskWake {
+    /// The task's own waker, registered at every poll.
+    task: AtomicWaker,
+    /// Set by every wake-up through this waker; cleared by [`Watched::defer`].
+    woken: AtomicBool,
+}
+
+impl TaskWake {
+    fn new() -> Arc<Self> {
+        Arc::new(Self {
+            task: AtomicWaker::new(),
+            woken: AtomicBool::new(false),
+        })
+    }
+}
+
+impl Wake for TaskWake {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.woken.store(true, Ordering::Release);
+        self.task.wake();
+    }
+}
+
+/// A connection's future, polled with its [`TaskWake`].
+struct WithTaskWake<F> {
+    inner: F,
+    wake: Arc<TaskWake>,
+    /// A waker made once from `wake` (the same waker at every poll, so what the inner
+    /// future stored stays valid and is not cloned again).
+    waker: Waker,
+}
+
+impl<F> WithTaskWake<F> {
+    fn new(inner: F, wake: Arc<TaskWake>) -> Self {
+        let waker = Waker::from(Arc::clone(&wake));
+        Self { inner, wake, waker }
+    }
+}
+
+impl<F: Future + Unpin> Future for WithTaskWake<F> {
+    type Output = F::Output;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        let this = self.get_mut();
+        this.wake.task.register(cx.waker());
+        Pin::new(&mut this.inner).poll(&mut Context::from_waker(&this.waker))
+    }
+}
 
 impl AsyncRead for Watched {
     fn poll_read(
@@ -391,20 +452,23 @@ impl Watched {
     ///
     /// A write that answers a request (bytes were read since the last write) goes out at
     /// once. A later write on the same response (the next pieces of a stream) yields first,
-    /// once, and again as long as the pending length grew meanwhile: the tasks woken
-    /// before us (the upstream connection handing over its next chunk) run, and every
+    /// once, and again as long as something happened meanwhile (the pending length grew,
+    /// or anything woke the connection's task: the upstream connection handing over a
+    /// chunk, even one that is not passed on): the tasks woken before us run, and every
     /// chunk already received leaves in one `writev` instead of one each. Nothing waits
-    /// for a timer: when nothing new arrived during a yield, the write goes out.
-    fn defer(&mut self, cx: &Context<'_>, len: usize) -> bool {
+    /// for a timer: after a turn in which nothing happened, the write goes out.
+    fn defer(&mut self, len: usize) -> bool {
         if self.read_since_write || self.yields >= MAX_WRITE_YIELDS {
             return false;
         }
-        if self.deferred.is_some_and(|before| len <= before) {
+        let woken = self.wake.woken.swap(false, Ordering::AcqRel);
+        if self.deferred.is_some_and(|before| len <= before) && !woken {
             return false;
         }
         self.deferred = Some(len);
         self.yields += 1;
-        cx.waker().wake_by_ref();
+        // Wakes the task without marking it woken by something else.
+        self.wake.task.wake();
         true
     }
 
@@ -424,7 +488,7 @@ impl AsyncWrite for Watched {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        if self.defer(cx, buf.len()) {
+        if self.defer(buf.len()) {
             return Poll::Pending;
         }
         let polled = Pin::new(&mut self.io).poll_write(cx, buf);
@@ -436,7 +500,7 @@ impl AsyncWrite for Watched {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        if self.defer(cx, bufs.iter().map(|b| b.len()).sum()) {
+        if self.defer(bufs.iter().map(|b| b.len()).sum()) {
             return Poll::Pending;
         }
         let polled = Pin::new(&mut self.io).poll_write_vectored(cx, bufs);
@@ -548,7 +612,9 @@ pub async fn serve(
         })
     };
     let mut builder = http1::Builder::new();
-    builder.keep_alive(true);
+    // One flat write buffer: frames are copied into it (small SSE events), and a held
+    // write (see `Watched::defer`) is not cut by the vectored queue's limit of 16 frames.
+    builder.keep_alive(true).writev(false);
     let mut shutdown = pin!(shutdown);
     let mut last_accept_error: Option<Instant> = None;
     loop {
@@ -593,6 +659,7 @@ pub async fn serve(
             kill: Notify::new(),
         });
         let id = registry.insert(Arc::clone(&conn));
+        let wake = TaskWake::new();
         let io = TokioIo::new(Watched {
             io: tcp,
             conn: Arc::clone(&conn),
@@ -600,6 +667,7 @@ pub async fn serve(
             read_since_write: false,
             deferred: None,
             yields: 0,
+            wake: Arc::clone(&wake),
         });
         let service = {
             let app = app.clone();
@@ -621,11 +689,12 @@ pub async fn serve(
         let registry = Arc::clone(&registry);
         let mut stop = stop_rx.clone();
         tokio::spawn(async move {
-            let mut connection = pin!(connection);
+            let connection = pin!(connection);
+            let mut connection = WithTaskWake::new(connection, wake);
             let mut draining = false;
             loop {
                 tokio::select! {
-                    result = connection.as_mut() => {
+                    result = &mut connection => {
                         if let Err(error) = result {
                             tracing::debug!(%error, "connection ended with an error");
                         }
@@ -634,7 +703,7 @@ pub async fn serve(
                     () = conn.kill.notified() => break,
                     _ = stop.wait_for(|stopping| *stopping), if !draining => {
                         draining = true;
-                        connection.as_mut().graceful_shutdown();
+                        connection.inner.as_mut().graceful_shutdown();
                     }
                 }
             }
@@ -677,6 +746,8 @@ mod tests {
     }
 
     fn write(watched: &mut Watched, cx: &mut Context<'_>, bufs: &[&[u8]]) -> Poll<usize> {
+        // As `WithTaskWake` does at every poll of the connection.
+        watched.wake.task.register(cx.waker());
         let slices: Vec<io::IoSlice<'_>> = bufs.iter().map(|b| io::IoSlice::new(b)).collect();
         match Pin::new(watched).poll_write_vectored(cx, &slices) {
             Poll::Ready(Ok(n)) => Poll::Ready(n),
@@ -711,6 +782,7 @@ mod tests {
             read_since_write: false,
             deferred: None,
             yields: 0,
+            wake: TaskWake::new(),
         };
         let wakes = Arc::new(CountingWaker::default());
         let waker = Waker::from(Arc::clone(&wakes));
@@ -738,6 +810,17 @@ mod tests {
         // A yield is not a blocked client.
         assert_eq!(watched.conn.blocked_since_ms.load(Ordering::Relaxed), 0);
 
+        // A turn in which something woke the connection (an upstream chunk that was not
+        // passed on) holds the write again although it did not grow; the yields' own
+        // wake-ups do not count.
+        let other = Waker::from(Arc::clone(&watched.wake));
+        assert!(write(&mut watched, &mut cx, &[b"three"]).is_pending());
+        other.wake_by_ref();
+        assert!(write(&mut watched, &mut cx, &[b"three"]).is_pending());
+        // The other wake came while the task was already woken by the yield: it only marks it.
+        assert_eq!(wakes.0.load(Ordering::Relaxed), 4, "one wake-up per yield");
+        assert_eq!(write(&mut watched, &mut cx, &[b"three"]), Poll::Ready(5));
+
         // A source that keeps growing is held at most MAX_WRITE_YIELDS turns.
         let piece = [b'x'; 8];
         let mut pieces: Vec<&[u8]> = Vec::new();
@@ -754,8 +837,8 @@ mod tests {
         }
         assert_eq!(held, usize::from(MAX_WRITE_YIELDS));
 
-        let mut received = vec![0u8; 4 + 6 + pieces.len() * piece.len()];
+        let mut received = vec![0u8; 4 + 6 + 5 + pieces.len() * piece.len()];
         client.read_exact(&mut received).await.unwrap();
-        assert!(received.starts_with(b"headonetwo"));
+        assert!(received.starts_with(b"headonetwothree"));
     }
 }
