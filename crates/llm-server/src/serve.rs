@@ -32,9 +32,8 @@ use std::{
     time::{Duration, Instant},
 };
 
-use futures_util::task::AtomicWaker;
-
 use axum::{Router, body::Body, extract::Request};
+use futures_util::task::AtomicWaker;
 use http_body::{Body as HttpBody, Frame, SizeHint};
 use hyper::server::conn::http1;
 use hyper_util::rt::TokioIo;
