@@ -576,16 +576,11 @@ mod tests {
         let bodies = futures_util::future::join_all(calls).await;
         assert!(bodies.iter().all(|b| &b[..] == b"{}"));
         assert_eq!(upstream.peak(), 8, "one connection per concurrent call");
-        let started = std::time::Instant::now();
-        while upstream.open() > 2 {
-            assert!(
-                started.elapsed() < Duration::from_secs(5),
-                "{} connections stayed open, more than the bound of 2",
-                upstream.open()
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        assert_eq!(upstream.open(), 2);
+        assert_eq!(
+            upstream.open_at_most(2, Duration::from_secs(5)).await,
+            Ok(2),
+            "connections open after the burst (Err: stayed above the bound of 2)"
+        );
     }
 
     #[tokio::test]

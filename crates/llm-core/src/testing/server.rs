@@ -297,6 +297,26 @@ impl CountingServer {
     pub fn peak(&self) -> usize {
         self.peak.load(Ordering::SeqCst)
     }
+
+    /// Wait (checking every 20 ms) until at most `bound` connections are open: `Ok` with
+    /// how many are, or `Err` with how many still were after `within`.
+    ///
+    /// # Errors
+    ///
+    /// The number of open connections when more than `bound` stayed open for `within`.
+    pub async fn open_at_most(&self, bound: usize, within: Duration) -> Result<usize, usize> {
+        let started = tokio::time::Instant::now();
+        loop {
+            let open = self.open();
+            if open <= bound {
+                return Ok(open);
+            }
+            if started.elapsed() >= within {
+                return Err(open);
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
 }
 
 impl Drop for CountingServer {
