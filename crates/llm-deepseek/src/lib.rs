@@ -45,7 +45,8 @@ use llm_core::{
     Message, PromptTokensDetails, ResponseFormat, Result, SecretString, Usage, mask_key,
 };
 use llm_openai::{
-    BearerEndpoint, Endpoint, ErrorInfo, Limits, OpenAiCompatClient, Timeouts, http_client, reqwest,
+    BearerEndpoint, Endpoint, ErrorInfo, HttpClient, Limits, OpenAiCompatClient, Timeouts,
+    http_client,
 };
 pub use reasoning::{ReasoningCache, ThinkingMode};
 
@@ -257,7 +258,7 @@ impl DeepSeekProvider {
     /// # Errors
     ///
     /// As [`DeepSeekProvider::new`].
-    pub fn with_http_client(config: DeepSeekConfig, http: reqwest::Client) -> Result<Self> {
+    pub fn with_http_client(config: DeepSeekConfig, http: impl Into<HttpClient>) -> Result<Self> {
         let name = config.name.clone().unwrap_or_else(|| "deepseek".to_owned());
         let endpoint = DeepSeekEndpoint {
             bearer: BearerEndpoint::new(name, &config.base_url, &config.api_key)?,

@@ -311,7 +311,10 @@ impl GeminiProvider {
     /// # Errors
     ///
     /// As [`GeminiProvider::new`].
-    pub fn with_http_client(config: GeminiConfig, http: reqwest::Client) -> Result<Self> {
+    pub fn with_http_client(
+        config: GeminiConfig,
+        http: impl Into<llm_http::HttpClient>,
+    ) -> Result<Self> {
         let prefix = config.endpoint()?;
         let auth = match config.auth {
             GeminiAuth::ApiKey(key) => {
@@ -417,7 +420,7 @@ impl GeminiProvider {
         request: &ChatRequest,
         model: &str,
         stream: bool,
-    ) -> Result<reqwest::Response> {
+    ) -> Result<llm_http::Response> {
         let body = request::body(request, model, self.transport.name())?;
         let body = serde_json::to_vec(&body).map_err(|e| {
             Error::invalid_request(format!("the request cannot be serialized: {e}"))

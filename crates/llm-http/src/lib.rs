@@ -1,13 +1,21 @@
 //! The HTTP half of the LLM Factory provider kit: one reqwest transport shared by every
 //! HTTP provider crate, so a provider holds only its wire format.
 //!
-//! - [`Timeouts`] and [`http_client`]: a reqwest client (rustls, one pool per account).
+//! - [`Timeouts`] and [`http_client`]: an [`HttpClient`] (reqwest with rustls, one pool per
+//!   account; plain-HTTP upstreams through a bare hyper client, see below).
 //! - [`Transport`]: POSTs a body, classifies transport failures ([`transport_error`]),
 //!   reads error bodies bounded and hands them to the provider's classifier, reads success
 //!   bodies bounded by [`Limits::max_body_bytes`] (a larger answer is a
 //!   [`ErrorKind::Protocol`](llm_core::ErrorKind) failure detected while reading, never
 //!   after buffering it), and turns a streamed body into the byte stream that
 //!   [`llm_core::kit::sse_chat_stream`] drives.
+//!
+//! The direct path: a client made by [`http_client`] sends requests to `http://` upstreams
+//! (a self-hosted OpenAI-compatible server, a sidecar) through hyper-util's pooled client
+//! instead of reqwest's layers, with the same connect timeout, TCP settings, idle bound,
+//! default headers and no redirects (the reqwest half follows none either). HTTPS upstreams,
+//! a proxy named in the environment and a reqwest client handed in by the caller
+//! ([`HttpClient::from`]) go through reqwest.
 //!
 //! Who enforces which timeout: the transport enforces the connect timeout always, and the
 //! first-byte, idle and total timeouts when they are bounded. A provider built for a router
@@ -37,9 +45,12 @@ use std::{borrow::Cow, fmt, time::Duration};
 
 use bytes::Bytes;
 use futures_core::Stream;
-use futures_util::{StreamExt, TryStreamExt};
+use futures_util::{StreamExt, TryStreamExt, future::Either};
 use http::{HeaderMap, StatusCode, header::CONTENT_TYPE};
 use llm_core::{Error, Result, TimeoutPhase};
+
+mod direct;
+use direct::{DirectBody, DirectClient};
 /// The HTTP client crate the transport is built on.
 pub use reqwest;
 
@@ -167,7 +178,7 @@ pub const DEFAULT_MAX_IDLE_PER_HOST: usize = 64;
 /// # Errors
 ///
 /// [`ErrorKind::Configuration`](llm_core::ErrorKind) when the TLS stack cannot be set up.
-pub fn http_client(timeouts: &Timeouts) -> Result<reqwest::Client> {
+pub fn http_client(timeouts: &Timeouts) -> Result<HttpClient> {
     http_client_with(timeouts, DEFAULT_MAX_IDLE_PER_HOST)
 }
 
@@ -176,17 +187,133 @@ pub fn http_client(timeouts: &Timeouts) -> Result<reqwest::Client> {
 /// # Errors
 ///
 /// As [`http_client`].
-pub fn http_client_with(timeouts: &Timeouts, max_idle_per_host: usize) -> Result<reqwest::Client> {
+pub fn http_client_with(timeouts: &Timeouts, max_idle_per_host: usize) -> Result<HttpClient> {
     let mut builder = reqwest::Client::builder()
         .connect_timeout(timeouts.connect)
-        .user_agent(concat!("llm-factory/", env!("CARGO_PKG_VERSION")))
-        .pool_max_idle_per_host(max_idle_per_host);
+        .user_agent(direct::USER_AGENT_VALUE)
+        .pool_max_idle_per_host(max_idle_per_host)
+        // An API answers a POST; a redirect is an error to report, not to follow (and the
+        // direct path follows none).
+        .redirect(reqwest::redirect::Policy::none());
     if bounded(timeouts.idle) {
         builder = builder.read_timeout(timeouts.idle);
     }
-    builder
+    let reqwest = builder
         .build()
-        .map_err(|e| Error::config(format!("cannot build the HTTP client: {e}")))
+        .map_err(|e| Error::config(format!("cannot build the HTTP client: {e}")))?;
+    Ok(HttpClient {
+        reqwest,
+        direct: DirectClient::unless_proxied(timeouts, max_idle_per_host),
+    })
+}
+
+/// The HTTP client of a [`Transport`]: a reqwest client, and for a client made by
+/// [`http_client`] the direct path for `http://` upstreams (see the [crate docs](crate)).
+/// Cloning shares the connection pools.
+#[derive(Clone)]
+pub struct HttpClient {
+    reqwest: reqwest::Client,
+    direct: Option<DirectClient>,
+}
+
+impl HttpClient {
+    /// The reqwest half (every request when the client was handed in as a reqwest client).
+    #[must_use]
+    pub fn reqwest(&self) -> &reqwest::Client {
+        &self.reqwest
+    }
+
+    /// Whether `http://` upstreams are reached through the direct path.
+    #[must_use]
+    pub fn is_direct_for_plain_http(&self) -> bool {
+        self.direct.is_some()
+    }
+}
+
+impl From<reqwest::Client> for HttpClient {
+    /// A caller's reqwest client, used as it is for every request (its proxy, TLS,
+    /// redirect and timeout settings are the caller's).
+    fn from(reqwest: reqwest::Client) -> Self {
+        Self {
+            reqwest,
+            direct: None,
+        }
+    }
+}
+
+impl fmt::Debug for HttpClient {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("HttpClient")
+            .field("direct_for_plain_http", &self.direct.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+/// An upstream's response whose headers have arrived; the body is read through the
+/// [`Transport`] ([`Transport::read_body`], [`Transport::body_stream`]).
+#[derive(Debug)]
+pub struct Response {
+    inner: ResponseInner,
+}
+
+#[derive(Debug)]
+enum ResponseInner {
+    Reqwest(reqwest::Response),
+    Direct(http::Response<hyper::body::Incoming>),
+}
+
+impl Response {
+    /// The status code.
+    #[must_use]
+    pub fn status(&self) -> StatusCode {
+        match &self.inner {
+            ResponseInner::Reqwest(r) => r.status(),
+            ResponseInner::Direct(r) => r.status(),
+        }
+    }
+
+    /// The response headers.
+    #[must_use]
+    pub fn headers(&self) -> &HeaderMap {
+        match &self.inner {
+            ResponseInner::Reqwest(r) => r.headers(),
+            ResponseInner::Direct(r) => r.headers(),
+        }
+    }
+
+    /// The body as classified byte pieces; `phase` and `limit` name a reqwest read timeout,
+    /// `idle` is the direct path's idle read timeout.
+    fn into_pieces(
+        self,
+        provider: Cow<'static, str>,
+        phase: TimeoutPhase,
+        limit: Duration,
+        idle: Duration,
+    ) -> impl Stream<Item = Result<Bytes>> + Send + 'static {
+        match self.inner {
+            ResponseInner::Reqwest(r) => Either::Left(
+                r.bytes_stream()
+                    .map_err(move |e| transport_error(&provider, e, phase, limit)),
+            ),
+            ResponseInner::Direct(r) => {
+                Either::Right(DirectBody::new(r.into_body(), provider, idle))
+            }
+        }
+    }
+
+    /// The announced body length, if any.
+    fn content_length(&self) -> Option<u64> {
+        match &self.inner {
+            ResponseInner::Reqwest(r) => r.content_length(),
+            ResponseInner::Direct(r) => {
+                http_body::Body::size_hint(r.body()).exact().or_else(|| {
+                    r.headers()
+                        .get(http::header::CONTENT_LENGTH)
+                        .and_then(|v| v.to_str().ok()?.parse().ok())
+                })
+            }
+        }
+    }
 }
 
 /// A transport failure from reqwest, classified; `phase` says what was being waited for
@@ -224,7 +351,7 @@ pub fn transport_error(
 #[derive(Clone)]
 pub struct Transport {
     name: Cow<'static, str>,
-    http: reqwest::Client,
+    http: HttpClient,
     timeouts: Timeouts,
     limits: Limits,
 }
@@ -243,16 +370,17 @@ impl fmt::Debug for Transport {
 pub type BodyStream = std::pin::Pin<Box<dyn Stream<Item = Result<Bytes>> + Send>>;
 
 impl Transport {
-    /// A transport named `name` (for errors and logs) over `http`.
+    /// A transport named `name` (for errors and logs) over `http` (an [`HttpClient`] from
+    /// [`http_client`], or a caller's `reqwest::Client`).
     #[must_use]
     pub fn new(
         name: impl Into<Cow<'static, str>>,
-        http: reqwest::Client,
+        http: impl Into<HttpClient>,
         timeouts: Timeouts,
     ) -> Self {
         Self {
             name: name.into(),
-            http,
+            http: http.into(),
             timeouts,
             limits: Limits::default(),
         }
@@ -310,15 +438,28 @@ impl Transport {
         headers: HeaderMap,
         body: Vec<u8>,
         classify: impl FnOnce(StatusCode, &HeaderMap, &[u8]) -> Error,
-    ) -> Result<reqwest::Response> {
+    ) -> Result<Response> {
         let first_byte = self.timeouts.first_byte;
         let sent = async {
+            if let Some(direct) = self.http.direct.as_ref().filter(|_| url.scheme() == "http") {
+                let uri = url.as_str().parse::<http::Uri>().map_err(|e| {
+                    Error::config(format!("{}: not a valid request URI: {e}", self.name))
+                })?;
+                let response = direct.post(&self.name, uri, headers, body).await?;
+                return Ok(Response {
+                    inner: ResponseInner::Direct(response),
+                });
+            }
             self.http
+                .reqwest
                 .post(url)
                 .headers(headers)
                 .body(body)
                 .send()
                 .await
+                .map(|r| Response {
+                    inner: ResponseInner::Reqwest(r),
+                })
                 .map_err(|e| transport_error(&self.name, e, TimeoutPhase::FirstByte, first_byte))
         };
         let response = within(first_byte, sent, || {
@@ -345,7 +486,7 @@ impl Transport {
         let limit = self.limits.max_error_body_bytes;
         let body = within(
             first_byte,
-            async { Ok(read_limited(response, limit).await) },
+            async { Ok(self.read_limited(response, limit).await) },
             || self.timeout(TimeoutPhase::FirstByte, first_byte),
         )
         .await
@@ -359,20 +500,40 @@ impl Transport {
     ///
     /// [`ErrorKind::Protocol`](llm_core::ErrorKind) when the body is larger (detected as the
     /// bytes arrive) or cut off; a classified transport failure otherwise.
-    pub async fn read_body(&self, response: reqwest::Response) -> Result<Bytes> {
+    pub async fn read_body(&self, response: Response) -> Result<Bytes> {
         let limit = self.limits.max_body_bytes;
-        if response
-            .content_length()
-            .is_some_and(|length| length > limit as u64)
-        {
+        let length = response.content_length();
+        if length.is_some_and(|length| length > limit as u64) {
             return Err(self.too_large(limit));
         }
         let total = self.timeouts.total;
-        let mut body = Vec::new();
-        let mut stream = response.bytes_stream();
-        while let Some(chunk) = stream.next().await {
-            let chunk =
-                chunk.map_err(|e| transport_error(&self.name, e, TimeoutPhase::Total, total))?;
+        let pieces = response.into_pieces(
+            self.name.clone(),
+            TimeoutPhase::Total,
+            total,
+            self.timeouts.idle,
+        );
+        let mut pieces = std::pin::pin!(pieces);
+        // One piece is the common case: hand it over without a copy.
+        let mut body = match pieces.next().await.transpose()? {
+            None => return Ok(Bytes::new()),
+            Some(first) if first.len() > limit => return Err(self.too_large(limit)),
+            Some(first) => match pieces.next().await.transpose()? {
+                None => return Ok(first),
+                Some(second) => {
+                    let capacity = length.map_or(0, |l| usize::try_from(l).unwrap_or(0));
+                    let mut body = Vec::with_capacity(capacity.max(first.len() + second.len()));
+                    body.extend_from_slice(&first);
+                    if body.len() + second.len() > limit {
+                        return Err(self.too_large(limit));
+                    }
+                    body.extend_from_slice(&second);
+                    body
+                }
+            },
+        };
+        while let Some(chunk) = pieces.next().await {
+            let chunk = chunk?;
             if body.len() + chunk.len() > limit {
                 return Err(self.too_large(limit));
             }
@@ -404,7 +565,7 @@ impl Transport {
     /// # Errors
     ///
     /// [`ErrorKind::Protocol`](llm_core::ErrorKind) naming the content type otherwise.
-    pub fn expect_event_stream(&self, response: &reqwest::Response) -> Result<()> {
+    pub fn expect_event_stream(&self, response: &Response) -> Result<()> {
         let content_type = response
             .headers()
             .get(CONTENT_TYPE)
@@ -424,43 +585,152 @@ impl Transport {
     /// A streamed body as classified byte pieces (the idle timeout is the client's read
     /// timeout: no timer per piece).
     #[must_use]
-    pub fn body_stream(&self, response: reqwest::Response) -> BodyStream {
-        let name = self.name.clone();
+    pub fn body_stream(&self, response: Response) -> BodyStream {
         let idle = self.timeouts.idle;
-        Box::pin(
-            response
-                .bytes_stream()
-                .map_err(move |e| transport_error(&name, e, TimeoutPhase::Idle, idle)),
-        )
+        Box::pin(response.into_pieces(self.name.clone(), TimeoutPhase::Idle, idle, idle))
     }
-}
 
-/// Read at most `limit` bytes of a body; a transport error ends the read with what arrived.
-pub async fn read_limited(response: reqwest::Response, limit: usize) -> Bytes {
-    let mut body = Vec::new();
-    let mut stream = response.bytes_stream();
-    while let Some(Ok(chunk)) = stream.next().await {
-        let room = limit.saturating_sub(body.len());
-        body.extend_from_slice(&chunk[..chunk.len().min(room)]);
-        if body.len() >= limit {
-            break;
+    /// Read at most `limit` bytes of a body; a transport error ends the read with what
+    /// arrived.
+    pub async fn read_limited(&self, response: Response, limit: usize) -> Bytes {
+        let idle = self.timeouts.idle;
+        let pieces = response.into_pieces(self.name.clone(), TimeoutPhase::Idle, idle, idle);
+        let mut pieces = std::pin::pin!(pieces);
+        let mut body = Vec::new();
+        while let Some(Ok(chunk)) = pieces.next().await {
+            let room = limit.saturating_sub(body.len());
+            body.extend_from_slice(&chunk[..chunk.len().min(room)]);
+            if body.len() >= limit {
+                break;
+            }
         }
+        Bytes::from(body)
     }
-    Bytes::from(body)
 }
 
 #[cfg(test)]
 mod tests {
     use llm_core::ErrorKind;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
     use wiremock::{
         Mock, MockServer, ResponseTemplate,
-        matchers::{method, path},
+        matchers::{body_bytes, header, method, path},
     };
 
     use super::*;
 
-    fn transport(limits: Limits, timeouts: Timeouts) -> Transport {
-        Transport::new("kit", http_client(&timeouts).unwrap(), timeouts).with_limits(limits)
+    /// The two ways a transport sends to an `http://` upstream: the direct path of a client
+    /// made by [`http_client_with`], and a caller's reqwest client (here the reqwest half of
+    /// the same client, so both have the same settings).
+    fn both(timeouts: &Timeouts, max_idle_per_host: usize) -> [(&'static str, HttpClient); 2] {
+        let ours = http_client_with(timeouts, max_idle_per_host).unwrap();
+        let reqwest = HttpClient::from(ours.reqwest().clone());
+        assert!(!reqwest.is_direct_for_plain_http());
+        let direct = HttpClient {
+            reqwest: ours.reqwest().clone(),
+            // Whatever the environment of the test says about proxies.
+            direct: Some(DirectClient::new(timeouts, max_idle_per_host)),
+        };
+        [("direct", direct), ("reqwest", reqwest)]
+    }
+
+    fn transports(limits: Limits, timeouts: Timeouts) -> [(&'static str, Transport); 2] {
+        both(&timeouts, DEFAULT_MAX_IDLE_PER_HOST).map(|(name, http)| {
+            (
+                name,
+                Transport::new("kit", http, timeouts).with_limits(limits),
+            )
+        })
+    }
+
+    fn unexpected(_: StatusCode, _: &HeaderMap, _: &[u8]) -> Error {
+        Error::config("unexpected")
+    }
+
+    /// A one-connection upstream that answers the first request with `head` and `body`
+    /// bytes, then keeps the connection open without a word until `hold` has passed.
+    async fn raw_upstream(head: &'static str, body: &'static [u8], hold: Duration) -> String {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            while let Ok((mut socket, _)) = listener.accept().await {
+                tokio::spawn(async move {
+                    let mut request = vec![0; 4096];
+                    let _ = socket.read(&mut request).await;
+                    let _ = socket.write_all(head.as_bytes()).await;
+                    let _ = socket.write_all(body).await;
+                    tokio::time::sleep(hold).await;
+                });
+            }
+        });
+        format!("http://{addr}/")
+    }
+
+    #[tokio::test]
+    async fn both_paths_send_the_same_request() {
+        let server = MockServer::start().await;
+        Mock::given(method("POST"))
+            .and(path("/v1/chat"))
+            .and(header("user-agent", direct::USER_AGENT_VALUE))
+            .and(header("accept", "*/*"))
+            .and(header("content-type", "application/json"))
+            .and(header("content-length", "7"))
+            .and(body_bytes(b"{\"a\":1}".to_vec()))
+            .respond_with(ResponseTemplate::new(200).set_body_string("{\"ok\":true}"))
+            .expect(2)
+            .mount(&server)
+            .await;
+        for (path_name, t) in transports(Limits::default(), Timeouts::default()) {
+            let mut headers = HeaderMap::new();
+            headers.insert(CONTENT_TYPE, "application/json".parse().unwrap());
+            let response = t
+                .post(
+                    format!("{}/v1/chat", server.uri()).parse().unwrap(),
+                    headers,
+                    b"{\"a\":1}".to_vec(),
+                    unexpected,
+                )
+                .await
+                .unwrap_or_else(|e| panic!("{path_name}: {e}"));
+            assert_eq!(response.status(), StatusCode::OK, "{path_name}");
+            let body = t.read_body(response).await.unwrap();
+            assert_eq!(&body[..], b"{\"ok\":true}", "{path_name}");
+        }
+    }
+
+    #[tokio::test]
+    async fn redirects_are_answers_not_followed() {
+        let server = MockServer::start().await;
+        Mock::given(method("POST"))
+            .and(path("/moved"))
+            .respond_with(
+                ResponseTemplate::new(307)
+                    .insert_header("location", format!("{}/elsewhere", server.uri()).as_str()),
+            )
+            .mount(&server)
+            .await;
+        Mock::given(path("/elsewhere"))
+            .respond_with(ResponseTemplate::new(200))
+            .expect(0)
+            .mount(&server)
+            .await;
+        for (path_name, t) in transports(Limits::default(), Timeouts::default()) {
+            let mut seen = None;
+            let err = t
+                .post(
+                    format!("{}/moved", server.uri()).parse().unwrap(),
+                    HeaderMap::new(),
+                    b"{}".to_vec(),
+                    |status, _, _| {
+                        seen = Some(status);
+                        Error::protocol("kit", format!("HTTP {status}"), None)
+                    },
+                )
+                .await
+                .unwrap_err();
+            assert_eq!(seen, Some(StatusCode::TEMPORARY_REDIRECT), "{path_name}");
+            assert_eq!(err.kind(), ErrorKind::Protocol, "{path_name}");
+        }
     }
 
     #[tokio::test]
@@ -476,48 +746,161 @@ mod tests {
             .respond_with(ResponseTemplate::new(500).set_body_bytes(vec![b'e'; 4096]))
             .mount(&server)
             .await;
-        let small = transport(
-            Limits {
-                max_body_bytes: 1000,
-                max_error_body_bytes: 100,
-            },
-            Timeouts::connect_only(Duration::from_secs(5)),
-        );
         let url = |p: &str| format!("{}{p}", server.uri()).parse().unwrap();
-        let response = small
-            .post(url("/big"), HeaderMap::new(), Vec::new(), |_, _, _| {
-                Error::config("unexpected")
-            })
-            .await
-            .unwrap();
-        let err = small.read_body(response).await.unwrap_err();
-        assert_eq!(err.kind(), ErrorKind::Protocol);
-        assert!(err.to_string().contains("1000-byte limit"), "{err}");
+        let small = Limits {
+            max_body_bytes: 1000,
+            max_error_body_bytes: 100,
+        };
+        for (path_name, small) in transports(small, Timeouts::connect_only(Duration::from_secs(5)))
+        {
+            let response = small
+                .post(url("/big"), HeaderMap::new(), Vec::new(), unexpected)
+                .await
+                .unwrap();
+            let err = small.read_body(response).await.unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::Protocol, "{path_name}");
+            assert!(
+                err.to_string().contains("1000-byte limit"),
+                "{path_name}: {err}"
+            );
 
-        let mut seen = 0;
-        let err = small
-            .post(
-                url("/err"),
-                HeaderMap::new(),
-                Vec::new(),
-                |status, _, body| {
-                    seen = body.len();
-                    Error::protocol("kit", format!("HTTP {status}"), None)
-                },
-            )
-            .await
-            .unwrap_err();
-        assert_eq!(seen, 100);
-        assert!(err.to_string().contains("500"), "{err}");
+            let mut seen = 0;
+            let err = small
+                .post(
+                    url("/err"),
+                    HeaderMap::new(),
+                    Vec::new(),
+                    |status, _, body| {
+                        seen = body.len();
+                        Error::protocol("kit", format!("HTTP {status}"), None)
+                    },
+                )
+                .await
+                .unwrap_err();
+            assert_eq!(seen, 100, "{path_name}");
+            assert!(err.to_string().contains("500"), "{path_name}: {err}");
+        }
 
-        let roomy = transport(Limits::default(), Timeouts::default());
-        let response = roomy
-            .post(url("/big"), HeaderMap::new(), Vec::new(), |_, _, _| {
-                Error::config("unexpected")
-            })
-            .await
-            .unwrap();
-        assert_eq!(roomy.read_body(response).await.unwrap().len(), 4096);
+        for (path_name, roomy) in transports(Limits::default(), Timeouts::default()) {
+            let response = roomy
+                .post(url("/big"), HeaderMap::new(), Vec::new(), unexpected)
+                .await
+                .unwrap();
+            assert_eq!(
+                roomy.read_body(response).await.unwrap().len(),
+                4096,
+                "{path_name}"
+            );
+        }
+    }
+
+    /// A body larger than the limit is refused as it arrives even when the upstream does
+    /// not announce its length (chunked), and one that arrives in pieces is put together.
+    #[tokio::test]
+    async fn chunked_bodies_are_bounded_and_joined() {
+        let chunked = "HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n";
+        let body: &'static [u8] = b"5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n";
+        let url = raw_upstream(chunked, body, Duration::from_secs(5)).await;
+        for (path_name, t) in transports(Limits::default(), Timeouts::default()) {
+            let response = t
+                .post(
+                    url.parse().unwrap(),
+                    HeaderMap::new(),
+                    Vec::new(),
+                    unexpected,
+                )
+                .await
+                .unwrap();
+            let body = t.read_body(response).await.unwrap();
+            assert_eq!(&body[..], b"hello world", "{path_name}");
+        }
+        let limits = Limits {
+            max_body_bytes: 8,
+            ..Limits::default()
+        };
+        for (path_name, t) in transports(limits, Timeouts::default()) {
+            let response = t
+                .post(
+                    url.parse().unwrap(),
+                    HeaderMap::new(),
+                    Vec::new(),
+                    unexpected,
+                )
+                .await
+                .unwrap();
+            let err = t.read_body(response).await.unwrap_err();
+            assert!(
+                err.to_string().contains("8-byte limit"),
+                "{path_name}: {err}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn cut_off_bodies_are_protocol_errors() {
+        let head = "HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\n";
+        // Ten of the hundred bytes, then the connection closes.
+        let url = raw_upstream(head, b"0123456789", Duration::ZERO).await;
+        for (path_name, t) in transports(Limits::default(), Timeouts::default()) {
+            let response = t
+                .post(
+                    url.parse().unwrap(),
+                    HeaderMap::new(),
+                    Vec::new(),
+                    unexpected,
+                )
+                .await
+                .unwrap();
+            let err = t.read_body(response).await.unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::Protocol, "{path_name}: {err}");
+            assert!(err.to_string().contains("cut off"), "{path_name}: {err}");
+        }
+    }
+
+    /// A stream that stops sending is ended by the idle timeout, after what it sent.
+    #[tokio::test]
+    async fn stalled_streams_end_at_the_idle_timeout() {
+        let head = "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n\
+                    transfer-encoding: chunked\r\n\r\n";
+        let url = raw_upstream(head, b"6\r\ndata: \r\n", Duration::from_secs(30)).await;
+        let timeouts = Timeouts {
+            idle: Duration::from_millis(300),
+            ..Timeouts::default()
+        };
+        for (path_name, t) in transports(Limits::default(), timeouts) {
+            let started = std::time::Instant::now();
+            let response = t
+                .post(
+                    url.parse().unwrap(),
+                    HeaderMap::new(),
+                    Vec::new(),
+                    unexpected,
+                )
+                .await
+                .unwrap();
+            t.expect_event_stream(&response).unwrap();
+            let mut pieces = t.body_stream(response);
+            assert_eq!(&pieces.next().await.unwrap().unwrap()[..], b"data: ");
+            let err = pieces.next().await.unwrap().unwrap_err();
+            assert!(
+                matches!(
+                    err,
+                    Error::Timeout {
+                        phase: TimeoutPhase::Idle,
+                        ..
+                    }
+                ),
+                "{path_name}: {err:?}"
+            );
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "{path_name}: not held until the upstream gave up"
+            );
+            if path_name == "direct" {
+                // (reqwest's body would wait again; readers stop at the first error anyway.)
+                assert!(pieces.next().await.is_none(), "ends after the timeout");
+            }
+        }
     }
 
     #[tokio::test]
@@ -531,17 +914,18 @@ mod tests {
             first_byte: Duration::from_millis(100),
             ..Timeouts::default()
         };
-        let t = transport(Limits::default(), timeouts);
-        let err = t
-            .post(
-                server.uri().parse().unwrap(),
-                HeaderMap::new(),
-                Vec::new(),
-                |_, _, _| Error::config("unexpected"),
-            )
-            .await
-            .unwrap_err();
-        assert_eq!(err.kind(), ErrorKind::Timeout);
+        for (path_name, t) in transports(Limits::default(), timeouts) {
+            let err = t
+                .post(
+                    server.uri().parse().unwrap(),
+                    HeaderMap::new(),
+                    Vec::new(),
+                    unexpected,
+                )
+                .await
+                .unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::Timeout, "{path_name}");
+        }
         assert!(bounded(Duration::from_secs(600)));
         assert!(!bounded(Timeouts::UNBOUNDED));
     }
@@ -550,51 +934,74 @@ mod tests {
     /// connections open to the upstream.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn idle_connections_are_bounded_per_host() {
-        // Each answer takes 200 ms, so the burst needs one connection per request.
-        let upstream =
-            llm_core::testing::CountingServer::start("{}".to_owned(), Duration::from_millis(200))
-                .await
-                .unwrap();
-        let addr = upstream.addr();
         let timeouts = Timeouts::connect_only(Duration::from_secs(5));
-        let t = Transport::new("kit", http_client_with(&timeouts, 2).unwrap(), timeouts);
-        let calls = (0..8).map(|_| {
-            let t = t.clone();
-            async move {
-                let response = t
-                    .post(
-                        format!("http://{addr}/").parse().unwrap(),
-                        HeaderMap::new(),
-                        Vec::new(),
-                        |_, _, _| Error::config("unexpected"),
-                    )
-                    .await
-                    .unwrap();
-                t.read_body(response).await.unwrap()
-            }
-        });
-        let bodies = futures_util::future::join_all(calls).await;
-        assert!(bodies.iter().all(|b| &b[..] == b"{}"));
-        assert_eq!(upstream.peak(), 8, "one connection per concurrent call");
-        assert_eq!(
-            upstream.open_at_most(2, Duration::from_secs(5)).await,
-            Ok(2),
-            "connections open after the burst (Err: stayed above the bound of 2)"
-        );
+        for (path_name, http) in both(&timeouts, 2) {
+            // Each answer takes 200 ms, so the burst needs one connection per request.
+            let upstream = llm_core::testing::CountingServer::start(
+                "{}".to_owned(),
+                Duration::from_millis(200),
+            )
+            .await
+            .unwrap();
+            let addr = upstream.addr();
+            let t = Transport::new("kit", http, timeouts);
+            let calls = (0..8).map(|_| {
+                let t = t.clone();
+                async move {
+                    let response = t
+                        .post(
+                            format!("http://{addr}/").parse().unwrap(),
+                            HeaderMap::new(),
+                            Vec::new(),
+                            unexpected,
+                        )
+                        .await
+                        .unwrap();
+                    t.read_body(response).await.unwrap()
+                }
+            });
+            let bodies = futures_util::future::join_all(calls).await;
+            assert!(bodies.iter().all(|b| &b[..] == b"{}"), "{path_name}");
+            assert_eq!(
+                upstream.peak(),
+                8,
+                "{path_name}: one connection per concurrent call"
+            );
+            assert_eq!(
+                upstream.open_at_most(2, Duration::from_secs(5)).await,
+                Ok(2),
+                "{path_name}: connections open after the burst (Err: stayed above the bound of 2)"
+            );
+        }
     }
 
     #[tokio::test]
     async fn refused_connections_are_connection_errors() {
-        let t = transport(Limits::default(), Timeouts::default());
-        let err = t
-            .post(
-                "http://127.0.0.1:9/".parse().unwrap(),
-                HeaderMap::new(),
-                Vec::new(),
-                |_, _, _| Error::config("unexpected"),
-            )
-            .await
-            .unwrap_err();
-        assert_eq!(err.kind(), ErrorKind::Connection);
+        for (path_name, t) in transports(Limits::default(), Timeouts::default()) {
+            let err = t
+                .post(
+                    "http://127.0.0.1:9/".parse().unwrap(),
+                    HeaderMap::new(),
+                    Vec::new(),
+                    unexpected,
+                )
+                .await
+                .unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::Connection, "{path_name}: {err}");
+        }
+    }
+
+    #[test]
+    fn debug_output_names_the_path_only() {
+        let timeouts = Timeouts::default();
+        let [(_, direct), (_, reqwest)] = both(&timeouts, 4);
+        assert_eq!(
+            format!("{direct:?}"),
+            "HttpClient { direct_for_plain_http: true, .. }"
+        );
+        assert_eq!(
+            format!("{reqwest:?}"),
+            "HttpClient { direct_for_plain_http: false, .. }"
+        );
     }
 }

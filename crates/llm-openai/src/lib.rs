@@ -49,7 +49,7 @@ pub use config::{
 };
 pub use endpoint::{BearerEndpoint, Endpoint, secret_header, validate_base_url};
 pub use error::ErrorInfo;
-pub use llm_http::Transport;
+pub use llm_http::{HttpClient, Response, Transport};
 pub use provider::{
     AzureOpenAiProvider, OpenAiCompatClient, OpenAiProvider, http_client, http_client_with,
 };

@@ -70,7 +70,7 @@ impl OpenAiCompatClient {
         endpoint: impl Endpoint + 'static,
         model: Option<String>,
         timeouts: Timeouts,
-        http: reqwest::Client,
+        http: impl Into<llm_http::HttpClient>,
     ) -> Self {
         let name = endpoint.name().to_owned();
         Self::with_transport(
@@ -137,7 +137,7 @@ impl OpenAiCompatClient {
         request: &ChatRequest,
         model: &str,
         stream: bool,
-    ) -> Result<reqwest::Response> {
+    ) -> Result<llm_http::Response> {
         if request.messages.is_empty() {
             return Err(Error::invalid_request("`messages` must not be empty"));
         }
@@ -271,7 +271,10 @@ impl OpenAiProvider {
     /// # Errors
     ///
     /// As [`OpenAiProvider::new`].
-    pub fn with_http_client(config: OpenAiConfig, http: reqwest::Client) -> Result<Self> {
+    pub fn with_http_client(
+        config: OpenAiConfig,
+        http: impl Into<llm_http::HttpClient>,
+    ) -> Result<Self> {
         let endpoint = BearerEndpoint::openai(&config)?;
         let transport = Transport::new(endpoint.name().to_owned(), http, config.timeouts)
             .with_limits(config.limits);
@@ -323,7 +326,10 @@ impl AzureOpenAiProvider {
         clippy::needless_pass_by_value,
         reason = "the config is consumed by convention"
     )]
-    pub fn with_http_client(config: AzureOpenAiConfig, http: reqwest::Client) -> Result<Self> {
+    pub fn with_http_client(
+        config: AzureOpenAiConfig,
+        http: impl Into<llm_http::HttpClient>,
+    ) -> Result<Self> {
         let endpoint = AzureEndpoint::new(&config)?;
         // The deployment is what Azure routes by; it is also the v1 path's body `model`.
         let model = config.deployment.clone().or_else(|| config.model.clone());

@@ -51,7 +51,7 @@ use llm_core::{
     ChatProvider, ChatRequest, ChatResponse, ChatStream, ChatStreamExt, Error, Result,
     SecretString, mask_key,
 };
-use llm_http::{Limits, Timeouts, Transport, http_client, reqwest};
+use llm_http::{Limits, Timeouts, Transport, http_client};
 use llm_openai::{BearerEndpoint, OpenAiCompatClient, validate_base_url};
 
 use crate::{compat::CompatEndpoint, native::NativeClient};
@@ -257,7 +257,10 @@ impl QwenProvider {
         clippy::needless_pass_by_value,
         reason = "the config is consumed by convention"
     )]
-    pub fn with_http_client(config: QwenConfig, http: reqwest::Client) -> Result<Self> {
+    pub fn with_http_client(
+        config: QwenConfig,
+        http: impl Into<llm_http::HttpClient>,
+    ) -> Result<Self> {
         let api = config.resolved_api();
         let base = validate_base_url(&config.base_url, "api_base")?;
         let base = with_default_path(base, api);

@@ -24,7 +24,7 @@ mod imp {
 
     use llm_core::Result;
     use llm_deepseek::{DeepSeekConfig, DeepSeekProvider, ReasoningCache};
-    use llm_openai::{Limits, Timeouts, reqwest};
+    use llm_openai::{Limits, Timeouts};
     use serde::Deserialize;
 
     use crate::{
@@ -40,7 +40,7 @@ mod imp {
     }
 
     struct DeepSeekPool {
-        http: reqwest::Client,
+        http: llm_openai::HttpClient,
         timeouts: Timeouts,
         limits: Limits,
         options: Options,

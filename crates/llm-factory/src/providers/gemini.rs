@@ -34,7 +34,7 @@ mod imp {
     };
 
     struct GeminiPool {
-        http: llm_http::reqwest::Client,
+        http: llm_http::HttpClient,
         timeouts: Timeouts,
         limits: Limits,
     }

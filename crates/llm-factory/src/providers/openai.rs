@@ -33,7 +33,7 @@ mod imp {
     use llm_core::Result;
     use llm_openai::{
         AzureAuth, AzureOpenAiConfig, AzureOpenAiProvider, Limits, OpenAiConfig, OpenAiProvider,
-        Timeouts, reqwest,
+        Timeouts,
     };
 
     use crate::{
@@ -45,7 +45,7 @@ mod imp {
     };
 
     struct OpenAiPool {
-        http: reqwest::Client,
+        http: llm_openai::HttpClient,
         timeouts: Timeouts,
         limits: Limits,
     }

@@ -28,7 +28,7 @@ mod imp {
     use std::sync::Arc;
 
     use llm_core::Result;
-    use llm_http::{Limits, Timeouts, reqwest};
+    use llm_http::{Limits, Timeouts};
     use llm_qwen::{QwenApi, QwenConfig, QwenProvider};
     use serde::Deserialize;
 
@@ -55,7 +55,7 @@ mod imp {
     }
 
     struct QwenPool {
-        http: reqwest::Client,
+        http: llm_http::HttpClient,
         timeouts: Timeouts,
         limits: Limits,
         options: Options,

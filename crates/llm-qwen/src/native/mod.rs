@@ -13,10 +13,7 @@ use llm_core::{
     ChatRequest, ChatResponse, ChatStream, Error, Result, SecretString, kit::sse_chat_stream,
     mask_key,
 };
-use llm_http::{
-    Transport,
-    reqwest::{self, Url},
-};
+use llm_http::{Transport, reqwest::Url};
 
 use crate::errors;
 pub(crate) use request::{BodyMode, NativeRequest};
@@ -72,7 +69,7 @@ impl NativeClient {
         request: &ChatRequest,
         model: &str,
         mode: BodyMode,
-    ) -> Result<(reqwest::Response, request::Sent)> {
+    ) -> Result<(llm_http::Response, request::Sent)> {
         if request.messages.is_empty() {
             return Err(Error::invalid_request("`messages` must not be empty"));
         }
