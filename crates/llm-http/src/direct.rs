@@ -1,19 +1,23 @@
-//! The direct path: a bare hyper client for `http://` upstreams, without reqwest's layers.
+//! The direct path: hyper-util's pooled client with rustls, without reqwest's layers.
 //!
 //! reqwest wraps every request in a redirect layer, a retry layer, a URL round trip, proxy
 //! matching and a boxed, timer-wrapped body; on the gateway's hot path those layers cost
 //! about a fifth of its CPU per request (see `docs/performance.md`). A client made by
-//! [`http_client`](crate::http_client) therefore sends plain-HTTP requests through
-//! hyper-util's pooled client directly, with what the reqwest client would have added done
-//! here: the same connect timeout, TCP settings, idle-connection bound and default headers,
-//! no redirects (the reqwest client is built without them too), and the idle read timeout
-//! enforced by one lazily-moved timer per body. It is not used when a proxy is configured
-//! in the environment (reqwest honours `HTTP_PROXY` and friends; this path does not), nor
-//! for a reqwest client handed in by the caller, whose settings are the caller's.
+//! [`http_client`](crate::http_client) therefore sends requests through hyper-util's client
+//! directly, set up as the reqwest client would be: rustls with the platform verifier
+//! (the system's roots), TLS 1.2 and 1.3, HTTP/2 or HTTP/1.1 by ALPN; the connect timeout
+//! over name lookup, TCP and TLS handshake; no Nagle delay, keep-alive probes, the
+//! idle-connection bound; the default `user-agent` and `accept` headers; no redirects (the
+//! reqwest client is built without them too); the idle read timeout as one lazily-moved
+//! timer per body. It is not used when a proxy is configured in the environment (reqwest
+//! honours `HTTP_PROXY` and friends; this path does not), nor for a reqwest client handed
+//! in by the caller, whose settings are the caller's.
 
 use std::{
     error::Error as StdError,
+    future::Future,
     pin::Pin,
+    sync::{Arc, OnceLock},
     task::{Context, Poll},
     time::Duration,
 };
@@ -27,31 +31,78 @@ use http::{
 use http_body::Body as _;
 use http_body_util::Full;
 use hyper::body::Incoming;
+use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
 use hyper_util::{
     client::legacy::{Client, connect::HttpConnector},
     rt::TokioExecutor,
 };
 use llm_core::{Error, Result, TimeoutPhase, kit::LazyDeadline};
+use rustls::{ClientConfig, crypto::CryptoProvider, pki_types::CertificateDer};
 use tokio::time::Instant;
 
 use crate::{Timeouts, bounded};
 
-/// The environment variables through which reqwest picks up a proxy for `http://` URLs.
-const PROXY_VARS: [&str; 4] = ["HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy"];
+/// The environment variables through which reqwest picks up a proxy.
+const PROXY_VARS: [&str; 6] = [
+    "HTTP_PROXY",
+    "http_proxy",
+    "HTTPS_PROXY",
+    "https_proxy",
+    "ALL_PROXY",
+    "all_proxy",
+];
 
 /// The `user-agent` every client made here sends.
 pub(crate) const USER_AGENT_VALUE: &str = concat!("llm-factory/", env!("CARGO_PKG_VERSION"));
 
-/// hyper-util's pooled HTTP/1.1 client with the settings of [`crate::http_client_with`].
+type BoxError = Box<dyn StdError + Send + Sync>;
+
+/// hyper-util's pooled client with the settings of [`crate::http_client_with`].
 #[derive(Clone)]
 pub(crate) struct DirectClient {
-    client: Client<HttpConnector, Full<Bytes>>,
+    client: Client<ConnectWithin<HttpsConnector<HttpConnector>>, Full<Bytes>>,
     connect: Duration,
+}
+
+/// The TLS settings reqwest's rustls client uses: the process's crypto provider (or
+/// aws-lc-rs), TLS 1.2 and 1.3, the platform verifier over the system's roots and `extra`.
+/// ALPN is set by the connector.
+pub(crate) fn tls_config(extra: Vec<CertificateDer<'static>>) -> Result<ClientConfig> {
+    let provider = CryptoProvider::get_default()
+        .cloned()
+        .unwrap_or_else(|| Arc::new(rustls::crypto::aws_lc_rs::default_provider()));
+    let verifier = if extra.is_empty() {
+        rustls_platform_verifier::Verifier::new(provider.clone())
+    } else {
+        rustls_platform_verifier::Verifier::new_with_extra_roots(extra, provider.clone())
+    }
+    .map_err(|e| Error::config(format!("cannot set up TLS certificate checks: {e}")))?;
+    Ok(ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| Error::config(format!("cannot set up TLS: {e}")))?
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(verifier))
+        .with_no_client_auth())
+}
+
+/// The default TLS settings, built once per process (the system's roots are read once).
+fn default_tls() -> Option<ClientConfig> {
+    static DEFAULT: OnceLock<Option<ClientConfig>> = OnceLock::new();
+    DEFAULT
+        .get_or_init(|| match tls_config(Vec::new()) {
+            Ok(config) => Some(config),
+            Err(err) => {
+                tracing::debug!(error = %err, "the direct HTTP path is off: {err}");
+                None
+            }
+        })
+        .clone()
 }
 
 impl DirectClient {
     /// The direct client for `timeouts` and `max_idle_per_host`, or `None` when the
-    /// environment names a proxy for plain HTTP (those requests go through reqwest).
+    /// environment names a proxy (those requests go through reqwest) or TLS cannot be set
+    /// up (no system roots: reqwest reports that).
     #[expect(
         clippy::disallowed_methods,
         reason = "reads the variables reqwest reads for its proxy, to know when it would use one"
@@ -60,22 +111,35 @@ impl DirectClient {
         let proxied = PROXY_VARS
             .iter()
             .any(|var| std::env::var_os(var).is_some_and(|v| !v.is_empty()));
-        (!proxied).then(|| Self::new(timeouts, max_idle_per_host))
+        if proxied {
+            return None;
+        }
+        Some(Self::new(timeouts, max_idle_per_host, default_tls()?))
     }
 
-    /// The direct client for `timeouts` and `max_idle_per_host`.
-    pub(crate) fn new(timeouts: &Timeouts, max_idle_per_host: usize) -> Self {
-        let mut connector = HttpConnector::new();
+    /// The direct client for `timeouts`, `max_idle_per_host` and `tls`.
+    pub(crate) fn new(timeouts: &Timeouts, max_idle_per_host: usize, tls: ClientConfig) -> Self {
+        let mut http = HttpConnector::new();
+        // https:// URLs reach this connector through the TLS one.
+        http.enforce_http(false);
         // reqwest's defaults: no Nagle delay, keep-alive probes after 15 s every 15 s.
-        connector.set_nodelay(true);
-        connector.set_connect_timeout(Some(timeouts.connect));
-        connector.set_keepalive(Some(Duration::from_secs(15)));
-        connector.set_keepalive_interval(Some(Duration::from_secs(15)));
-        connector.set_keepalive_retries(Some(3));
+        http.set_nodelay(true);
+        http.set_keepalive(Some(Duration::from_secs(15)));
+        http.set_keepalive_interval(Some(Duration::from_secs(15)));
+        http.set_keepalive_retries(Some(3));
+        let https = HttpsConnectorBuilder::new()
+            .with_tls_config(tls)
+            .https_or_http()
+            .enable_http1()
+            .enable_http2()
+            .wrap_connector(http);
         let client = Client::builder(TokioExecutor::new())
             .pool_max_idle_per_host(max_idle_per_host)
             .pool_idle_timeout(Duration::from_secs(90))
-            .build(connector);
+            .build(ConnectWithin {
+                inner: https,
+                limit: timeouts.connect,
+            });
         Self {
             client,
             connect: timeouts.connect,
@@ -120,7 +184,44 @@ impl DirectClient {
     }
 }
 
-/// Whether an I/O error in `err`'s chain of sources is a timeout (how hyper-util reports
+/// A connector whose whole connect (name lookup, TCP, TLS handshake) is bounded by `limit`,
+/// as reqwest's connect timeout is; running out is an I/O `TimedOut` error.
+#[derive(Clone)]
+struct ConnectWithin<C> {
+    inner: C,
+    limit: Duration,
+}
+
+impl<C> tower::Service<Uri> for ConnectWithin<C>
+where
+    C: tower::Service<Uri>,
+    C::Error: Into<BoxError>,
+    C::Future: Send + 'static,
+{
+    type Response = C::Response;
+    type Error = BoxError;
+    type Future = Pin<Box<dyn Future<Output = std::result::Result<C::Response, BoxError>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<std::result::Result<(), BoxError>> {
+        self.inner.poll_ready(cx).map_err(Into::into)
+    }
+
+    fn call(&mut self, uri: Uri) -> Self::Future {
+        let connect = self.inner.call(uri);
+        let limit = self.limit;
+        Box::pin(async move {
+            match tokio::time::timeout(limit, connect).await {
+                Ok(connected) => connected.map_err(Into::into),
+                Err(_) => Err(Box::new(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    format!("connect timed out after {limit:?}"),
+                )) as BoxError),
+            }
+        })
+    }
+}
+
+/// Whether an I/O error in `err`'s chain of sources is a timeout (how the connector reports
 /// its connect timeout).
 fn timed_out(err: &(dyn StdError + 'static)) -> bool {
     let mut source = err.source();
