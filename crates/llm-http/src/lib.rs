@@ -106,20 +106,29 @@ fn bounded(limit: Duration) -> bool {
 /// [`Timeouts::UNBOUNDED`] is: the caller enforces it). For providers whose I/O is not a
 /// [`Transport`] (an SDK's client) but keeps the same timeout rules.
 ///
+/// The returned future holds `future` once: it is built from combinators, not an `async`
+/// body, which would keep the argument and the timer around it side by side and double the
+/// size that every caller's future carries (and copies when it is boxed).
+///
 /// # Errors
 ///
 /// `future`'s error, or `on_timeout()` when the limit passed.
-pub async fn within<T>(
+pub fn within<T, F>(
     limit: Duration,
-    future: impl Future<Output = Result<T>>,
+    future: F,
     on_timeout: impl FnOnce() -> Error,
-) -> Result<T> {
+) -> impl Future<Output = Result<T>>
+where
+    F: Future<Output = Result<T>>,
+{
+    use futures_util::FutureExt as _;
     if bounded(limit) {
-        tokio::time::timeout(limit, future)
-            .await
-            .unwrap_or_else(|_| Err(on_timeout()))
+        Either::Left(
+            tokio::time::timeout(limit, future)
+                .map(|outcome| outcome.unwrap_or_else(|_| Err(on_timeout()))),
+        )
     } else {
-        future.await
+        Either::Right(future)
     }
 }
 
@@ -557,9 +566,14 @@ impl Transport {
     /// # Errors
     ///
     /// `call`'s error, or a Total timeout.
-    pub async fn within_total<T>(&self, call: impl Future<Output = Result<T>>) -> Result<T> {
+    pub fn within_total<T>(
+        &self,
+        call: impl Future<Output = Result<T>>,
+    ) -> impl Future<Output = Result<T>> {
         let total = self.timeouts.total;
-        within(total, call, || self.timeout(TimeoutPhase::Total, total)).await
+        within(total, call, move || {
+            self.timeout(TimeoutPhase::Total, total)
+        })
     }
 
     /// Check that a streamed answer is an event stream (an empty content type is allowed).
