@@ -668,6 +668,11 @@ mod tests {
         Error::config("unexpected")
     }
 
+    /// POST an empty body to `url` through `t`; a non-success answer is unexpected.
+    async fn post_empty(t: &Transport, url: reqwest::Url) -> Result<Response> {
+        t.post(url, HeaderMap::new(), Vec::new(), unexpected).await
+    }
+
     /// A one-connection upstream that answers the first request with `head` and `body`
     /// bytes, then keeps the connection open without a word until `hold` has passed.
     async fn raw_upstream(head: &'static str, body: &'static [u8], hold: Duration) -> String {
@@ -774,10 +779,7 @@ mod tests {
         };
         for (path_name, small) in transports(small, Timeouts::connect_only(Duration::from_secs(5)))
         {
-            let response = small
-                .post(url("/big"), HeaderMap::new(), Vec::new(), unexpected)
-                .await
-                .unwrap();
+            let response = post_empty(&small, url("/big")).await.unwrap();
             let err = small.read_body(response).await.unwrap_err();
             assert_eq!(err.kind(), ErrorKind::Protocol, "{path_name}");
             assert!(
@@ -803,10 +805,7 @@ mod tests {
         }
 
         for (path_name, roomy) in transports(Limits::default(), Timeouts::default()) {
-            let response = roomy
-                .post(url("/big"), HeaderMap::new(), Vec::new(), unexpected)
-                .await
-                .unwrap();
+            let response = post_empty(&roomy, url("/big")).await.unwrap();
             assert_eq!(
                 roomy.read_body(response).await.unwrap().len(),
                 4096,
@@ -823,15 +822,7 @@ mod tests {
         let body: &'static [u8] = b"5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n";
         let url = raw_upstream(chunked, body, Duration::from_secs(5)).await;
         for (path_name, t) in transports(Limits::default(), Timeouts::default()) {
-            let response = t
-                .post(
-                    url.parse().unwrap(),
-                    HeaderMap::new(),
-                    Vec::new(),
-                    unexpected,
-                )
-                .await
-                .unwrap();
+            let response = post_empty(&t, url.parse().unwrap()).await.unwrap();
             let body = t.read_body(response).await.unwrap();
             assert_eq!(&body[..], b"hello world", "{path_name}");
         }
@@ -840,15 +831,7 @@ mod tests {
             ..Limits::default()
         };
         for (path_name, t) in transports(limits, Timeouts::default()) {
-            let response = t
-                .post(
-                    url.parse().unwrap(),
-                    HeaderMap::new(),
-                    Vec::new(),
-                    unexpected,
-                )
-                .await
-                .unwrap();
+            let response = post_empty(&t, url.parse().unwrap()).await.unwrap();
             let err = t.read_body(response).await.unwrap_err();
             assert!(
                 err.to_string().contains("8-byte limit"),
@@ -863,15 +846,7 @@ mod tests {
         // Ten of the hundred bytes, then the connection closes.
         let url = raw_upstream(head, b"0123456789", Duration::ZERO).await;
         for (path_name, t) in transports(Limits::default(), Timeouts::default()) {
-            let response = t
-                .post(
-                    url.parse().unwrap(),
-                    HeaderMap::new(),
-                    Vec::new(),
-                    unexpected,
-                )
-                .await
-                .unwrap();
+            let response = post_empty(&t, url.parse().unwrap()).await.unwrap();
             let err = t.read_body(response).await.unwrap_err();
             assert_eq!(err.kind(), ErrorKind::Protocol, "{path_name}: {err}");
             assert!(err.to_string().contains("cut off"), "{path_name}: {err}");
@@ -890,15 +865,7 @@ mod tests {
         };
         for (path_name, t) in transports(Limits::default(), timeouts) {
             let started = std::time::Instant::now();
-            let response = t
-                .post(
-                    url.parse().unwrap(),
-                    HeaderMap::new(),
-                    Vec::new(),
-                    unexpected,
-                )
-                .await
-                .unwrap();
+            let response = post_empty(&t, url.parse().unwrap()).await.unwrap();
             t.expect_event_stream(&response).unwrap();
             let mut pieces = t.body_stream(response);
             assert_eq!(&pieces.next().await.unwrap().unwrap()[..], b"data: ");
@@ -936,13 +903,7 @@ mod tests {
             ..Timeouts::default()
         };
         for (path_name, t) in transports(Limits::default(), timeouts) {
-            let err = t
-                .post(
-                    server.uri().parse().unwrap(),
-                    HeaderMap::new(),
-                    Vec::new(),
-                    unexpected,
-                )
+            let err = post_empty(&t, server.uri().parse().unwrap())
                 .await
                 .unwrap_err();
             assert_eq!(err.kind(), ErrorKind::Timeout, "{path_name}");
@@ -969,13 +930,7 @@ mod tests {
             let calls = (0..8).map(|_| {
                 let t = t.clone();
                 async move {
-                    let response = t
-                        .post(
-                            format!("http://{addr}/").parse().unwrap(),
-                            HeaderMap::new(),
-                            Vec::new(),
-                            unexpected,
-                        )
+                    let response = post_empty(&t, format!("http://{addr}/").parse().unwrap())
                         .await
                         .unwrap();
                     t.read_body(response).await.unwrap()
@@ -999,13 +954,7 @@ mod tests {
     #[tokio::test]
     async fn refused_connections_are_connection_errors() {
         for (path_name, t) in transports(Limits::default(), Timeouts::default()) {
-            let err = t
-                .post(
-                    "http://127.0.0.1:9/".parse().unwrap(),
-                    HeaderMap::new(),
-                    Vec::new(),
-                    unexpected,
-                )
+            let err = post_empty(&t, "http://127.0.0.1:9/".parse().unwrap())
                 .await
                 .unwrap_err();
             assert_eq!(err.kind(), ErrorKind::Connection, "{path_name}: {err}");
@@ -1108,13 +1057,7 @@ mod tests {
             assert_eq!(&body[..], b"HTTP/2.0", "{path_name}");
 
             // The certificate names localhost, not the address.
-            let err = t
-                .post(
-                    format!("https://127.0.0.1:{port}/").parse().unwrap(),
-                    HeaderMap::new(),
-                    Vec::new(),
-                    unexpected,
-                )
+            let err = post_empty(&t, format!("https://127.0.0.1:{port}/").parse().unwrap())
                 .await
                 .unwrap_err();
             assert_eq!(err.kind(), ErrorKind::Connection, "{path_name}: {err}");
@@ -1122,13 +1065,7 @@ mod tests {
 
         // Without the test CA the same upstream is refused: the system's roots do not know it.
         for (path_name, t) in transports(Limits::default(), Timeouts::default()) {
-            let err = t
-                .post(
-                    format!("https://localhost:{port}/").parse().unwrap(),
-                    HeaderMap::new(),
-                    Vec::new(),
-                    unexpected,
-                )
+            let err = post_empty(&t, format!("https://localhost:{port}/").parse().unwrap())
                 .await
                 .unwrap_err();
             assert_eq!(err.kind(), ErrorKind::Connection, "{path_name}: {err}");
@@ -1153,13 +1090,7 @@ mod tests {
         };
         for (path_name, t) in transports(Limits::default(), timeouts) {
             let started = std::time::Instant::now();
-            let err = t
-                .post(
-                    format!("https://localhost:{port}/").parse().unwrap(),
-                    HeaderMap::new(),
-                    Vec::new(),
-                    unexpected,
-                )
+            let err = post_empty(&t, format!("https://localhost:{port}/").parse().unwrap())
                 .await
                 .unwrap_err();
             assert!(
