@@ -176,6 +176,27 @@ struct Driver<B, T> {
     outbox: Outbox,
 }
 
+/// `serde_json::from_slice`, faster for a body that is valid UTF-8 (every JSON body should
+/// be): the whole body is checked once and parsed as a `str`, where `from_slice` checks
+/// every string it reads on its own (a call per string, a measurable share of a gateway's
+/// CPU per request). A body that is not UTF-8 gets `from_slice`'s own error.
+///
+/// ```
+/// let value: serde_json::Value = llm_core::kit::json_from_slice(br#"{"a":"b"}"#).unwrap();
+/// assert_eq!(value["a"], "b");
+/// assert!(llm_core::kit::json_from_slice::<serde_json::Value>(b"\"\xff\"").is_err());
+/// ```
+///
+/// # Errors
+///
+/// What `serde_json` reports for the body.
+pub fn json_from_slice<T: serde::de::DeserializeOwned>(body: &[u8]) -> serde_json::Result<T> {
+    match std::str::from_utf8(body) {
+        Ok(text) => serde_json::from_str(text),
+        Err(_) => serde_json::from_slice(body),
+    }
+}
+
 /// Drive `translator` over an SSE byte stream. See the [module docs](self).
 ///
 /// Body errors are passed on as they are (classify them where they happen: the transport

@@ -161,7 +161,7 @@ impl Decoder {
                 self.skip_lf = false;
             }
             let rest = &self.buf[self.pos..];
-            let Some(end) = rest.iter().position(|&b| b == b'\n' || b == b'\r') else {
+            let Some(end) = memchr::memchr2(b'\n', b'\r', rest) else {
                 let partial = rest.len();
                 self.compact();
                 if self.pending_size + partial > self.limit {

@@ -63,7 +63,7 @@ use llm_core::{
     mask_key,
 };
 pub use llm_http::{Limits, Timeouts};
-use llm_http::{Transport, http_client, reqwest, validate_base};
+use llm_http::{Target, Transport, http_client, reqwest, validate_base};
 
 /// The Gemini API (AI Studio) host.
 pub const GEMINI_BASE_URL: &str = "https://generativelanguage.googleapis.com";
@@ -290,7 +290,7 @@ pub struct GeminiProvider {
     prefix: String,
     model: Option<String>,
     /// `:generateContent` and `:streamGenerateContent?alt=sse` for the configured model.
-    urls: Option<(reqwest::Url, reqwest::Url)>,
+    urls: Option<(Target, Target)>,
 }
 
 impl GeminiProvider {
@@ -341,7 +341,8 @@ impl GeminiProvider {
             .model
             .as_deref()
             .map(|model| urls(&prefix, model))
-            .transpose()?;
+            .transpose()?
+            .map(|(chat, streamed)| (Target::from(chat), Target::from(streamed)));
         Ok(Self {
             transport: Transport::new(name, http, config.timeouts).with_limits(config.limits),
             auth,
@@ -435,7 +436,7 @@ impl GeminiProvider {
             }
             _ => {
                 let (chat, streamed) = urls(&self.prefix, model)?;
-                if stream { streamed } else { chat }
+                Target::from(if stream { streamed } else { chat })
             }
         };
         let headers = self.headers(stream).await?;

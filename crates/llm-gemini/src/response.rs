@@ -233,7 +233,7 @@ pub(crate) fn parse_response(
     if let Some(error) = in_band(provider, &text, secrets) {
         return Err(error);
     }
-    let parsed: GenerateResponse = serde_json::from_slice(body).map_err(|e| {
+    let parsed: GenerateResponse = llm_core::kit::json_from_slice(body).map_err(|e| {
         let detail = if e.is_eof() {
             "the response body was cut off".to_owned()
         } else {

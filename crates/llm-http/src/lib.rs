@@ -31,7 +31,8 @@
 //! # async fn run() -> llm_core::Result<()> {
 //! let timeouts = Timeouts::default();
 //! let transport = Transport::new("example", http_client(&timeouts)?, timeouts);
-//! let url = "https://api.example.com/v1/chat".parse().map_err(|_| llm_core::Error::config("bad url"))?;
+//! let url: llm_http::reqwest::Url =
+//!     "https://api.example.com/v1/chat".parse().map_err(|_| llm_core::Error::config("bad url"))?;
 //! let response = transport
 //!     .post(url, HeaderMap::new(), b"{}".to_vec(), |status, _headers, body| {
 //!         llm_core::Error::protocol("example", format!("HTTP {status}: {} bytes", body.len()), None)
@@ -43,7 +44,7 @@
 //! # }
 //! ```
 
-use std::{borrow::Cow, fmt, time::Duration};
+use std::{borrow::Cow, fmt, sync::Arc, time::Duration};
 
 use bytes::Bytes;
 use futures_core::Stream;
@@ -260,6 +261,44 @@ impl fmt::Debug for HttpClient {
     }
 }
 
+/// A request URL parsed once for both paths of the [`HttpClient`]: a provider that sends
+/// every request to the same URL keeps one and clones it (reference counts, no parsing)
+/// instead of turning a URL string into a request URI per request.
+///
+/// ```
+/// let target = llm_http::Target::from(
+///     "https://api.example.com/v1/chat/completions".parse::<llm_http::reqwest::Url>().unwrap(),
+/// );
+/// assert_eq!(target.url().host_str(), Some("api.example.com"));
+/// ```
+#[derive(Debug, Clone)]
+pub struct Target {
+    url: Arc<reqwest::Url>,
+    /// The same URL as hyper takes it, or why it is not one (reported when it is used).
+    uri: std::result::Result<http::Uri, Arc<str>>,
+}
+
+impl Target {
+    /// The URL.
+    #[must_use]
+    pub fn url(&self) -> &reqwest::Url {
+        &self.url
+    }
+}
+
+impl From<reqwest::Url> for Target {
+    fn from(url: reqwest::Url) -> Self {
+        let uri = url
+            .as_str()
+            .parse::<http::Uri>()
+            .map_err(|e| Arc::from(e.to_string()));
+        Self {
+            url: Arc::new(url),
+            uri,
+        }
+    }
+}
+
 /// An upstream's response whose headers have arrived; the body is read through the
 /// [`Transport`] ([`Transport::read_body`], [`Transport::body_stream`]).
 #[derive(Debug)]
@@ -436,24 +475,26 @@ impl Transport {
         }
     }
 
-    /// POST `body` to `url` with `headers` and wait for the response headers (within the
-    /// first-byte timeout). A non-success answer's body is read (bounded) and handed to
-    /// `classify` with its status and headers; what it returns is the error.
+    /// POST `body` to `url` (a [`Target`], or a `reqwest::Url` parsed for this request) with
+    /// `headers` and wait for the response headers (within the first-byte timeout). A
+    /// non-success answer's body is read (bounded) and handed to `classify` with its status
+    /// and headers; what it returns is the error.
     ///
     /// # Errors
     ///
     /// A classified transport failure, or `classify`'s error for a non-success status.
     pub async fn post(
         &self,
-        url: reqwest::Url,
+        url: impl Into<Target>,
         headers: HeaderMap,
         body: Vec<u8>,
         classify: impl FnOnce(StatusCode, &HeaderMap, &[u8]) -> Error,
     ) -> Result<Response> {
         let first_byte = self.timeouts.first_byte;
+        let target = url.into();
         let sent = async {
             if let Some(direct) = &self.http.direct {
-                let uri = url.as_str().parse::<http::Uri>().map_err(|e| {
+                let uri = target.uri.clone().map_err(|e| {
                     Error::config(format!("{}: not a valid request URI: {e}", self.name))
                 })?;
                 let response = direct.post(&self.name, uri, headers, body).await?;
@@ -463,7 +504,7 @@ impl Transport {
             }
             self.http
                 .reqwest
-                .post(url)
+                .post(target.url().clone())
                 .headers(headers)
                 .body(body)
                 .send()
@@ -711,7 +752,9 @@ mod tests {
             headers.insert(CONTENT_TYPE, "application/json".parse().unwrap());
             let response = t
                 .post(
-                    format!("{}/v1/chat", server.uri()).parse().unwrap(),
+                    format!("{}/v1/chat", server.uri())
+                        .parse::<reqwest::Url>()
+                        .unwrap(),
                     headers,
                     b"{\"a\":1}".to_vec(),
                     unexpected,
@@ -744,7 +787,9 @@ mod tests {
             let mut seen = None;
             let err = t
                 .post(
-                    format!("{}/moved", server.uri()).parse().unwrap(),
+                    format!("{}/moved", server.uri())
+                        .parse::<reqwest::Url>()
+                        .unwrap(),
                     HeaderMap::new(),
                     b"{}".to_vec(),
                     |status, _, _| {
@@ -980,7 +1025,7 @@ mod tests {
             .unwrap();
         let key =
             PrivateKeyDer::from_pem_slice(include_bytes!("../testdata/localhost.key")).unwrap();
-        let mut config = rustls::ServerConfig::builder_with_provider(std::sync::Arc::new(
+        let mut config = rustls::ServerConfig::builder_with_provider(Arc::new(
             rustls::crypto::aws_lc_rs::default_provider(),
         ))
         .with_safe_default_protocol_versions()
@@ -989,7 +1034,7 @@ mod tests {
         .with_single_cert(certs, key)
         .unwrap();
         config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-        let acceptor = tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(config));
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
         tokio::spawn(async move {
@@ -1046,7 +1091,9 @@ mod tests {
         for (path_name, t) in trusting_the_test_ca() {
             let response = t
                 .post(
-                    format!("https://localhost:{port}/v1/chat").parse().unwrap(),
+                    format!("https://localhost:{port}/v1/chat")
+                        .parse::<reqwest::Url>()
+                        .unwrap(),
                     HeaderMap::new(),
                     b"{}".to_vec(),
                     unexpected,

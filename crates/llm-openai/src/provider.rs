@@ -11,7 +11,7 @@ use llm_core::{
     ChatProvider, ChatRequest, ChatResponse, ChatStream, Error, Result, SecretString,
     kit::sse_chat_stream,
 };
-use llm_http::Transport;
+use llm_http::{Target, Transport};
 
 use crate::{
     config::{AzureOpenAiConfig, OpenAiConfig, Timeouts},
@@ -32,7 +32,7 @@ pub struct OpenAiCompatClient {
     model: Option<String>,
     /// The chat URL for `model`, parsed once: URL parsing (with IDNA) is a measurable share
     /// of a request's CPU time.
-    url: Option<reqwest::Url>,
+    url: Option<Target>,
 }
 
 impl fmt::Debug for OpenAiCompatClient {
@@ -87,9 +87,11 @@ impl OpenAiCompatClient {
         model: Option<String>,
         transport: Transport,
     ) -> Self {
-        let url = model
-            .as_deref()
-            .and_then(|model| reqwest::Url::parse(&endpoint.chat_url(model)).ok());
+        let url = model.as_deref().and_then(|model| {
+            reqwest::Url::parse(&endpoint.chat_url(model))
+                .ok()
+                .map(Target::from)
+        });
         Self {
             endpoint,
             transport,
@@ -105,15 +107,17 @@ impl OpenAiCompatClient {
     }
 
     /// The chat URL for `model`: the parsed one for the configured model, else parsed now.
-    fn url_for(&self, model: &str) -> Result<reqwest::Url> {
+    fn url_for(&self, model: &str) -> Result<Target> {
         match (&self.url, &self.model) {
             (Some(url), Some(configured)) if configured == model => Ok(url.clone()),
-            _ => reqwest::Url::parse(&self.endpoint.chat_url(model)).map_err(|e| {
-                Error::config(format!(
-                    "{} has an invalid chat URL: {e}",
-                    self.endpoint.name()
-                ))
-            }),
+            _ => reqwest::Url::parse(&self.endpoint.chat_url(model))
+                .map(Target::from)
+                .map_err(|e| {
+                    Error::config(format!(
+                        "{} has an invalid chat URL: {e}",
+                        self.endpoint.name()
+                    ))
+                }),
         }
     }
 
@@ -181,7 +185,7 @@ impl OpenAiCompatClient {
     }
 
     fn parse_response(&self, body: &[u8], model: &str) -> Result<ChatResponse> {
-        match serde_json::from_slice::<ChatResponse>(body) {
+        match llm_core::kit::json_from_slice::<ChatResponse>(body) {
             Ok(mut response) if !response.choices.is_empty() => {
                 if response.model.is_empty() {
                     model.clone_into(&mut response.model);

@@ -41,19 +41,23 @@ impl ChunkTranslator {
         }
     }
 
-    /// The chunk an event carries for the caller: `None` for `[DONE]` and for Azure's
+    /// Adds the chunk an event carries for the caller to `out`: nothing for Azure's
     /// filter-results chunks; an error for an in-band error frame or an unparsable one.
-    fn translate(&mut self, event: &Event) -> Result<Option<ChatChunk>> {
-        let data = event.data.trim();
-        // Only frames that mention "error" can be error frames; parse those twice at worst.
-        if data.contains("\"error\"")
+    fn translate(&mut self, data: &str, out: &mut VecDeque<ChatChunk>) -> Result<()> {
+        // An error frame has a top-level `error` key. Chunks are parsed first, so that the
+        // common frame is read once; `{"error": ...}` parses as a chunk with `error` in its
+        // extra fields (or not at all) and is then read as the error it is.
+        let parsed = serde_json::from_str::<ChatChunk>(data);
+        if parsed
+            .as_ref()
+            .map_or(true, |c| c.extra.contains_key("error"))
             && let Ok(envelope) = serde_json::from_str::<ErrorEnvelope>(data)
         {
             // The credentials to scrub from the message, looked up only for an error frame.
             let secrets = self.endpoint.secrets();
             return Err(error::in_band(&*self.endpoint, &envelope.error, &secrets));
         }
-        let mut chunk: ChatChunk = serde_json::from_str(data).map_err(|e| {
+        let mut chunk = parsed.map_err(|e| {
             Error::protocol(
                 self.endpoint.name().to_owned(),
                 format!("a stream frame is not a chat.completion.chunk: {e}"),
@@ -61,7 +65,7 @@ impl ChunkTranslator {
             )
         })?;
         if chunk.choices.is_empty() && chunk.usage.is_none() {
-            return Ok(None);
+            return Ok(());
         }
         if chunk.id.is_empty() {
             chunk.id.clone_from(&self.id);
@@ -81,7 +85,8 @@ impl ChunkTranslator {
             }
         }
         self.endpoint.fix_chunk(&mut chunk);
-        Ok(Some(chunk))
+        out.push_back(chunk);
+        Ok(())
     }
 }
 
@@ -91,12 +96,11 @@ impl StreamTranslator for ChunkTranslator {
     }
 
     fn on_event(&mut self, event: &Event, out: &mut VecDeque<ChatChunk>) -> Result<Flow> {
-        if event.data.trim() == "[DONE]" {
+        let data = event.data.trim();
+        if data == "[DONE]" {
             return Ok(Flow::Done);
         }
-        if let Some(chunk) = self.translate(event)? {
-            out.push_back(chunk);
-        }
+        self.translate(data, out)?;
         Ok(Flow::Continue)
     }
 
@@ -177,6 +181,19 @@ mod tests {
         let mut t = translator();
         let frame = r#"{"id":"c","choices":[{"index":0,"delta":{"content":"the \"error\" key"},"finish_reason":null}]}"#;
         assert!(on(&mut t, &event(frame)).unwrap().is_some());
+    }
+
+    #[test]
+    fn error_frames_are_errors_whether_or_not_they_parse_as_chunks() {
+        for frame in [
+            r#"{"error":{"message":"overloaded","type":"server_error"}}"#,
+            // Fields a chunk cannot hold beside the error: still the error, not a parse failure.
+            r#"{"error":{"message":"overloaded","type":"server_error"},"choices":"none","created":-1}"#,
+        ] {
+            let err = on(&mut translator(), &event(frame)).unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::UpstreamServer, "{frame}");
+            assert!(err.to_string().contains("overloaded"), "{err}");
+        }
     }
 
     #[test]

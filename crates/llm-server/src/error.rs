@@ -119,7 +119,7 @@ pub(crate) enum BodyError {
 /// `body` as a `T`. It is parsed without path tracking; only a body that fails is parsed
 /// again, with `serde_path_to_error`, to say which field is wrong.
 pub(crate) fn parse_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, BodyError> {
-    serde_json::from_slice(body).map_err(|_| explain_body::<T>(body))
+    llm_factory::core::kit::json_from_slice(body).map_err(|_| explain_body::<T>(body))
 }
 
 #[cold]

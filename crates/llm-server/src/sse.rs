@@ -42,11 +42,11 @@ pub(crate) trait EventSource: Send + Unpin + 'static {
     fn poll_write(&mut self, cx: &mut Context<'_>, out: &mut BytesMut) -> Poll<bool>;
 }
 
-/// Write `data: {json}\n\n` for `value`, or `fallback` when it cannot be encoded (no
-/// partial event is left behind).
-pub(crate) fn write_json_event<T: serde::Serialize>(
+/// Write `data: {json}\n\n`, the JSON written by `write`, or `fallback` when it cannot be
+/// encoded (no partial event is left behind).
+pub(crate) fn write_json_event(
     out: &mut BytesMut,
-    value: &T,
+    write: impl FnOnce(&mut BytesMut) -> serde_json::Result<()>,
     fallback: impl FnOnce(serde_json::Error) -> String,
 ) {
     // One allocation per frame, not one per growth of each event.
@@ -55,7 +55,7 @@ pub(crate) fn write_json_event<T: serde::Serialize>(
     }
     let start = out.len();
     out.put_slice(b"data: ");
-    if let Err(error) = serde_json::to_writer(out.writer(), value) {
+    if let Err(error) = write(out) {
         out.truncate(start);
         out.put_slice(b"data: ");
         out.put_slice(fallback(error).as_bytes());
@@ -236,8 +236,17 @@ mod tests {
             }
         }
         let mut out = BytesMut::new();
-        write_json_event(&mut out, &serde_json::json!({"a": 1}), |_| unreachable!());
-        write_json_event(&mut out, &Broken, |e| format!("{{\"error\":\"{e}\"}}"));
+        let value = serde_json::json!({"a": 1});
+        write_json_event(
+            &mut out,
+            |out| serde_json::to_writer(out.writer(), &value),
+            |_| unreachable!(),
+        );
+        write_json_event(
+            &mut out,
+            |out| serde_json::to_writer(out.writer(), &Broken),
+            |e| format!("{{\"error\":\"{e}\"}}"),
+        );
         assert_eq!(&out[..], b"data: {\"a\":1}\n\ndata: {\"error\":\"no\"}\n\n");
     }
 }

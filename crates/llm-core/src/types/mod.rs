@@ -8,6 +8,7 @@
 mod message;
 mod request;
 mod response;
+mod write;
 
 pub use message::{
     Content, ContentPart, FileRef, FunctionCall, ImageDetail, ImageUrl, InputAudio, Message, Role,

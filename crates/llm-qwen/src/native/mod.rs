@@ -13,7 +13,7 @@ use llm_core::{
     ChatRequest, ChatResponse, ChatStream, Error, Result, SecretString, kit::sse_chat_stream,
     mask_key,
 };
-use llm_http::{Transport, reqwest::Url};
+use llm_http::{Target, Transport, reqwest::Url};
 
 use crate::errors;
 pub(crate) use request::{BodyMode, NativeRequest};
@@ -22,8 +22,8 @@ use response::{NativeTranslator, parse_response};
 /// A native-API client for one key.
 pub(crate) struct NativeClient {
     pub(crate) transport: Transport,
-    text_url: Url,
-    multimodal_url: Url,
+    text_url: Target,
+    multimodal_url: Target,
     key: SecretString,
     auth: HeaderValue,
     workspace: Option<HeaderValue>,
@@ -32,7 +32,7 @@ pub(crate) struct NativeClient {
 impl fmt::Debug for NativeClient {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("NativeClient")
-            .field("text_url", &self.text_url.as_str())
+            .field("text_url", &self.text_url.url().as_str())
             .field("key", &mask_key(&self.key))
             .field("workspace", &self.workspace)
             .finish_non_exhaustive()
@@ -48,6 +48,7 @@ impl NativeClient {
     ) -> Result<Self> {
         let parse = |path: &str| {
             Url::parse(&format!("{base}/services/aigc/{path}/generation"))
+                .map(Target::from)
                 .map_err(|e| Error::config(format!("api_base `{base}` is not a valid URL: {e}")))
         };
         Ok(Self {

@@ -153,7 +153,7 @@ pub(crate) fn parse_response(
     model: &str,
     secrets: &[&SecretString],
 ) -> Result<ChatResponse> {
-    let parsed: NativeResponse = serde_json::from_slice(body).map_err(|e| {
+    let parsed: NativeResponse = llm_core::kit::json_from_slice(body).map_err(|e| {
         let detail = if e.is_eof() {
             "the response body was cut off".to_owned()
         } else {

@@ -1,0 +1,655 @@
+//! Direct JSON writers for [`ChatChunk`] and [`ChatResponse`], byte for byte what
+//! `serde_json` writes for them.
+//!
+//! A gateway writes one chunk per streamed token and one answer per request, and
+//! `serde_json` spends most of that time escaping their keys one byte at a time through its
+//! generic serializer. Here
+//! the keys are literals, strings are scanned with a tight loop, and only the rare parts
+//! (tool calls, content parts, log probabilities, token details, pass-through fields) go through
+//! `serde_json`. Every struct is destructured without `..`, so a field added to a type
+//! fails to compile here until it is written; a property test holds the output equal to
+//! `serde_json::to_vec`.
+
+use bytes::BufMut;
+use serde::Serialize;
+
+use serde_json::Value;
+
+use super::{
+    ChatChunk, ChatResponse, Choice, ChunkChoice, Content, Delta, Extra, FinishReason, Message,
+    Usage,
+};
+
+impl ChatChunk {
+    /// Appends this chunk's JSON to `out`: the same bytes as `serde_json::to_writer`, at a
+    /// fraction of its cost (keys are written as literals and strings escaped in one tight
+    /// loop; only tool-call fragments, log probabilities, usage and pass-through fields go
+    /// through `serde_json`). For relays that write a chunk per streamed token.
+    ///
+    /// ```
+    /// use llm_core::{ChatChunk, ChunkChoice, Delta};
+    ///
+    /// let chunk = ChatChunk::new("c1", 0, "m", vec![ChunkChoice::new(0, Delta::content("Hi"), None)]);
+    /// let mut out = Vec::new();
+    /// chunk.write_json(&mut out).unwrap();
+    /// assert_eq!(out, serde_json::to_vec(&chunk).unwrap());
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// Only what `serde_json` would report for a pass-through value; the bytes written
+    /// before the error stay in `out`.
+    pub fn write_json<B: BufMut>(&self, out: &mut B) -> serde_json::Result<()> {
+        let Self {
+            id,
+            object,
+            created,
+            model,
+            system_fingerprint,
+            service_tier,
+            choices,
+            usage,
+            extra,
+        } = self;
+        let head = Head {
+            id,
+            object,
+            created: *created,
+            model,
+            system_fingerprint: system_fingerprint.as_deref(),
+            service_tier: service_tier.as_deref(),
+        };
+        write_envelope(out, &head, choices, write_choice, usage.as_ref(), extra)
+    }
+}
+
+impl ChatResponse {
+    /// Appends this answer's JSON to `out`: the same bytes as `serde_json::to_writer`, at a
+    /// fraction of its cost, as [`ChatChunk::write_json`] does for a chunk.
+    ///
+    /// ```
+    /// use llm_core::{ChatResponse, Choice, FinishReason, Message};
+    ///
+    /// let answer = ChatResponse::new(
+    ///     "c1",
+    ///     0,
+    ///     "m",
+    ///     vec![Choice::new(0, Message::assistant("Hi"), Some(FinishReason::Stop))],
+    /// );
+    /// let mut out = Vec::new();
+    /// answer.write_json(&mut out).unwrap();
+    /// assert_eq!(out, serde_json::to_vec(&answer).unwrap());
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// Only what `serde_json` would report for a pass-through value; the bytes written
+    /// before the error stay in `out`.
+    pub fn write_json<B: BufMut>(&self, out: &mut B) -> serde_json::Result<()> {
+        let Self {
+            id,
+            object,
+            created,
+            model,
+            system_fingerprint,
+            service_tier,
+            choices,
+            usage,
+            extra,
+        } = self;
+        let head = Head {
+            id,
+            object,
+            created: *created,
+            model,
+            system_fingerprint: system_fingerprint.as_deref(),
+            service_tier: service_tier.as_deref(),
+        };
+        write_envelope(
+            out,
+            &head,
+            choices,
+            write_answer_choice,
+            usage.as_ref(),
+            extra,
+        )
+    }
+}
+
+/// The members a chunk and an answer share, before their choices.
+struct Head<'a> {
+    id: &'a str,
+    object: &'a str,
+    created: u64,
+    model: &'a str,
+    system_fingerprint: Option<&'a str>,
+    service_tier: Option<&'a str>,
+}
+
+/// A chunk's or an answer's object: `head`, `choices` (each by `write`), `usage`, `extra`.
+fn write_envelope<B: BufMut, C>(
+    out: &mut B,
+    head: &Head<'_>,
+    choices: &[C],
+    write: fn(&mut B, &C) -> serde_json::Result<()>,
+    usage: Option<&Usage>,
+    extra: &Extra,
+) -> serde_json::Result<()> {
+    out.put_slice(b"{\"id\":");
+    string(out, head.id);
+    out.put_slice(b",\"object\":");
+    string(out, head.object);
+    out.put_slice(b",\"created\":");
+    out.put_slice(itoa::Buffer::new().format(head.created).as_bytes());
+    out.put_slice(b",\"model\":");
+    string(out, head.model);
+    if let Some(fingerprint) = head.system_fingerprint {
+        out.put_slice(b",\"system_fingerprint\":");
+        string(out, fingerprint);
+    }
+    if let Some(tier) = head.service_tier {
+        out.put_slice(b",\"service_tier\":");
+        string(out, tier);
+    }
+    out.put_slice(b",\"choices\":[");
+    for (i, choice) in choices.iter().enumerate() {
+        if i > 0 {
+            out.put_u8(b',');
+        }
+        write(out, choice)?;
+    }
+    out.put_u8(b']');
+    if let Some(usage) = usage {
+        out.put_slice(b",\"usage\":");
+        write_usage(out, usage)?;
+    }
+    entries(out, extra)?;
+    out.put_u8(b'}');
+    Ok(())
+}
+
+/// A choice's object around its `body` member (`delta` or `message`, written by `body`).
+fn write_choice_with<B: BufMut>(
+    out: &mut B,
+    index: u32,
+    body: impl FnOnce(&mut B) -> serde_json::Result<()>,
+    finish_reason: Option<&FinishReason>,
+    logprobs: Option<&Value>,
+    extra: &Extra,
+) -> serde_json::Result<()> {
+    out.put_slice(b"{\"index\":");
+    out.put_slice(itoa::Buffer::new().format(index).as_bytes());
+    body(out)?;
+    out.put_slice(b",\"finish_reason\":");
+    match finish_reason {
+        Some(reason) => string(out, reason.as_str()),
+        None => out.put_slice(b"null"),
+    }
+    if let Some(logprobs) = logprobs {
+        out.put_slice(b",\"logprobs\":");
+        value(out, logprobs)?;
+    }
+    entries(out, extra)?;
+    out.put_u8(b'}');
+    Ok(())
+}
+
+fn write_answer_choice<B: BufMut>(out: &mut B, choice: &Choice) -> serde_json::Result<()> {
+    let Choice {
+        index,
+        message,
+        finish_reason,
+        logprobs,
+        extra,
+    } = choice;
+    write_choice_with(
+        out,
+        *index,
+        |out| {
+            out.put_slice(b",\"message\":");
+            write_message(out, message)
+        },
+        finish_reason.as_ref(),
+        logprobs.as_ref(),
+        extra,
+    )
+}
+
+fn write_message<B: BufMut>(out: &mut B, message: &Message) -> serde_json::Result<()> {
+    let Message {
+        role,
+        content,
+        name,
+        tool_calls,
+        tool_call_id,
+        reasoning_content,
+        refusal,
+        extra,
+    } = message;
+    out.put_slice(b"{\"role\":");
+    string(out, role.as_str());
+    out.put_slice(b",\"content\":");
+    match content {
+        Some(Content::Text(text)) => string(out, text),
+        Some(parts @ Content::Parts(_)) => value(out, parts)?,
+        None => out.put_slice(b"null"),
+    }
+    if let Some(name) = name {
+        out.put_slice(b",\"name\":");
+        string(out, name);
+    }
+    if let Some(calls) = tool_calls {
+        out.put_slice(b",\"tool_calls\":");
+        value(out, calls)?;
+    }
+    if let Some(id) = tool_call_id {
+        out.put_slice(b",\"tool_call_id\":");
+        string(out, id);
+    }
+    if let Some(reasoning) = reasoning_content {
+        out.put_slice(b",\"reasoning_content\":");
+        string(out, reasoning);
+    }
+    if let Some(refusal) = refusal {
+        out.put_slice(b",\"refusal\":");
+        string(out, refusal);
+    }
+    entries(out, extra)?;
+    out.put_u8(b'}');
+    Ok(())
+}
+
+fn write_usage<B: BufMut>(out: &mut B, usage: &Usage) -> serde_json::Result<()> {
+    let Usage {
+        prompt_tokens,
+        completion_tokens,
+        total_tokens,
+        prompt_tokens_details,
+        completion_tokens_details,
+        extra,
+    } = usage;
+    let mut number = itoa::Buffer::new();
+    out.put_slice(b"{\"prompt_tokens\":");
+    out.put_slice(number.format(*prompt_tokens).as_bytes());
+    out.put_slice(b",\"completion_tokens\":");
+    out.put_slice(number.format(*completion_tokens).as_bytes());
+    out.put_slice(b",\"total_tokens\":");
+    out.put_slice(number.format(*total_tokens).as_bytes());
+    if let Some(details) = prompt_tokens_details {
+        out.put_slice(b",\"prompt_tokens_details\":");
+        value(out, details)?;
+    }
+    if let Some(details) = completion_tokens_details {
+        out.put_slice(b",\"completion_tokens_details\":");
+        value(out, details)?;
+    }
+    entries(out, extra)?;
+    out.put_u8(b'}');
+    Ok(())
+}
+
+fn write_choice<B: BufMut>(out: &mut B, choice: &ChunkChoice) -> serde_json::Result<()> {
+    let ChunkChoice {
+        index,
+        delta,
+        finish_reason,
+        logprobs,
+        extra,
+    } = choice;
+    write_choice_with(
+        out,
+        *index,
+        |out| {
+            out.put_slice(b",\"delta\":");
+            write_delta(out, delta)
+        },
+        finish_reason.as_ref(),
+        logprobs.as_ref(),
+        extra,
+    )
+}
+
+fn write_delta<B: BufMut>(out: &mut B, delta: &Delta) -> serde_json::Result<()> {
+    let Delta {
+        role,
+        content,
+        reasoning_content,
+        refusal,
+        tool_calls,
+        extra,
+    } = delta;
+    // `{` then each member with a leading comma but the first.
+    let mut first = true;
+    let mut key = |out: &mut B, key: &[u8]| {
+        out.put_u8(if first { b'{' } else { b',' });
+        first = false;
+        out.put_slice(key);
+    };
+    if let Some(role) = role {
+        key(out, b"\"role\":");
+        string(out, role.as_str());
+    }
+    if let Some(content) = content {
+        key(out, b"\"content\":");
+        string(out, content);
+    }
+    if let Some(reasoning) = reasoning_content {
+        key(out, b"\"reasoning_content\":");
+        string(out, reasoning);
+    }
+    if let Some(refusal) = refusal {
+        key(out, b"\"refusal\":");
+        string(out, refusal);
+    }
+    if let Some(calls) = tool_calls {
+        key(out, b"\"tool_calls\":");
+        value(out, calls)?;
+    }
+    for (name, member) in extra {
+        key(out, b"");
+        string(out, name);
+        out.put_u8(b':');
+        value(out, member)?;
+    }
+    if first {
+        out.put_u8(b'{');
+    }
+    out.put_u8(b'}');
+    Ok(())
+}
+
+/// `,"key":value` for each pass-through field, in the map's order.
+fn entries<B: BufMut>(out: &mut B, extra: &Extra) -> serde_json::Result<()> {
+    for (name, member) in extra {
+        out.put_u8(b',');
+        string(out, name);
+        out.put_u8(b':');
+        value(out, member)?;
+    }
+    Ok(())
+}
+
+fn value<B: BufMut, T: Serialize + ?Sized>(out: &mut B, value: &T) -> serde_json::Result<()> {
+    serde_json::to_writer(out.writer(), value)
+}
+
+/// A JSON string as `serde_json` escapes it: `"` and `\`, the two-letter escapes for
+/// backspace, form feed, newline, carriage return and tab, `\u00xx` (lower-case hex) for
+/// the other control characters; everything else, non-ASCII included, as is.
+fn string<B: BufMut>(out: &mut B, text: &str) {
+    out.put_u8(b'"');
+    let bytes = text.as_bytes();
+    // Most strings need no escape at all: check them without an early exit, which the
+    // compiler turns into a vector loop, and copy them whole.
+    if !bytes
+        .iter()
+        .fold(false, |any, &byte| any | needs_escape(byte))
+    {
+        out.put_slice(bytes);
+        out.put_u8(b'"');
+        return;
+    }
+    let mut start = 0;
+    for (i, &byte) in bytes.iter().enumerate() {
+        if !needs_escape(byte) {
+            continue;
+        }
+        out.put_slice(&bytes[start..i]);
+        start = i + 1;
+        match byte {
+            b'"' => out.put_slice(b"\\\""),
+            b'\\' => out.put_slice(b"\\\\"),
+            0x08 => out.put_slice(b"\\b"),
+            0x0C => out.put_slice(b"\\f"),
+            b'\n' => out.put_slice(b"\\n"),
+            b'\r' => out.put_slice(b"\\r"),
+            b'\t' => out.put_slice(b"\\t"),
+            control => {
+                const HEX: &[u8; 16] = b"0123456789abcdef";
+                out.put_slice(&[
+                    b'\\',
+                    b'u',
+                    b'0',
+                    b'0',
+                    HEX[usize::from(control >> 4)],
+                    HEX[usize::from(control & 0xF)],
+                ]);
+            }
+        }
+    }
+    out.put_slice(&bytes[start..]);
+    out.put_u8(b'"');
+}
+
+#[inline]
+fn needs_escape(byte: u8) -> bool {
+    byte < 0x20 || byte == b'"' || byte == b'\\'
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+    use serde_json::{Value, json};
+
+    use super::*;
+    use crate::{FinishReason, FunctionCallDelta, Role, ToolCallDelta, Usage};
+
+    fn written(chunk: &ChatChunk) -> String {
+        let mut out = Vec::new();
+        chunk.write_json(&mut out).unwrap();
+        String::from_utf8(out).unwrap()
+    }
+
+    fn assert_same(chunk: &ChatChunk) {
+        assert_eq!(written(chunk), serde_json::to_string(chunk).unwrap());
+    }
+
+    #[test]
+    fn a_typical_content_chunk() {
+        let chunk = ChatChunk::new(
+            "chatcmpl-1",
+            1_732_600_000,
+            "gpt-4o",
+            vec![ChunkChoice::new(0, Delta::content("word "), None)],
+        );
+        assert_eq!(
+            written(&chunk),
+            r#"{"id":"chatcmpl-1","object":"chat.completion.chunk","created":1732600000,"model":"gpt-4o","choices":[{"index":0,"delta":{"content":"word "},"finish_reason":null}]}"#
+        );
+        assert_same(&chunk);
+    }
+
+    #[test]
+    fn every_field_set() {
+        let chunk: ChatChunk = serde_json::from_value(json!({
+            "id": "c\"1\\", "object": "chat.completion.chunk", "created": u64::MAX,
+            "model": "m\u{1}\u{1f}\u{7f}é", "system_fingerprint": "fp", "service_tier": "default",
+            "choices": [
+                {"index": 0, "delta": {"role": "assistant", "content": "a\nb\tc\r\u{8}\u{c}",
+                  "reasoning_content": "think", "refusal": "no",
+                  "tool_calls": [{"index": 0, "id": "call_1", "type": "function",
+                                  "function": {"name": "f", "arguments": "{\"x\":1}"}}],
+                  "audio": {"id": "a"}},
+                 "finish_reason": "tool_calls", "logprobs": {"content": [{"token": "x", "logprob": -0.5}]},
+                 "content_filter_results": {}},
+                {"index": 4294967295u32, "delta": {}, "finish_reason": "something_new"}
+            ],
+            "usage": {"prompt_tokens": 1, "completion_tokens": 2, "total_tokens": 3,
+                      "prompt_tokens_details": {"cached_tokens": 1}},
+            "obfuscation": "xyz", "nested": [1, 2.5, null, true, {"k": "v"}]
+        }))
+        .unwrap();
+        assert!(chunk.usage.is_some() && chunk.choices[0].logprobs.is_some());
+        assert_same(&chunk);
+        // And what it writes reads back as the same chunk.
+        let back: ChatChunk = serde_json::from_str(&written(&chunk)).unwrap();
+        assert_eq!(back, chunk);
+    }
+
+    #[test]
+    fn empty_and_usage_only_chunks() {
+        assert_same(&ChatChunk::default());
+        let mut usage_only = ChatChunk::new("c", 1, "m", Vec::new());
+        usage_only.usage = Some(Usage::new(3, 4));
+        assert_same(&usage_only);
+        let calls = Delta {
+            role: Some(Role::Assistant),
+            tool_calls: Some(vec![ToolCallDelta::new(
+                1,
+                None,
+                None,
+                Some("{\"a\"".into()),
+            )]),
+            ..Delta::default()
+        };
+        let mut choice = ChunkChoice::new(2, calls, Some(FinishReason::Length));
+        choice.delta.tool_calls.as_mut().unwrap()[0].function = Some(FunctionCallDelta {
+            name: Some("f".into()),
+            arguments: None,
+        });
+        assert_same(&ChatChunk::new("c", 1, "m", vec![choice]));
+    }
+
+    fn assert_same_answer(answer: &ChatResponse) {
+        let mut out = Vec::new();
+        answer.write_json(&mut out).unwrap();
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            serde_json::to_string(answer).unwrap()
+        );
+    }
+
+    #[test]
+    fn answers_with_every_field_set() {
+        let answer: ChatResponse = serde_json::from_value(json!({
+            "id": "chatcmpl-\u{0}1", "object": "chat.completion", "created": 7,
+            "model": "gpt-4o", "system_fingerprint": "fp_1", "service_tier": "scale",
+            "choices": [
+                {"index": 0, "message": {"role": "assistant", "content": "line\nnext \"q\"",
+                  "name": "bot", "tool_calls": [{"id": "call_1", "type": "function",
+                  "function": {"name": "f", "arguments": "{}"}}], "tool_call_id": "t",
+                  "reasoning_content": "because", "refusal": "no", "audio": null},
+                 "finish_reason": "stop", "logprobs": null, "content_filter_results": {"hate": {"filtered": false}}},
+                {"index": 1, "message": {"role": "assistant", "content": null}, "finish_reason": null,
+                 "logprobs": {"content": []}},
+                {"index": 2, "message": {"role": "user", "content": [{"type": "text", "text": "hi"}]},
+                 "finish_reason": "length"}
+            ],
+            "usage": {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15,
+                      "prompt_tokens_details": {"cached_tokens": 4},
+                      "completion_tokens_details": {"reasoning_tokens": 2},
+                      "prompt_cache_hit_tokens": 4},
+            "prompt_filter_results": [{"prompt_index": 0}]
+        }))
+        .unwrap();
+        assert!(
+            answer
+                .usage
+                .as_ref()
+                .unwrap()
+                .completion_tokens_details
+                .is_some()
+        );
+        assert_same_answer(&answer);
+        assert_same_answer(&ChatResponse::default());
+        let mut usage_chunk = ChatChunk::new("c", 1, "m", Vec::new());
+        usage_chunk.usage = answer.usage;
+        assert_same(&usage_chunk);
+    }
+
+    fn text() -> impl Strategy<Value = String> {
+        // Every escape class: controls, quotes, backslashes, DEL, multi-byte characters.
+        prop::collection::vec(
+            prop_oneof![
+                Just('"'),
+                Just('\\'),
+                Just('\u{7f}'),
+                Just('é'),
+                Just('😀'),
+                (0u32..0x20).prop_map(|c| char::from_u32(c).unwrap()),
+                (0x20u32..0x7f).prop_map(|c| char::from_u32(c).unwrap()),
+            ],
+            0..12,
+        )
+        .prop_map(|chars| chars.into_iter().collect())
+    }
+
+    fn extra() -> impl Strategy<Value = Extra> {
+        prop::collection::vec((text(), text()), 0..3).prop_map(|members| {
+            members
+                .into_iter()
+                .map(|(k, v)| (k, Value::String(v)))
+                .collect()
+        })
+    }
+
+    fn choice() -> impl Strategy<Value = ChunkChoice> {
+        (
+            any::<u32>(),
+            prop::option::of(text()),
+            prop::option::of(text()),
+            prop::option::of(text()),
+            any::<bool>(),
+            prop::option::of(text()),
+            extra(),
+            extra(),
+        )
+            .prop_map(
+                |(index, content, reasoning, finish, role, refusal, delta_extra, choice_extra)| {
+                    let delta = Delta {
+                        role: role.then_some(Role::Assistant),
+                        content,
+                        reasoning_content: reasoning,
+                        refusal,
+                        tool_calls: None,
+                        extra: delta_extra,
+                    };
+                    let mut choice =
+                        ChunkChoice::new(index, delta, finish.as_deref().map(FinishReason::from));
+                    choice.extra = choice_extra;
+                    choice
+                },
+            )
+    }
+
+    proptest! {
+        #[test]
+        fn writes_what_serde_json_writes(
+            id in text(),
+            model in text(),
+            created in any::<u64>(),
+            fingerprint in prop::option::of(text()),
+            choices in prop::collection::vec(choice(), 0..3),
+            extra in extra(),
+        ) {
+            let mut chunk = ChatChunk::new(id, created, model, choices);
+            chunk.system_fingerprint = fingerprint;
+            chunk.extra = extra;
+            prop_assert_eq!(written(&chunk), serde_json::to_string(&chunk).unwrap());
+        }
+
+        #[test]
+        fn writes_answers_as_serde_json_does(
+            id in text(),
+            content in prop::option::of(text()),
+            name in prop::option::of(text()),
+            finish in prop::option::of(text()),
+            extra in extra(),
+        ) {
+            let mut message = Message::assistant("");
+            message.content = content.map(Content::Text);
+            message.name = name;
+            message.extra = extra.clone();
+            let mut answer = ChatResponse::new(
+                id,
+                1,
+                "m",
+                vec![Choice::new(0, message, finish.as_deref().map(FinishReason::from))],
+            );
+            answer.extra = extra;
+            let mut out = Vec::new();
+            answer.write_json(&mut out).unwrap();
+            prop_assert_eq!(String::from_utf8(out).unwrap(), serde_json::to_string(&answer).unwrap());
+        }
+    }
+}
