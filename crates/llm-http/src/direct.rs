@@ -26,7 +26,7 @@ use bytes::Bytes;
 use futures_core::Stream;
 use http::{
     HeaderMap, HeaderValue, Request, Uri,
-    header::{ACCEPT, USER_AGENT},
+    header::{ACCEPT, HOST, USER_AGENT},
 };
 use http_body::Body as _;
 use http_body_util::Full;
@@ -147,11 +147,13 @@ impl DirectClient {
     }
 
     /// POST `body` to `uri` with `headers` (plus the default `user-agent` and `accept`
-    /// when the caller set none), and wait for the response headers.
+    /// when the caller set none, and `host` when given and not set), and wait for the
+    /// response headers.
     pub(crate) async fn post(
         &self,
         provider: &str,
         uri: Uri,
+        host: Option<HeaderValue>,
         mut headers: HeaderMap,
         body: Vec<u8>,
     ) -> Result<http::Response<Incoming>> {
@@ -161,6 +163,9 @@ impl DirectClient {
         headers
             .entry(ACCEPT)
             .or_insert(HeaderValue::from_static("*/*"));
+        if let Some(host) = host {
+            headers.entry(HOST).or_insert(host);
+        }
         let mut request = Request::new(Full::new(Bytes::from(body)));
         *request.method_mut() = http::Method::POST;
         *request.uri_mut() = uri;
@@ -182,6 +187,20 @@ impl DirectClient {
             Error::connection(provider.to_owned(), err)
         }
     }
+}
+
+/// The `host` header hyper-util would set on an HTTP/1 request to a plain-HTTP `uri`: the
+/// host, with the port unless it is 80. `None` for other schemes.
+pub(crate) fn host_header(uri: &Uri) -> Option<HeaderValue> {
+    if uri.scheme() != Some(&http::uri::Scheme::HTTP) {
+        return None;
+    }
+    let host = uri.host()?;
+    let value = match uri.port_u16() {
+        Some(port) if port != 80 => HeaderValue::try_from(format!("{host}:{port}")),
+        _ => HeaderValue::try_from(host),
+    };
+    value.ok()
 }
 
 /// A connector whose whole connect (name lookup, TCP, TLS handshake) is bounded by `limit`,

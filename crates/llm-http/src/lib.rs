@@ -276,6 +276,9 @@ pub struct Target {
     url: Arc<reqwest::Url>,
     /// The same URL as hyper takes it, or why it is not one (reported when it is used).
     uri: std::result::Result<http::Uri, Arc<str>>,
+    /// The `host` header of a plain-HTTP URL, which hyper-util would otherwise format per
+    /// request (HTTPS may be HTTP/2, where the authority goes in `:authority`).
+    host: Option<http::HeaderValue>,
 }
 
 impl Target {
@@ -292,9 +295,11 @@ impl From<reqwest::Url> for Target {
             .as_str()
             .parse::<http::Uri>()
             .map_err(|e| Arc::from(e.to_string()));
+        let host = uri.as_ref().ok().and_then(direct::host_header);
         Self {
             url: Arc::new(url),
             uri,
+            host,
         }
     }
 }
@@ -497,7 +502,9 @@ impl Transport {
                 let uri = target.uri.clone().map_err(|e| {
                     Error::config(format!("{}: not a valid request URI: {e}", self.name))
                 })?;
-                let response = direct.post(&self.name, uri, headers, body).await?;
+                let response = direct
+                    .post(&self.name, uri, target.host.clone(), headers, body)
+                    .await?;
                 return Ok(Response {
                     inner: ResponseInner::Direct(response),
                 });
@@ -742,29 +749,53 @@ mod tests {
             .and(header("accept", "*/*"))
             .and(header("content-type", "application/json"))
             .and(header("content-length", "7"))
+            .and(header("host", server.address().to_string()))
             .and(body_bytes(b"{\"a\":1}".to_vec()))
             .respond_with(ResponseTemplate::new(200).set_body_string("{\"ok\":true}"))
-            .expect(2)
+            .expect(4)
             .mount(&server)
             .await;
+        let target = Target::from(
+            format!("{}/v1/chat", server.uri())
+                .parse::<reqwest::Url>()
+                .unwrap(),
+        );
         for (path_name, t) in transports(Limits::default(), Timeouts::default()) {
-            let mut headers = HeaderMap::new();
-            headers.insert(CONTENT_TYPE, "application/json".parse().unwrap());
-            let response = t
-                .post(
-                    format!("{}/v1/chat", server.uri())
-                        .parse::<reqwest::Url>()
-                        .unwrap(),
-                    headers,
-                    b"{\"a\":1}".to_vec(),
-                    unexpected,
-                )
-                .await
-                .unwrap_or_else(|e| panic!("{path_name}: {e}"));
-            assert_eq!(response.status(), StatusCode::OK, "{path_name}");
-            let body = t.read_body(response).await.unwrap();
-            assert_eq!(&body[..], b"{\"ok\":true}", "{path_name}");
+            // A kept target, sent twice (the direct path reuses its parsed URI and host).
+            for _ in 0..2 {
+                let mut headers = HeaderMap::new();
+                headers.insert(CONTENT_TYPE, "application/json".parse().unwrap());
+                let response = t
+                    .post(target.clone(), headers, b"{\"a\":1}".to_vec(), unexpected)
+                    .await
+                    .unwrap_or_else(|e| panic!("{path_name}: {e}"));
+                assert_eq!(response.status(), StatusCode::OK, "{path_name}");
+                let body = t.read_body(response).await.unwrap();
+                assert_eq!(&body[..], b"{\"ok\":true}", "{path_name}");
+            }
         }
+    }
+
+    #[test]
+    fn host_headers_are_what_hyper_util_would_write() {
+        let host = |url: &str| {
+            direct::host_header(&url.parse().unwrap()).map(|v| v.to_str().unwrap().to_owned())
+        };
+        assert_eq!(
+            host("http://127.0.0.1:8080/v1").as_deref(),
+            Some("127.0.0.1:8080")
+        );
+        assert_eq!(
+            host("http://example.com:80/v1").as_deref(),
+            Some("example.com")
+        );
+        assert_eq!(
+            host("http://example.com/v1").as_deref(),
+            Some("example.com")
+        );
+        assert_eq!(host("http://[::1]:9000/v1").as_deref(), Some("[::1]:9000"));
+        // HTTPS may be HTTP/2 (the authority goes in `:authority`): left to hyper-util.
+        assert_eq!(host("https://example.com:8443/v1"), None);
     }
 
     #[tokio::test]

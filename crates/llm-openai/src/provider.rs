@@ -158,7 +158,7 @@ impl OpenAiCompatClient {
         if let Some(extra) = endpoint.extra_body(request, model, stream) {
             wire = wire.with_extra(extra);
         }
-        let body = serde_json::to_vec(&wire).map_err(|e| {
+        let body = wire.to_json().map_err(|e| {
             Error::invalid_request(format!("the request cannot be serialized: {e}"))
         })?;
         let mut headers = HeaderMap::new();

@@ -137,6 +137,121 @@ impl<'a> WireRequest<'a> {
         self.extra.to_mut().extend(added);
         self
     }
+
+    /// The body: the same bytes as `serde_json::to_vec(self)`, with the messages (most of
+    /// a body) written by [`Message::write_json`] rather than serde's generic encoder.
+    /// Destructured without `..`, so a new field does not compile until it is written.
+    pub(crate) fn to_json(&self) -> serde_json::Result<Vec<u8>> {
+        /// `key` and `value`, when there is one.
+        fn field<T: Serialize + ?Sized>(
+            out: &mut Vec<u8>,
+            key: &[u8],
+            value: Option<&T>,
+        ) -> serde_json::Result<()> {
+            if let Some(value) = value {
+                out.extend_from_slice(key);
+                serde_json::to_writer(&mut *out, value)?;
+            }
+            Ok(())
+        }
+        let Self {
+            model,
+            messages,
+            temperature,
+            top_p,
+            n,
+            stop,
+            max_tokens,
+            max_completion_tokens,
+            presence_penalty,
+            frequency_penalty,
+            logit_bias,
+            logprobs,
+            top_logprobs,
+            seed,
+            user,
+            stream,
+            stream_options,
+            tools,
+            tool_choice,
+            parallel_tool_calls,
+            response_format,
+            reasoning_effort,
+            extra,
+        } = self;
+        let mut out = Vec::with_capacity(512);
+        out.push(b'{');
+        field(&mut out, b"\"model\":", model.as_ref())?;
+        if model.is_some() {
+            out.push(b',');
+        }
+        out.extend_from_slice(b"\"messages\":[");
+        let mut write = |i: usize, message: &Message| {
+            if i > 0 {
+                out.push(b',');
+            }
+            message.write_json(&mut out)
+        };
+        match messages {
+            WireMessages::Borrowed(list) => {
+                for (i, message) in list.iter().enumerate() {
+                    write(i, message)?;
+                }
+            }
+            WireMessages::Patched(list) => {
+                for (i, message) in list.iter().enumerate() {
+                    write(i, message)?;
+                }
+            }
+        }
+        out.push(b']');
+        field(&mut out, b",\"temperature\":", temperature.as_ref())?;
+        field(&mut out, b",\"top_p\":", top_p.as_ref())?;
+        field(&mut out, b",\"n\":", n.as_ref())?;
+        field(&mut out, b",\"stop\":", *stop)?;
+        field(&mut out, b",\"max_tokens\":", max_tokens.as_ref())?;
+        field(
+            &mut out,
+            b",\"max_completion_tokens\":",
+            max_completion_tokens.as_ref(),
+        )?;
+        field(
+            &mut out,
+            b",\"presence_penalty\":",
+            presence_penalty.as_ref(),
+        )?;
+        field(
+            &mut out,
+            b",\"frequency_penalty\":",
+            frequency_penalty.as_ref(),
+        )?;
+        field(&mut out, b",\"logit_bias\":", *logit_bias)?;
+        field(&mut out, b",\"logprobs\":", logprobs.as_ref())?;
+        field(&mut out, b",\"top_logprobs\":", top_logprobs.as_ref())?;
+        field(&mut out, b",\"seed\":", seed.as_ref())?;
+        field(&mut out, b",\"user\":", *user)?;
+        if *stream {
+            out.extend_from_slice(b",\"stream\":true");
+        }
+        field(&mut out, b",\"stream_options\":", stream_options.as_ref())?;
+        field(&mut out, b",\"tools\":", *tools)?;
+        field(&mut out, b",\"tool_choice\":", *tool_choice)?;
+        field(
+            &mut out,
+            b",\"parallel_tool_calls\":",
+            parallel_tool_calls.as_ref(),
+        )?;
+        field(&mut out, b",\"response_format\":", *response_format)?;
+        field(&mut out, b",\"reasoning_effort\":", *reasoning_effort)?;
+        for (key, value) in extra.iter() {
+            out.push(b',');
+            serde_json::to_writer(&mut out, key)?;
+            out.push(b':');
+            serde_json::to_writer(&mut out, value)?;
+        }
+        out.push(b'}');
+        Ok(out)
+    }
 }
 
 #[cfg(test)]
@@ -182,6 +297,84 @@ mod tests {
             ("json_mode", json_mode),
             ("stop", stop),
         ]
+    }
+
+    /// `to_json` against serde's encoding of the same body.
+    fn assert_same_body(wire: &WireRequest<'_>) {
+        assert_eq!(
+            String::from_utf8(wire.to_json().unwrap()).unwrap(),
+            serde_json::to_string(wire).unwrap()
+        );
+    }
+
+    #[test]
+    fn the_direct_body_is_what_serde_writes() {
+        let mut every = ChatRequest {
+            temperature: Some(0.7),
+            top_p: Some(1.0),
+            n: Some(2),
+            stop: Some(Stop::One("END".into())),
+            max_tokens: Some(10),
+            max_completion_tokens: Some(20),
+            presence_penalty: Some(-0.5),
+            frequency_penalty: Some(1.5e-3),
+            logit_bias: Some([("50256".to_owned(), json!(-100))].into_iter().collect()),
+            logprobs: Some(true),
+            top_logprobs: Some(3),
+            seed: Some(-42),
+            user: Some("user \"1\"".into()),
+            tools: fixtures()[0].1.tools.clone(),
+            tool_choice: Some(ToolChoice::Mode(llm_core::ToolChoiceMode::Auto)),
+            parallel_tool_calls: Some(false),
+            response_format: Some(ResponseFormat::JsonObject),
+            reasoning_effort: Some("low".into()),
+            stream_options: Some(StreamOptions {
+                include_usage: Some(false),
+                extra: [("include_obfuscation".to_owned(), json!(false))]
+                    .into_iter()
+                    .collect(),
+            }),
+            ..ChatRequest::new(
+                "gpt-4o",
+                vec![
+                    Message::system("Be\tbrief.\u{1}"),
+                    Message::user_parts(vec![
+                        ContentPart::text("What is this?"),
+                        ContentPart::image_url("https://example.com/cat.png"),
+                    ]),
+                ],
+            )
+        };
+        every.extra.insert("metadata".into(), json!({"k": "v"}));
+        every
+            .extra
+            .insert("model".into(), json!("duplicate, as serde writes it"));
+        for stream in [false, true] {
+            for model in [None, Some("gpt-4o-2024-08-06")] {
+                let mode = BodyMode {
+                    stream,
+                    include_usage: true,
+                };
+                assert_same_body(&WireRequest::new(&every, model, mode));
+                let patched = vec![Cow::Owned(Message::user("patched"))];
+                assert_same_body(
+                    &WireRequest::new(&every, model, mode)
+                        .with_messages(patched)
+                        .with_extra(
+                            [("enable_thinking".to_owned(), json!(true))]
+                                .into_iter()
+                                .collect(),
+                        ),
+                );
+            }
+        }
+        for (_, request) in fixtures() {
+            let mode = BodyMode {
+                stream: false,
+                include_usage: true,
+            };
+            assert_same_body(&WireRequest::new(&request, Some("m"), mode));
+        }
     }
 
     #[test]
