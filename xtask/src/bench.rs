@@ -7,7 +7,8 @@
 //!
 //! `--quick` is the CI smoke: it fails on any gateway error, and when the gateway's CPU per
 //! request exceeds [`SMOKE_CPU_RATIO`] times the one-hop proxy's at concurrency 16 in the
-//! same run (a ratio, so a slow machine does not fail it).
+//! same run (a ratio, so a slow machine does not fail it; measured in turns, the median of
+//! five rounds, so a burst of a neighbour's noise does not either).
 //!
 //! Layout: the gateway (and the one-hop proxy) pinned to core 0; the mock upstream and the
 //! load generator pinned to core 1, so the gateway's figures are per core.
@@ -667,17 +668,74 @@ pub(crate) fn main(args: &[String]) -> Result<(), String> {
     if let (Some(gateway), Some(proxy)) =
         (cpu_at("gateway 16 × round_robin"), cpu_at("one-hop proxy"))
     {
-        let ratio = gateway / proxy;
         println!(
-            "CPU per request at concurrency 16: gateway {gateway:.1} µs, one-hop proxy {proxy:.1} µs, ratio {ratio:.2} (smoke limit {SMOKE_CPU_RATIO})"
+            "CPU per request at concurrency 16: gateway {gateway:.1} µs, one-hop proxy {proxy:.1} µs, ratio {:.2}",
+            gateway / proxy
         );
-        if quick && ratio > SMOKE_CPU_RATIO {
+    }
+    if quick {
+        let (ratio, gateway, proxy) = smoke_ratio(&bin, &out_dir, upstream_port, ticks)?;
+        println!(
+            "smoke, in turns (median of {SMOKE_ROUNDS} rounds): gateway {gateway:.1} µs, one-hop proxy {proxy:.1} µs, ratio {ratio:.2} (limit {SMOKE_CPU_RATIO})"
+        );
+        if ratio > SMOKE_CPU_RATIO {
             return Err(format!(
                 "the gateway spent {ratio:.2}× the one-hop proxy's CPU per request (limit {SMOKE_CPU_RATIO}×)"
             ));
         }
     }
     Ok(())
+}
+
+/// Rounds of the smoke's measurement.
+const SMOKE_ROUNDS: usize = 5;
+
+/// The smoke's ratio: the gateway (16 deployments, round robin, at `warn`) and the one-hop
+/// proxy at concurrency 16, measured in turns for [`SMOKE_ROUNDS`] rounds of 2 s each, the
+/// median round kept, as (ratio, gateway µs, proxy µs). A burst of noise from the VM's
+/// neighbours during one window then cannot fail CI, while a regression, which shows in
+/// every round, still does.
+fn smoke_ratio(
+    bin: &Path,
+    out_dir: &Path,
+    upstream_port: u16,
+    ticks: f64,
+) -> Result<(f64, f64, f64), String> {
+    let proxy_port = free_port()?;
+    let proxy = spawn(
+        &bin.join("bench-proxy"),
+        &[
+            "--port".to_owned(),
+            proxy_port.to_string(),
+            "--upstream".to_owned(),
+            format!("127.0.0.1:{upstream_port}"),
+        ],
+        0,
+        &[],
+        &[proxy_port],
+    )?;
+    let config = gateway_config(out_dir, upstream_port, 16, "round_robin")?;
+    let gateway = start_gateway(bin, &config)?;
+    let measure = |pid: u32, port: u16| -> Result<f64, String> {
+        let before = cpu_ticks(pid);
+        let report = load(bin, port, 16, 2.0, false)?;
+        if num(&report, "errors") > 0.0 {
+            return Err(format!(
+                "errors during the smoke: {:?}",
+                report.get("first_error")
+            ));
+        }
+        per_request(cpu_ticks(pid) - before, ticks, &report)
+            .ok_or_else(|| "no request completed during the smoke".to_owned())
+    };
+    let mut rounds = Vec::with_capacity(SMOKE_ROUNDS);
+    for _ in 0..SMOKE_ROUNDS {
+        let proxy_us = measure(proxy.pid(), proxy_port)?;
+        let gateway_us = measure(gateway.proc.pid(), gateway.port)?;
+        rounds.push((gateway_us / proxy_us, gateway_us, proxy_us));
+    }
+    rounds.sort_by(|a, b| a.0.total_cmp(&b.0));
+    Ok(rounds[SMOKE_ROUNDS / 2])
 }
 
 /// nginx listening on a free port as a one-worker reverse proxy to `upstream`, pinned like
@@ -1087,7 +1145,7 @@ fn report_markdown(
             "`taskset` was not available: nothing is pinned."
         }
     );
-    md.push_str("Commands: `cargo xtask bench` (full, writes this file and `target/bench/results.json`); `cargo xtask bench --quick` (CI smoke, `target/bench/quick.json`, fails on any gateway error and when the gateway's CPU per request exceeds 2× the one-hop proxy's at concurrency 16 in the same run (today 1.7×, was 2.5× before the direct path; the goal is 1.5×).\n\n");
+    md.push_str("Commands: `cargo xtask bench` (full, writes this file and `target/bench/results.json`); `cargo xtask bench --quick` (CI smoke, `target/bench/quick.json`, fails on any gateway error and when the gateway's CPU per request exceeds 2× the one-hop proxy's at concurrency 16 in the same run, measured in turns, median of five rounds (today 1.5–1.9× on a noisy hour, 1.7× on a quiet one, was 2.5× before the direct path; the goal is 1.5×).\n\n");
     md.push_str("## Latency and throughput\n\n");
     md.push_str(&table(rows));
     md.push_str("\n## Added latency (gateway − direct), µs\n\n| path | concurrency | p50 | p90 | p99 |\n|---|---|---|---|---|\n");
