@@ -9,6 +9,8 @@
 //!   [`ErrorKind::Protocol`](llm_core::ErrorKind) failure detected while reading, never
 //!   after buffering it), and turns a streamed body into the byte stream that
 //!   [`llm_core::kit::sse_chat_stream`] drives.
+//! - [`Target`]: a request URL parsed once (the URL, the request URI and, for plain HTTP,
+//!   the `host` header) that a provider keeps and sends with every request.
 //!
 //! The direct path: a client made by [`http_client`] sends requests through hyper-util's
 //! pooled client instead of reqwest's layers (about a fifth of the gateway's CPU per
