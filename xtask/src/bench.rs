@@ -431,19 +431,7 @@ pub(crate) fn main(args: &[String]) -> Result<(), String> {
     }
     // One-hop floor: load generator → bare proxy → upstream.
     {
-        let proxy_port = free_port()?;
-        let proxy = spawn(
-            &bin.join("bench-proxy"),
-            &[
-                "--port".to_owned(),
-                proxy_port.to_string(),
-                "--upstream".to_owned(),
-                format!("127.0.0.1:{upstream_port}"),
-            ],
-            0,
-            &[],
-            &[proxy_port],
-        )?;
+        let (proxy, proxy_port) = start_proxy(&bin, upstream_port)?;
         for &c in levels {
             let before = cpu_ticks(proxy.pid());
             let report = load(&bin, proxy_port, c, seconds, false)?;
@@ -687,6 +675,24 @@ pub(crate) fn main(args: &[String]) -> Result<(), String> {
     Ok(())
 }
 
+/// The one-hop proxy to `upstream_port`, pinned like the gateway, and its port.
+fn start_proxy(bin: &Path, upstream_port: u16) -> Result<(Proc, u16), String> {
+    let port = free_port()?;
+    let proxy = spawn(
+        &bin.join("bench-proxy"),
+        &[
+            "--port".to_owned(),
+            port.to_string(),
+            "--upstream".to_owned(),
+            format!("127.0.0.1:{upstream_port}"),
+        ],
+        0,
+        &[],
+        &[port],
+    )?;
+    Ok((proxy, port))
+}
+
 /// Rounds of the smoke's measurement.
 const SMOKE_ROUNDS: usize = 5;
 
@@ -701,19 +707,7 @@ fn smoke_ratio(
     upstream_port: u16,
     ticks: f64,
 ) -> Result<(f64, f64, f64), String> {
-    let proxy_port = free_port()?;
-    let proxy = spawn(
-        &bin.join("bench-proxy"),
-        &[
-            "--port".to_owned(),
-            proxy_port.to_string(),
-            "--upstream".to_owned(),
-            format!("127.0.0.1:{upstream_port}"),
-        ],
-        0,
-        &[],
-        &[proxy_port],
-    )?;
+    let (proxy, proxy_port) = start_proxy(bin, upstream_port)?;
     let config = gateway_config(out_dir, upstream_port, 16, "round_robin")?;
     let gateway = start_gateway(bin, &config)?;
     let measure = |pid: u32, port: u16| -> Result<f64, String> {

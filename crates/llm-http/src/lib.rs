@@ -499,13 +499,13 @@ impl Transport {
     ) -> Result<Response> {
         let first_byte = self.timeouts.first_byte;
         let target = url.into();
-        let sent = async {
+        let sent = async move {
             if let Some(direct) = &self.http.direct {
-                let uri = target.uri.clone().map_err(|e| {
+                let uri = target.uri.map_err(|e| {
                     Error::config(format!("{}: not a valid request URI: {e}", self.name))
                 })?;
                 let response = direct
-                    .post(&self.name, uri, target.host.clone(), headers, body)
+                    .post(&self.name, uri, target.host, headers, body)
                     .await?;
                 return Ok(Response {
                     inner: ResponseInner::Direct(response),
