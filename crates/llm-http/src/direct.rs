@@ -12,8 +12,13 @@
 //! timer per body. It is not used when a proxy is configured in the environment (reqwest
 //! honours `HTTP_PROXY` and friends; this path does not), nor for a reqwest client handed
 //! in by the caller, whose settings are the caller's.
+//!
+//! Plain-HTTP upstreams (a local model server, a sidecar, the benchmarks' mock) skip
+//! hyper-util's pool as well: [`PlainPool`] keeps their HTTP/1.1 connections itself, which
+//! costs a fraction of hyper-util's pool per request (see [`PlainPool`]).
 
 use std::{
+    collections::{HashMap, VecDeque},
     error::Error as StdError,
     future::Future,
     pin::Pin,
@@ -30,13 +35,14 @@ use http::{
 };
 use http_body::Body as _;
 use http_body_util::Full;
-use hyper::body::Incoming;
+use hyper::{body::Incoming, client::conn::http1};
 use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
 use hyper_util::{
     client::legacy::{Client, connect::HttpConnector},
-    rt::TokioExecutor,
+    rt::{TokioExecutor, TokioIo},
 };
 use llm_core::{Error, Result, TimeoutPhase, kit::LazyDeadline};
+use parking_lot::Mutex;
 use rustls::{ClientConfig, crypto::CryptoProvider, pki_types::CertificateDer};
 use tokio::time::Instant;
 
@@ -57,10 +63,15 @@ pub(crate) const USER_AGENT_VALUE: &str = concat!("llm-factory/", env!("CARGO_PK
 
 type BoxError = Box<dyn StdError + Send + Sync>;
 
-/// hyper-util's pooled client with the settings of [`crate::http_client_with`].
+/// How long an idle upstream connection is kept (hyper-util's and reqwest's default).
+const IDLE_TIMEOUT: Duration = Duration::from_secs(90);
+
+/// hyper-util's pooled client with the settings of [`crate::http_client_with`], and the
+/// pool of plain-HTTP connections.
 #[derive(Clone)]
 pub(crate) struct DirectClient {
     client: Client<ConnectWithin<HttpsConnector<HttpConnector>>, Full<Bytes>>,
+    pub(crate) plain: Arc<PlainPool>,
     connect: Duration,
 }
 
@@ -127,6 +138,14 @@ impl DirectClient {
         http.set_keepalive(Some(Duration::from_secs(15)));
         http.set_keepalive_interval(Some(Duration::from_secs(15)));
         http.set_keepalive_retries(Some(3));
+        let plain = Arc::new(PlainPool::new(
+            ConnectWithin {
+                inner: http.clone(),
+                limit: timeouts.connect,
+            },
+            max_idle_per_host,
+            IDLE_TIMEOUT,
+        ));
         let https = HttpsConnectorBuilder::new()
             .with_tls_config(tls)
             .https_or_http()
@@ -135,45 +154,106 @@ impl DirectClient {
             .wrap_connector(http);
         let client = Client::builder(TokioExecutor::new())
             .pool_max_idle_per_host(max_idle_per_host)
-            .pool_idle_timeout(Duration::from_secs(90))
+            .pool_idle_timeout(IDLE_TIMEOUT)
             .build(ConnectWithin {
                 inner: https,
                 limit: timeouts.connect,
             });
         Self {
             client,
+            plain,
             connect: timeouts.connect,
         }
     }
 
     /// POST `body` to `uri` with `headers` (plus the default `user-agent` and `accept`
-    /// when the caller set none, and `host` when given and not set), and wait for the
-    /// response headers.
+    /// when the caller set none), and wait for the response headers. A plain-HTTP target
+    /// (`plain`) goes over a connection of [`PlainPool`], and its lease comes back with the
+    /// response, to be returned when the body has been read to its end; anything else
+    /// goes through hyper-util's client.
     pub(crate) async fn post(
         &self,
         provider: &str,
         uri: Uri,
-        host: Option<HeaderValue>,
+        plain: Option<Arc<PlainTarget>>,
         mut headers: HeaderMap,
         body: Vec<u8>,
-    ) -> Result<http::Response<Incoming>> {
+    ) -> Result<(http::Response<Incoming>, Option<Lease>)> {
         headers
             .entry(USER_AGENT)
             .or_insert(HeaderValue::from_static(USER_AGENT_VALUE));
         headers
             .entry(ACCEPT)
             .or_insert(HeaderValue::from_static("*/*"));
-        if let Some(host) = host {
-            headers.entry(HOST).or_insert(host);
-        }
         let mut request = Request::new(Full::new(Bytes::from(body)));
         *request.method_mut() = http::Method::POST;
+        if let Some(plain) = plain {
+            headers.entry(HOST).or_insert_with(|| plain.host.clone());
+            *request.uri_mut() = plain.origin.clone();
+            *request.headers_mut() = headers;
+            return self.post_plain(provider, uri, plain, request).await;
+        }
         *request.uri_mut() = uri;
         *request.headers_mut() = headers;
         self.client
             .request(request)
             .await
+            .map(|response| (response, None))
             .map_err(|e| self.send_error(provider, e))
+    }
+
+    /// Send `request` (origin-form URI, `host` set) over a pooled connection to `plain`'s
+    /// authority, or a new one to `uri`. A request that a reused connection closed before
+    /// sending (the server had just closed it) is sent again on the next connection, as
+    /// hyper-util does; on a new connection that is an error.
+    async fn post_plain(
+        &self,
+        provider: &str,
+        uri: Uri,
+        plain: Arc<PlainTarget>,
+        mut request: Request<Full<Bytes>>,
+    ) -> Result<(http::Response<Incoming>, Option<Lease>)> {
+        loop {
+            let (mut sender, reused) = match self.plain.checkout(&plain.key) {
+                Some(sender) => (sender, true),
+                None => {
+                    let sender = self.plain.connect(uri.clone()).await.map_err(|err| {
+                        if is_timeout(&*err) {
+                            Error::Timeout {
+                                provider: provider.to_owned().into(),
+                                phase: TimeoutPhase::Connect,
+                                after: self.connect,
+                            }
+                        } else {
+                            Error::connection(provider.to_owned(), err)
+                        }
+                    })?;
+                    (sender, false)
+                }
+            };
+            // A returned connection is ready once its task has finished the last exchange
+            // (usually before the body's end reached us).
+            if let Err(err) = sender.ready().await {
+                if reused {
+                    continue;
+                }
+                return Err(Error::connection(provider.to_owned(), err));
+            }
+            match sender.try_send_request(request).await {
+                Ok(response) => {
+                    let lease = Lease {
+                        sender: Some(sender),
+                        pool: Arc::clone(&self.plain),
+                        key: Arc::clone(&plain.key),
+                    };
+                    return Ok((response, Some(lease)));
+                }
+                Err(mut err) => match err.take_message() {
+                    Some(unsent) if reused => request = unsent,
+                    _ => return Err(Error::connection(provider.to_owned(), err.into_error())),
+                },
+            }
+        }
     }
 
     fn send_error(&self, provider: &str, err: hyper_util::client::legacy::Error) -> Error {
@@ -201,6 +281,186 @@ pub(crate) fn host_header(uri: &Uri) -> Option<HeaderValue> {
         _ => HeaderValue::try_from(host),
     };
     value.ok()
+}
+
+/// What a plain-HTTP [`crate::Target`] needs for [`PlainPool`], worked out once per target:
+/// the request URI in origin form (`/v1/chat/completions`: HTTP/1 sends the path, the
+/// authority goes in `host`), the `host` header, and the pool key (the authority).
+#[derive(Debug)]
+pub(crate) struct PlainTarget {
+    origin: Uri,
+    host: HeaderValue,
+    key: Arc<str>,
+}
+
+impl PlainTarget {
+    /// The plain-HTTP parts of `uri`; `None` for another scheme.
+    pub(crate) fn of(uri: &Uri) -> Option<Self> {
+        let host = host_header(uri)?;
+        let authority = uri.authority()?;
+        let origin = uri
+            .path_and_query()
+            .cloned()
+            .map_or_else(|| Uri::from_static("/"), Uri::from);
+        Some(Self {
+            origin,
+            host,
+            key: Arc::from(authority.as_str()),
+        })
+    }
+}
+
+/// A connection to a plain-HTTP upstream and its request-sending half.
+type Sender = http1::SendRequest<Full<Bytes>>;
+
+/// An idle connection and when it became idle.
+struct IdleConnection {
+    sender: Sender,
+    since: std::time::Instant,
+}
+
+/// The idle HTTP/1.1 connections to plain-HTTP upstreams, at most `max_idle_per_host` per
+/// authority, each for at most `idle_timeout`.
+///
+/// It replaces hyper-util's pool for `http://` targets because on the gateway's hot path
+/// that pool cost about 6,000 instructions per request (`callgrind`): its key hashed with
+/// SipHash a byte at a time at checkout and again at return, a task spawned per response
+/// to return the connection once the body is read, its checkout future and connection
+/// bookkeeping. Here the body hands its connection back when it has been read to its end
+/// ([`Lease`]), and the key is the target's authority, worked out once per target. A
+/// connection is taken newest first; closed ones (the server hung up while it was idle)
+/// and expired ones are dropped as they are met. HTTPS stays with hyper-util (its
+/// connections may be HTTP/2, shared by many requests).
+pub(crate) struct PlainPool {
+    idle: Mutex<HashMap<Arc<str>, VecDeque<IdleConnection>, foldhash::fast::RandomState>>,
+    max_idle_per_host: usize,
+    idle_timeout: Duration,
+    connector: ConnectWithin<HttpConnector>,
+}
+
+impl PlainPool {
+    fn new(
+        connector: ConnectWithin<HttpConnector>,
+        max_idle_per_host: usize,
+        idle_timeout: Duration,
+    ) -> Self {
+        Self {
+            idle: Mutex::new(HashMap::default()),
+            max_idle_per_host,
+            idle_timeout,
+            connector,
+        }
+    }
+
+    /// The newest idle connection to `key` that is still open and not expired.
+    fn checkout(&self, key: &str) -> Option<Sender> {
+        let now = std::time::Instant::now();
+        let mut idle = self.idle.lock();
+        let connections = idle.get_mut(key)?;
+        while let Some(connection) = connections.pop_back() {
+            if now.saturating_duration_since(connection.since) > self.idle_timeout {
+                // The newest is expired: so are the older ones.
+                connections.clear();
+                return None;
+            }
+            if !connection.sender.is_closed() {
+                return Some(connection.sender);
+            }
+        }
+        None
+    }
+
+    /// Keep `sender` for the next request to `key`, unless it is closed or `key` already
+    /// has `max_idle_per_host` idle connections; expired ones are dropped on the way.
+    fn put(&self, key: &Arc<str>, sender: Sender) {
+        if sender.is_closed() || self.max_idle_per_host == 0 {
+            return;
+        }
+        let now = std::time::Instant::now();
+        let mut idle = self.idle.lock();
+        let connections = match idle.get_mut(&**key) {
+            Some(connections) => connections,
+            None => idle.entry(Arc::clone(key)).or_default(),
+        };
+        while connections
+            .front()
+            .is_some_and(|c| now.saturating_duration_since(c.since) > self.idle_timeout)
+        {
+            connections.pop_front();
+        }
+        if connections.len() < self.max_idle_per_host {
+            connections.push_back(IdleConnection { sender, since: now });
+        }
+    }
+
+    /// A new HTTP/1.1 connection to `uri`'s authority (TCP within the connect timeout),
+    /// its connection task spawned.
+    async fn connect(&self, uri: Uri) -> std::result::Result<Sender, BoxError> {
+        use tower::ServiceExt as _;
+        let io: TokioIo<tokio::net::TcpStream> = self.connector.clone().oneshot(uri).await?;
+        let (sender, connection) = http1::handshake(io).await?;
+        tokio::spawn(async move {
+            if let Err(err) = connection.await {
+                tracing::debug!(error = %err, "an upstream connection ended with an error");
+            }
+        });
+        Ok(sender)
+    }
+
+    /// How many idle connections `key` has (tests).
+    #[cfg(test)]
+    pub(crate) fn idle_count(&self, key: &str) -> usize {
+        self.idle.lock().get(key).map_or(0, VecDeque::len)
+    }
+}
+
+/// A plain-HTTP connection lent to one response, handed back to its [`PlainPool`] when
+/// it is dropped: by the body ([`DirectBody`]) when it has read the end, or with the body
+/// or the response otherwise.
+pub(crate) struct Lease {
+    sender: Option<Sender>,
+    pool: Arc<PlainPool>,
+    key: Arc<str>,
+}
+
+impl Drop for Lease {
+    /// Return the connection once it is ready for the next request: at once when its task
+    /// has finished the exchange (the usual case, also for a stream whose reader stopped
+    /// at `[DONE]` with the chunked body's end already read), else from a small task that
+    /// waits for it, as hyper-util does. A body left half-read makes hyper drain a little
+    /// or close the connection, which ends that wait.
+    fn drop(&mut self) {
+        let Some(mut sender) = self.sender.take() else {
+            return;
+        };
+        if sender.is_ready() {
+            self.pool.put(&self.key, sender);
+        } else if !sender.is_closed()
+            && let Ok(runtime) = tokio::runtime::Handle::try_current()
+        {
+            let (pool, key) = (Arc::clone(&self.pool), Arc::clone(&self.key));
+            runtime.spawn(async move {
+                if sender.ready().await.is_ok() {
+                    pool.put(&key, sender);
+                }
+            });
+        }
+    }
+}
+
+impl std::fmt::Debug for Lease {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Lease")
+            .field("key", &self.key)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Whether `err` or an error in its chain of sources is an I/O timeout.
+fn is_timeout(err: &(dyn StdError + 'static)) -> bool {
+    err.downcast_ref::<std::io::Error>()
+        .is_some_and(|io| io.kind() == std::io::ErrorKind::TimedOut)
+        || timed_out(err)
 }
 
 /// A connector whose whole connect (name lookup, TCP, TLS handshake) is bounded by `limit`,
@@ -262,6 +522,8 @@ pub(crate) struct DirectBody {
     body: Incoming,
     provider: std::borrow::Cow<'static, str>,
     idle: Option<Idle>,
+    /// The plain-HTTP connection to return once the body has ended.
+    lease: Option<Lease>,
     /// Set once the idle timeout was reported: the body ends there.
     done: bool,
 }
@@ -275,11 +537,13 @@ struct Idle {
 impl DirectBody {
     pub(crate) fn new(
         body: Incoming,
+        lease: Option<Lease>,
         provider: std::borrow::Cow<'static, str>,
         idle: Duration,
     ) -> Self {
         Self {
             body,
+            lease,
             provider,
             idle: bounded(idle).then(|| Idle {
                 limit: idle,
@@ -319,7 +583,11 @@ impl Stream for DirectBody {
                         Some(Box::new(err)),
                     ))));
                 }
-                Poll::Ready(None) => return Poll::Ready(None),
+                Poll::Ready(None) => {
+                    // The connection goes back for the next request now.
+                    drop(this.lease.take());
+                    return Poll::Ready(None);
+                }
                 Poll::Pending => {
                     let Some(idle) = &mut this.idle else {
                         return Poll::Pending;
@@ -341,5 +609,91 @@ impl Stream for DirectBody {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use llm_core::testing::CountingServer;
+
+    use super::*;
+
+    fn pool_to(
+        upstream: &CountingServer,
+        max_idle: usize,
+        idle_timeout: Duration,
+    ) -> (PlainPool, Uri, Arc<str>) {
+        let connector = ConnectWithin {
+            inner: HttpConnector::new(),
+            limit: Duration::from_secs(5),
+        };
+        let uri: Uri = format!("http://{}/", upstream.addr()).parse().unwrap();
+        let key = Arc::from(uri.authority().unwrap().as_str());
+        (PlainPool::new(connector, max_idle, idle_timeout), uri, key)
+    }
+
+    #[test]
+    fn plain_targets_are_worked_out_once() {
+        let target = PlainTarget::of(&"http://127.0.0.1:8080/v1/chat?x=1".parse().unwrap())
+            .expect("plain HTTP");
+        assert_eq!(target.origin, "/v1/chat?x=1");
+        assert_eq!(target.host, "127.0.0.1:8080");
+        assert_eq!(&*target.key, "127.0.0.1:8080");
+        let bare = PlainTarget::of(&"http://example.com".parse().unwrap()).unwrap();
+        assert_eq!(bare.origin, "/");
+        assert_eq!(bare.host, "example.com");
+        assert!(PlainTarget::of(&"https://example.com/v1".parse().unwrap()).is_none());
+    }
+
+    /// Connections come back newest first, at most `max_idle_per_host` are kept, and
+    /// closed or expired ones are never handed out.
+    #[tokio::test]
+    async fn the_pool_is_bounded_and_skips_closed_and_expired_connections() {
+        let upstream = CountingServer::start("{}".to_owned(), Duration::ZERO)
+            .await
+            .unwrap();
+        let (pool, uri, key) = pool_to(&upstream, 2, Duration::from_secs(60));
+        let mut senders = Vec::new();
+        for _ in 0..3 {
+            senders.push(pool.connect(uri.clone()).await.unwrap());
+        }
+        for sender in senders {
+            pool.put(&key, sender);
+        }
+        assert_eq!(pool.idle_count(&key), 2, "bounded");
+        assert_eq!(
+            upstream.open_at_most(2, Duration::from_secs(5)).await,
+            Ok(2),
+            "the third connection closed"
+        );
+        assert!(pool.checkout(&key).is_some());
+        assert!(pool.checkout(&key).is_some());
+        assert!(pool.checkout(&key).is_none(), "empty");
+        assert!(pool.checkout("127.0.0.1:1").is_none(), "another host");
+
+        // Expired: kept no longer than the idle timeout.
+        let (pool, uri, key) = pool_to(&upstream, 2, Duration::from_millis(50));
+        pool.put(&key, pool.connect(uri.clone()).await.unwrap());
+        assert_eq!(pool.idle_count(&key), 1);
+        tokio::time::sleep(Duration::from_millis(120)).await;
+        assert!(pool.checkout(&key).is_none(), "expired");
+
+        // Closed while idle (the server went away): skipped.
+        let (pool, uri, key) = pool_to(&upstream, 2, Duration::from_secs(60));
+        pool.put(&key, pool.connect(uri).await.unwrap());
+        drop(upstream);
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while pool
+            .idle
+            .lock()
+            .get(&*key)
+            .is_some_and(|idle| idle.iter().any(|c| !c.sender.is_closed()))
+        {
+            assert!(Instant::now() < deadline, "never closed");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert!(pool.checkout(&key).is_none(), "closed");
     }
 }

@@ -10,14 +10,19 @@
 //!   after buffering it), and turns a streamed body into the byte stream that
 //!   [`llm_core::kit::sse_chat_stream`] drives.
 //! - [`Target`]: a request URL parsed once (the URL, the request URI and, for plain HTTP,
-//!   the `host` header) that a provider keeps and sends with every request.
+//!   the origin-form URI, `host` header and connection-pool key) that a provider keeps and
+//!   sends with every request.
 //!
 //! The direct path: a client made by [`http_client`] sends requests through hyper-util's
 //! pooled client instead of reqwest's layers (about a fifth of the gateway's CPU per
 //! request), set up as the reqwest client would be: rustls with the platform verifier,
 //! HTTP/2 or HTTP/1.1 by ALPN, the same connect timeout (lookup, TCP and TLS handshake),
 //! TCP settings, idle bound and default headers, and no redirects (the reqwest half follows
-//! none either). When the environment names a proxy (`HTTP_PROXY`, `HTTPS_PROXY`,
+//! none either). Plain-HTTP upstreams go over HTTP/1.1 connections the client pools
+//! itself, with the same idle bound and idle timeout (90 s): hyper-util's pool cost about
+//! 6,000 instructions per request; a connection goes back to the pool when its answer's
+//! body has been read to the end, and a request that a reused connection closed before
+//! sending is sent again on another, as hyper-util does. When the environment names a proxy (`HTTP_PROXY`, `HTTPS_PROXY`,
 //! `ALL_PROXY`, either case), and for a reqwest client handed in by the caller
 //! ([`HttpClient::from`]), requests go through reqwest.
 //!
@@ -278,9 +283,10 @@ pub struct Target {
     url: Arc<reqwest::Url>,
     /// The same URL as hyper takes it, or why it is not one (reported when it is used).
     uri: std::result::Result<http::Uri, Arc<str>>,
-    /// The `host` header of a plain-HTTP URL, which hyper-util would otherwise format per
-    /// request (HTTPS may be HTTP/2, where the authority goes in `:authority`).
-    host: Option<http::HeaderValue>,
+    /// For a plain-HTTP URL, its origin-form URI, `host` header and connection-pool key
+    /// (see `direct::PlainPool`; HTTPS goes through hyper-util, where a connection may be
+    /// HTTP/2 and the authority goes in `:authority`).
+    plain: Option<Arc<direct::PlainTarget>>,
 }
 
 impl Target {
@@ -297,11 +303,15 @@ impl From<reqwest::Url> for Target {
             .as_str()
             .parse::<http::Uri>()
             .map_err(|e| Arc::from(e.to_string()));
-        let host = uri.as_ref().ok().and_then(direct::host_header);
+        let plain = uri
+            .as_ref()
+            .ok()
+            .and_then(direct::PlainTarget::of)
+            .map(Arc::new);
         Self {
             url: Arc::new(url),
             uri,
-            host,
+            plain,
         }
     }
 }
@@ -316,7 +326,9 @@ pub struct Response {
 #[derive(Debug)]
 enum ResponseInner {
     Reqwest(reqwest::Response),
-    Direct(http::Response<hyper::body::Incoming>),
+    /// The response, and for a plain-HTTP upstream its connection's lease (see
+    /// [`direct::PlainPool`]).
+    Direct(http::Response<hyper::body::Incoming>, Option<direct::Lease>),
 }
 
 impl Response {
@@ -325,7 +337,7 @@ impl Response {
     pub fn status(&self) -> StatusCode {
         match &self.inner {
             ResponseInner::Reqwest(r) => r.status(),
-            ResponseInner::Direct(r) => r.status(),
+            ResponseInner::Direct(r, _) => r.status(),
         }
     }
 
@@ -334,7 +346,7 @@ impl Response {
     pub fn headers(&self) -> &HeaderMap {
         match &self.inner {
             ResponseInner::Reqwest(r) => r.headers(),
-            ResponseInner::Direct(r) => r.headers(),
+            ResponseInner::Direct(r, _) => r.headers(),
         }
     }
 
@@ -352,8 +364,8 @@ impl Response {
                 r.bytes_stream()
                     .map_err(move |e| transport_error(&provider, e, phase, limit)),
             ),
-            ResponseInner::Direct(r) => {
-                Either::Right(DirectBody::new(r.into_body(), provider, idle))
+            ResponseInner::Direct(r, lease) => {
+                Either::Right(DirectBody::new(r.into_body(), lease, provider, idle))
             }
         }
     }
@@ -362,7 +374,7 @@ impl Response {
     fn content_length(&self) -> Option<u64> {
         match &self.inner {
             ResponseInner::Reqwest(r) => r.content_length(),
-            ResponseInner::Direct(r) => {
+            ResponseInner::Direct(r, _) => {
                 http_body::Body::size_hint(r.body()).exact().or_else(|| {
                     r.headers()
                         .get(http::header::CONTENT_LENGTH)
@@ -504,11 +516,11 @@ impl Transport {
                 let uri = target.uri.map_err(|e| {
                     Error::config(format!("{}: not a valid request URI: {e}", self.name))
                 })?;
-                let response = direct
-                    .post(&self.name, uri, target.host, headers, body)
+                let (response, lease) = direct
+                    .post(&self.name, uri, target.plain, headers, body)
                     .await?;
                 return Ok(Response {
-                    inner: ResponseInner::Direct(response),
+                    inner: ResponseInner::Direct(response, lease),
                 });
             }
             self.http
@@ -1026,6 +1038,71 @@ mod tests {
                 Ok(2),
                 "{path_name}: connections open after the burst (Err: stayed above the bound of 2)"
             );
+        }
+    }
+
+    /// The direct path keeps plain-HTTP connections: requests one after another use one
+    /// connection, whether the body was read to its end or the response was dropped unread.
+    #[tokio::test]
+    async fn plain_http_connections_are_reused() {
+        let upstream = llm_core::testing::CountingServer::start("{}".to_owned(), Duration::ZERO)
+            .await
+            .unwrap();
+        let timeouts = Timeouts::default();
+        let [(_, direct), _] = both(&timeouts, 4);
+        let pool = Arc::clone(&direct.direct.as_ref().unwrap().plain);
+        let t = Transport::new("kit", direct, timeouts);
+        let key = upstream.addr().to_string();
+        let target = Target::from(format!("http://{key}/v1").parse::<reqwest::Url>().unwrap());
+        let send = || t.post(target.clone(), HeaderMap::new(), Vec::new(), unexpected);
+        for _ in 0..3 {
+            let response = send().await.unwrap();
+            assert_eq!(&t.read_body(response).await.unwrap()[..], b"{}");
+            assert_eq!(pool.idle_count(&key), 1, "returned at the body's end");
+        }
+        drop(send().await.unwrap());
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        while pool.idle_count(&key) == 0 {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "an unread answer's connection stays out"
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        let response = send().await.unwrap();
+        assert_eq!(&t.read_body(response).await.unwrap()[..], b"{}");
+        assert_eq!(upstream.accepted(), 1, "one connection for five requests");
+    }
+
+    /// An upstream that closes every connection after its answer (without saying so):
+    /// each request finds its pooled connection closed, or closed as it is sent, and is
+    /// sent on a new one, on both paths.
+    #[tokio::test]
+    async fn connections_closed_by_the_upstream_are_not_reused() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            while let Ok((mut socket, _)) = listener.accept().await {
+                tokio::spawn(async move {
+                    let mut request = vec![0; 4096];
+                    let _ = socket.read(&mut request).await;
+                    let _ = socket
+                        .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n{}")
+                        .await;
+                });
+            }
+        });
+        for (path_name, t) in transports(Limits::default(), Timeouts::default()) {
+            for round in 0..10 {
+                let response = post_empty(&t, format!("http://{addr}/").parse().unwrap())
+                    .await
+                    .unwrap_or_else(|e| panic!("{path_name}, round {round}: {e}"));
+                assert_eq!(
+                    &t.read_body(response).await.unwrap()[..],
+                    b"{}",
+                    "{path_name}"
+                );
+            }
         }
     }
 

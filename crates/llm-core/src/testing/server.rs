@@ -236,6 +236,7 @@ pub struct CountingServer {
     addr: SocketAddr,
     open: Arc<AtomicUsize>,
     peak: Arc<AtomicUsize>,
+    accepted: Arc<AtomicUsize>,
     task: JoinHandle<()>,
 }
 
@@ -250,14 +251,16 @@ impl CountingServer {
         let addr = listener.local_addr()?;
         let open = Arc::new(AtomicUsize::new(0));
         let peak = Arc::new(AtomicUsize::new(0));
+        let accepted = Arc::new(AtomicUsize::new(0));
         let answer = Bytes::from(format!(
             "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
             body.len()
         ));
-        let (counted, peaked) = (Arc::clone(&open), Arc::clone(&peak));
+        let (counted, peaked, all) = (Arc::clone(&open), Arc::clone(&peak), Arc::clone(&accepted));
         let task = tokio::spawn(async move {
             let mut connections = JoinSet::new();
             while let Ok((mut socket, _)) = listener.accept().await {
+                all.fetch_add(1, Ordering::SeqCst);
                 let now = counted.fetch_add(1, Ordering::SeqCst) + 1;
                 peaked.fetch_max(now, Ordering::SeqCst);
                 let (open, answer) = (Arc::clone(&counted), answer.clone());
@@ -276,6 +279,7 @@ impl CountingServer {
             addr,
             open,
             peak,
+            accepted,
             task,
         })
     }
@@ -284,6 +288,12 @@ impl CountingServer {
     #[must_use]
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// Connections accepted so far (a client that reuses its connections opens few).
+    #[must_use]
+    pub fn accepted(&self) -> usize {
+        self.accepted.load(Ordering::SeqCst)
     }
 
     /// Connections open now.
