@@ -156,22 +156,21 @@ pub fn router_with(factory: LlmFactory, options: GatewayOptions) -> Router {
         factory,
         options,
     });
-    let guarded = Router::new()
+    // Every route but the health probes is listed in `middleware::GUARDED` (the gateway
+    // key and the concurrency limit apply there; tests/it/hardening.rs checks each).
+    Router::new()
+        .route("/health/live", get(handlers::live))
+        .route("/health/ready", get(handlers::ready))
         .route("/v1/chat/completions", post(handlers::chat_completions))
         .route("/v1/messages", post(anthropic::messages))
         .route("/v1/messages/count_tokens", post(anthropic::count_tokens))
         .route("/v1/models", get(handlers::models))
         .route("/v1/providers/status", get(handlers::status))
         .route("/metrics", get(handlers::metrics))
+        .fallback(handlers::not_found)
         .layer(axum::middleware::from_fn_with_state(
             Arc::clone(&state),
-            middleware::guard,
-        ));
-    Router::new()
-        .route("/health/live", get(handlers::live))
-        .route("/health/ready", get(handlers::ready))
-        .merge(guarded)
-        .fallback(handlers::not_found)
-        .layer(axum::middleware::from_fn(middleware::request_id))
+            middleware::front,
+        ))
         .with_state(state)
 }

@@ -71,9 +71,29 @@ fn push_hex(out: &mut String, value: u64, digits: u32) {
     }
 }
 
-/// Accept or assign `x-request-id`, return it on the response, and log one line per
-/// request (no bodies, no secrets).
-pub(crate) async fn request_id(mut request: Request, next: Next) -> Response {
+/// The paths behind the gateway key and the concurrency limit: everything but the health
+/// probes and unknown paths (a 404 needs no key). Every method on them is guarded (a wrong
+/// method without a key gets 401 before 405).
+pub(crate) const GUARDED: [&str; 6] = [
+    "/v1/chat/completions",
+    "/v1/messages",
+    "/v1/messages/count_tokens",
+    "/v1/models",
+    "/v1/providers/status",
+    "/metrics",
+];
+
+/// The gateway's one middleware (one layer on every request, not two: each `from_fn`
+/// layer clones its inner service and boxes a future per request). It accepts or assigns
+/// `x-request-id`, returns it on the response and logs one line per request (no bodies,
+/// no secrets); on the [`GUARDED`] paths it also requires a gateway key when any is
+/// configured, then serves at most `max_concurrency` requests (and open streams) at once,
+/// shedding the rest with 503 at once rather than queueing them.
+pub(crate) async fn front(
+    State(state): State<Arc<AppState>>,
+    mut request: Request,
+    next: Next,
+) -> Response {
     let id = request
         .headers()
         .get(REQUEST_ID)
@@ -91,7 +111,11 @@ pub(crate) async fn request_id(mut request: Request, next: Next) -> Response {
         )
     });
     request.extensions_mut().insert(RequestId(id));
-    let mut response = next.run(request).await;
+    let mut response = if GUARDED.contains(&request.uri().path()) {
+        guard(&state, request, next).await
+    } else {
+        next.run(request).await
+    };
     if let Some((method, path, started, id)) = logged {
         tracing::info!(
             request_id = %id,
@@ -114,15 +138,9 @@ fn is_anthropic(request: &Request) -> bool {
     request.uri().path().starts_with("/v1/messages")
 }
 
-/// The guarded routes' one middleware (one layer, not two, on every request): require a
-/// gateway key when any is configured, then serve at most `max_concurrency` requests (and
-/// open streams) at once, shedding the rest with 503 at once rather than queueing them.
-pub(crate) async fn guard(
-    State(state): State<Arc<AppState>>,
-    request: Request,
-    next: Next,
-) -> Response {
-    if let Some(rejection) = unauthenticated(&state, &request) {
+/// The key check and the concurrency limit of a guarded request.
+async fn guard(state: &AppState, request: Request, next: Next) -> Response {
+    if let Some(rejection) = unauthenticated(state, &request) {
         return rejection;
     }
     let Ok(permit) = Arc::clone(&state.slots).try_acquire_owned() else {

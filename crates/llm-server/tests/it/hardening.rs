@@ -48,9 +48,29 @@ async fn gateway_keys_guard_everything_but_health() {
     for path in ["/v1/models", "/v1/providers/status", "/metrics"] {
         assert_eq!(gateway.status_of(path).await, 401, "{path}");
     }
+    // Every method on a guarded path, and the Anthropic door's paths.
+    for path in [
+        "/v1/chat/completions",
+        "/v1/messages",
+        "/v1/messages/count_tokens",
+    ] {
+        assert_eq!(gateway.status_of(path).await, 401, "GET {path}");
+        let response = client()
+            .post(gateway.url(path))
+            .json(&chat_body("mock-echo", "hi", false))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 401, "POST {path}");
+    }
     for path in ["/health/live", "/health/ready"] {
         assert_eq!(gateway.status_of(path).await, 200, "{path} stays open");
     }
+    assert_eq!(
+        gateway.status_of("/v1/unknown").await,
+        404,
+        "an unknown path needs no key"
+    );
 }
 
 #[tokio::test]
