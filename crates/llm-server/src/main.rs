@@ -14,6 +14,8 @@
 
 use std::{net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
 
+mod log_time;
+
 use anyhow::Context as _;
 use clap::{Parser, Subcommand, ValueEnum};
 use llm_factory::{
@@ -79,6 +81,7 @@ fn init_logs(format: LogFormat) {
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(ansi)
+        .with_timer(log_time::CachedUtc)
         .with_writer(std::io::stderr);
     match format {
         LogFormat::Text => builder.init(),
