@@ -15,7 +15,8 @@
 //!
 //! Plain-HTTP upstreams (a local model server, a sidecar, the benchmarks' mock) skip
 //! hyper-util's pool as well: [`PlainPool`] keeps their HTTP/1.1 connections itself, which
-//! costs a fraction of hyper-util's pool per request (see [`PlainPool`]).
+//! costs a fraction of hyper-util's pool per request, and the task that uses a connection
+//! drives its I/O ([`Conn`]).
 
 use std::{
     collections::{HashMap, VecDeque},
@@ -214,10 +215,10 @@ impl DirectClient {
         mut request: Request<Full<Bytes>>,
     ) -> Result<(http::Response<Incoming>, Option<Lease>)> {
         loop {
-            let (mut sender, reused) = match self.plain.checkout(&plain.key) {
-                Some(sender) => (sender, true),
+            let (mut conn, reused) = match self.plain.checkout(&plain.key) {
+                Some(conn) => (conn, true),
                 None => {
-                    let sender = self.plain.connect(uri.clone()).await.map_err(|err| {
+                    let conn = self.plain.connect(uri.clone()).await.map_err(|err| {
                         if is_timeout(&*err) {
                             Error::Timeout {
                                 provider: provider.to_owned().into(),
@@ -228,21 +229,39 @@ impl DirectClient {
                             Error::connection(provider.to_owned(), err)
                         }
                     })?;
-                    (sender, false)
+                    (conn, false)
                 }
             };
-            // A returned connection is ready once its task has finished the last exchange
-            // (usually before the body's end reached us).
-            if let Err(err) = sender.ready().await {
+            // A pooled connection is ready (it was settled when taken); a new one is once its
+            // driver has run.
+            let ready = if conn.sender.is_ready() {
+                Ok(())
+            } else {
+                std::future::poll_fn(|cx| {
+                    conn.drive(cx);
+                    conn.sender.poll_ready(cx)
+                })
+                .await
+            };
+            if let Err(err) = ready {
                 if reused {
                     continue;
                 }
                 return Err(Error::connection(provider.to_owned(), err));
             }
-            match sender.try_send_request(request).await {
+            let sent = conn.sender.try_send_request(request);
+            let mut sent = std::pin::pin!(sent);
+            // The connection's I/O runs here, in the caller's task (nothing is spawned):
+            // the request is written and the answer read as this future is polled.
+            let answered = std::future::poll_fn(|cx| {
+                conn.drive(cx);
+                sent.as_mut().poll(cx)
+            })
+            .await;
+            match answered {
                 Ok(response) => {
                     let lease = Lease {
-                        sender: Some(sender),
+                        conn: Some(conn),
                         pool: Arc::clone(&self.plain),
                         key: Arc::clone(&plain.key),
                     };
@@ -310,12 +329,56 @@ impl PlainTarget {
     }
 }
 
-/// A connection to a plain-HTTP upstream and its request-sending half.
+/// The request-sending half of a plain-HTTP upstream connection.
 type Sender = http1::SendRequest<Full<Bytes>>;
+
+/// The I/O half: hyper's connection state machine over the socket.
+type Driver = http1::Connection<TokioIo<tokio::net::TcpStream>, Full<Bytes>>;
+
+/// A plain-HTTP/1.1 upstream connection whose I/O is not a task of its own: whoever holds
+/// it drives it ([`Conn::drive`]) while waiting on it. The request is written, and the
+/// answer read into its body, in the task that sends the request and reads the body, so a
+/// streamed chunk reaches the gateway's client without waking a second task (hyper-util
+/// spawns one per connection; each chunk then crossed from it to the reader through a
+/// wake-up). While the connection is idle in the pool nobody drives it; a close by the
+/// server is noticed when it is next taken ([`Conn::settle`]).
+struct Conn {
+    sender: Sender,
+    /// `None` once the connection has ended.
+    driver: Option<Pin<Box<Driver>>>,
+}
+
+impl Conn {
+    /// Let the connection do the I/O it can: write a queued request, read an answer into
+    /// its body, notice a close. `false` once it has ended.
+    fn drive(&mut self, cx: &mut Context<'_>) -> bool {
+        let Some(driver) = &mut self.driver else {
+            return false;
+        };
+        match driver.as_mut().poll(cx) {
+            Poll::Pending => true,
+            Poll::Ready(ended) => {
+                if let Err(err) = ended {
+                    tracing::debug!(error = %err, "an upstream connection ended with an error");
+                }
+                self.driver = None;
+                false
+            }
+        }
+    }
+
+    /// Whether the connection is open and ready for a request, once it has processed what
+    /// it already read (a finished answer's end, or the server's close). Driven with a
+    /// waker that wakes nobody: the caller does not wait on it.
+    fn settle(&mut self) -> bool {
+        let mut cx = Context::from_waker(std::task::Waker::noop());
+        self.drive(&mut cx) && self.sender.is_ready()
+    }
+}
 
 /// An idle connection and when it became idle.
 struct IdleConnection {
-    sender: Sender,
+    conn: Conn,
     since: std::time::Instant,
 }
 
@@ -328,9 +391,9 @@ struct IdleConnection {
 /// to return the connection once the body is read, its checkout future and connection
 /// bookkeeping. Here the body hands its connection back when it has been read to its end
 /// ([`Lease`]), and the key is the target's authority, worked out once per target. A
-/// connection is taken newest first; closed ones (the server hung up while it was idle)
-/// and expired ones are dropped as they are met. HTTPS stays with hyper-util (its
-/// connections may be HTTP/2, shared by many requests).
+/// connection is taken newest first; expired ones are dropped as they are met, and one the
+/// server closed while it was idle is found out when used ([`PlainPool::checkout`]). HTTPS
+/// stays with hyper-util (its connections may be HTTP/2, shared by many requests).
 pub(crate) struct PlainPool {
     idle: Mutex<HashMap<Arc<str>, VecDeque<IdleConnection>, foldhash::fast::RandomState>>,
     max_idle_per_host: usize,
@@ -352,28 +415,28 @@ impl PlainPool {
         }
     }
 
-    /// The newest idle connection to `key` that is still open and not expired.
-    fn checkout(&self, key: &str) -> Option<Sender> {
+    /// The newest idle connection to `key` that has not expired. It is not polled here:
+    /// if the server closed it while it was idle, the request sent on it finds that out
+    /// before writing (hyper reads before it writes) and comes back unsent, to be sent on
+    /// the next connection ([`DirectClient::post`]); polling every connection here to find
+    /// out first cost more than that rare retry.
+    fn checkout(&self, key: &str) -> Option<Conn> {
         let now = std::time::Instant::now();
         let mut idle = self.idle.lock();
         let connections = idle.get_mut(key)?;
-        while let Some(connection) = connections.pop_back() {
-            if now.saturating_duration_since(connection.since) > self.idle_timeout {
-                // The newest is expired: so are the older ones.
-                connections.clear();
-                return None;
-            }
-            if !connection.sender.is_closed() {
-                return Some(connection.sender);
-            }
+        let connection = connections.pop_back()?;
+        if now.saturating_duration_since(connection.since) > self.idle_timeout {
+            // The newest is expired: so are the older ones.
+            connections.clear();
+            return None;
         }
-        None
+        Some(connection.conn)
     }
 
-    /// Keep `sender` for the next request to `key`, unless it is closed or `key` already
+    /// Keep `conn` (open and ready) for the next request to `key`, unless `key` already
     /// has `max_idle_per_host` idle connections; expired ones are dropped on the way.
-    fn put(&self, key: &Arc<str>, sender: Sender) {
-        if sender.is_closed() || self.max_idle_per_host == 0 {
+    fn put(&self, key: &Arc<str>, conn: Conn) {
+        if self.max_idle_per_host == 0 {
             return;
         }
         let now = std::time::Instant::now();
@@ -389,22 +452,19 @@ impl PlainPool {
             connections.pop_front();
         }
         if connections.len() < self.max_idle_per_host {
-            connections.push_back(IdleConnection { sender, since: now });
+            connections.push_back(IdleConnection { conn, since: now });
         }
     }
 
-    /// A new HTTP/1.1 connection to `uri`'s authority (TCP within the connect timeout),
-    /// its connection task spawned.
-    async fn connect(&self, uri: Uri) -> std::result::Result<Sender, BoxError> {
+    /// A new HTTP/1.1 connection to `uri`'s authority (TCP within the connect timeout).
+    async fn connect(&self, uri: Uri) -> std::result::Result<Conn, BoxError> {
         use tower::ServiceExt as _;
         let io: TokioIo<tokio::net::TcpStream> = self.connector.clone().oneshot(uri).await?;
-        let (sender, connection) = http1::handshake(io).await?;
-        tokio::spawn(async move {
-            if let Err(err) = connection.await {
-                tracing::debug!(error = %err, "an upstream connection ended with an error");
-            }
-        });
-        Ok(sender)
+        let (sender, driver) = http1::handshake(io).await?;
+        Ok(Conn {
+            sender,
+            driver: Some(Box::pin(driver)),
+        })
     }
 
     /// How many idle connections `key` has (tests).
@@ -414,34 +474,53 @@ impl PlainPool {
     }
 }
 
-/// A plain-HTTP connection lent to one response, handed back to its [`PlainPool`] when
-/// it is dropped: by the body ([`DirectBody`]) when it has read the end, or with the body
-/// or the response otherwise.
+/// How long a returned connection may take to finish its last exchange (see [`Lease`]).
+const SETTLE_LIMIT: Duration = Duration::from_secs(5);
+
+/// A plain-HTTP connection lent to one response, driven by the body that reads it
+/// ([`DirectBody`]) and handed back to its [`PlainPool`] when it is dropped: by the body
+/// when it has read the end, or with the body or the response otherwise.
 pub(crate) struct Lease {
-    sender: Option<Sender>,
+    conn: Option<Conn>,
     pool: Arc<PlainPool>,
     key: Arc<str>,
 }
 
+impl Lease {
+    /// Drive the connection (see [`Conn::drive`]).
+    fn drive(&mut self, cx: &mut Context<'_>) {
+        if let Some(conn) = &mut self.conn {
+            conn.drive(cx);
+        }
+    }
+}
+
 impl Drop for Lease {
-    /// Return the connection once it is ready for the next request: at once when its task
-    /// has finished the exchange (the usual case, also for a stream whose reader stopped
-    /// at `[DONE]` with the chunked body's end already read), else from a small task that
-    /// waits for it, as hyper-util does. A body left half-read makes hyper drain a little
-    /// or close the connection, which ends that wait.
+    /// Return the connection once it is ready for the next request: at once when it has
+    /// finished the exchange (the usual case, also for a stream whose reader stopped at
+    /// `[DONE]` with the chunked body's end already read), else from a small task that
+    /// drives it there, for at most [`SETTLE_LIMIT`]. A body dropped half-read makes hyper
+    /// drain what has arrived or close the connection, so that task ends at once.
     fn drop(&mut self) {
-        let Some(mut sender) = self.sender.take() else {
+        let Some(mut conn) = self.conn.take() else {
             return;
         };
-        if sender.is_ready() {
-            self.pool.put(&self.key, sender);
-        } else if !sender.is_closed()
+        if conn.sender.is_ready() || conn.settle() {
+            self.pool.put(&self.key, conn);
+        } else if conn.driver.is_some()
             && let Ok(runtime) = tokio::runtime::Handle::try_current()
         {
             let (pool, key) = (Arc::clone(&self.pool), Arc::clone(&self.key));
             runtime.spawn(async move {
-                if sender.ready().await.is_ok() {
-                    pool.put(&key, sender);
+                let ready = std::future::poll_fn(|cx| {
+                    if conn.drive(cx) {
+                        conn.sender.poll_ready(cx).map(|r| r.is_ok())
+                    } else {
+                        Poll::Ready(false)
+                    }
+                });
+                if let Ok(true) = tokio::time::timeout(SETTLE_LIMIT, ready).await {
+                    pool.put(&key, conn);
                 }
             });
         }
@@ -563,6 +642,8 @@ impl Stream for DirectBody {
         if this.done {
             return Poll::Ready(None);
         }
+        // Whether the connection was driven since the body last had nothing.
+        let mut driven = false;
         loop {
             match Pin::new(&mut this.body).poll_frame(cx) {
                 Poll::Ready(Some(Ok(frame))) => {
@@ -587,6 +668,15 @@ impl Stream for DirectBody {
                     // The connection goes back for the next request now.
                     drop(this.lease.take());
                     return Poll::Ready(None);
+                }
+                Poll::Pending if this.lease.is_some() && !driven => {
+                    // Nothing in the body yet: let the connection read what has arrived
+                    // (and hand over what it already read, now that the body asked for
+                    // more), then look again before waiting.
+                    driven = true;
+                    if let Some(lease) = &mut this.lease {
+                        lease.drive(cx);
+                    }
                 }
                 Poll::Pending => {
                     let Some(idle) = &mut this.idle else {
@@ -647,10 +737,10 @@ mod tests {
         assert!(PlainTarget::of(&"https://example.com/v1".parse().unwrap()).is_none());
     }
 
-    /// Connections come back newest first, at most `max_idle_per_host` are kept, and
-    /// closed or expired ones are never handed out.
+    /// At most `max_idle_per_host` connections are kept, expired ones are never handed out,
+    /// and one the server closed while idle is found closed when driven.
     #[tokio::test]
-    async fn the_pool_is_bounded_and_skips_closed_and_expired_connections() {
+    async fn the_pool_is_bounded_and_expires_idle_connections() {
         let upstream = CountingServer::start("{}".to_owned(), Duration::ZERO)
             .await
             .unwrap();
@@ -680,20 +770,17 @@ mod tests {
         tokio::time::sleep(Duration::from_millis(120)).await;
         assert!(pool.checkout(&key).is_none(), "expired");
 
-        // Closed while idle (the server went away): skipped.
+        // Closed while idle (the server went away): taken as it is, and found closed as
+        // soon as it is driven (a request sent on it comes back unsent: see
+        // `connections_closed_by_the_upstream_are_not_reused` in lib.rs).
         let (pool, uri, key) = pool_to(&upstream, 2, Duration::from_secs(60));
-        pool.put(&key, pool.connect(uri).await.unwrap());
+        let mut conn = pool.connect(uri).await.unwrap();
+        assert!(conn.settle(), "a new connection is ready");
+        pool.put(&key, conn);
         drop(upstream);
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while pool
-            .idle
-            .lock()
-            .get(&*key)
-            .is_some_and(|idle| idle.iter().any(|c| !c.sender.is_closed()))
-        {
-            assert!(Instant::now() < deadline, "never closed");
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-        assert!(pool.checkout(&key).is_none(), "closed");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let mut conn = pool.checkout(&key).expect("kept while idle");
+        assert!(!conn.settle(), "closed");
+        assert!(pool.checkout(&key).is_none(), "taken");
     }
 }

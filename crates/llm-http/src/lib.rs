@@ -20,9 +20,11 @@
 //! TCP settings, idle bound and default headers, and no redirects (the reqwest half follows
 //! none either). Plain-HTTP upstreams go over HTTP/1.1 connections the client pools
 //! itself, with the same idle bound and idle timeout (90 s): hyper-util's pool cost about
-//! 6,000 instructions per request; a connection goes back to the pool when its answer's
-//! body has been read to the end, and a request that a reused connection closed before
-//! sending is sent again on another, as hyper-util does. When the environment names a proxy (`HTTP_PROXY`, `HTTPS_PROXY`,
+//! 6,000 instructions per request. Such a connection is driven by the task that sends the
+//! request and reads the body (no task of its own, so a streamed chunk needs no second
+//! task's wake-up), goes back to the pool when its answer's body has been read to the end,
+//! and a request that a reused connection closed before sending is sent again on another,
+//! as hyper-util does. When the environment names a proxy (`HTTP_PROXY`, `HTTPS_PROXY`,
 //! `ALL_PROXY`, either case), and for a reqwest client handed in by the caller
 //! ([`HttpClient::from`]), requests go through reqwest.
 //!
@@ -1074,11 +1076,9 @@ mod tests {
         assert_eq!(upstream.accepted(), 1, "one connection for five requests");
     }
 
-    /// An upstream that closes every connection after its answer (without saying so):
-    /// each request finds its pooled connection closed, or closed as it is sent, and is
-    /// sent on a new one, on both paths.
-    #[tokio::test]
-    async fn connections_closed_by_the_upstream_are_not_reused() {
+    /// An upstream on 127.0.0.1 that answers one request per connection and closes it
+    /// `linger` after the answer, without saying so (no `connection: close`).
+    async fn one_answer_per_connection(linger: Duration) -> std::net::SocketAddr {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         tokio::spawn(async move {
@@ -1089,19 +1089,39 @@ mod tests {
                     let _ = socket
                         .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n{}")
                         .await;
+                    if !linger.is_zero() {
+                        tokio::time::sleep(linger).await;
+                    }
                 });
             }
         });
+        addr
+    }
+
+    /// Connections the upstream closes after each answer are not reused, on both paths:
+    /// closed at once, the close is seen before the connection goes back to the pool;
+    /// closed a moment later, while the connection is idle in the pool, the next request
+    /// finds that out before writing and is sent on a new connection.
+    #[tokio::test]
+    async fn connections_closed_by_the_upstream_are_not_reused() {
+        let at_once = one_answer_per_connection(Duration::ZERO).await;
+        let later = one_answer_per_connection(Duration::from_millis(10)).await;
         for (path_name, t) in transports(Limits::default(), Timeouts::default()) {
-            for round in 0..10 {
-                let response = post_empty(&t, format!("http://{addr}/").parse().unwrap())
-                    .await
-                    .unwrap_or_else(|e| panic!("{path_name}, round {round}: {e}"));
-                assert_eq!(
-                    &t.read_body(response).await.unwrap()[..],
-                    b"{}",
-                    "{path_name}"
-                );
+            for (addr, pause) in [
+                (at_once, Duration::ZERO),
+                (later, Duration::from_millis(60)),
+            ] {
+                for round in 0..5 {
+                    tokio::time::sleep(pause).await;
+                    let response = post_empty(&t, format!("http://{addr}/").parse().unwrap())
+                        .await
+                        .unwrap_or_else(|e| panic!("{path_name}, {pause:?}, round {round}: {e}"));
+                    assert_eq!(
+                        &t.read_body(response).await.unwrap()[..],
+                        b"{}",
+                        "{path_name}"
+                    );
+                }
             }
         }
     }
