@@ -1,6 +1,6 @@
 //! The provider trait every backend implements and every layer above consumes.
 
-use std::{fmt, pin::Pin, sync::Arc};
+use std::{fmt, future::Future, pin::Pin, sync::Arc};
 
 use async_trait::async_trait;
 use futures_core::Stream;
@@ -70,33 +70,59 @@ pub trait ChatProvider: Send + Sync + fmt::Debug {
     async fn stream(&self, request: &ChatRequest) -> Result<ChatStream>;
 }
 
-#[async_trait]
+/// The future a [`ChatProvider`] method returns (what `#[async_trait]` makes of an
+/// `async fn`). A provider that only forwards to another returns the other's future as it
+/// is, as the impls for `Arc<P>` and `Box<P>` do, instead of boxing an `async` block that
+/// awaits it (one allocation and one layer of polling less per call).
+pub type ProviderFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T>> + Send + 'a>>;
+
+/// Forwards to `P` (its futures as they are; see [`ProviderFuture`]).
 impl<P: ChatProvider + ?Sized> ChatProvider for Arc<P> {
     fn name(&self) -> &str {
         (**self).name()
     }
 
-    async fn chat(&self, request: &ChatRequest) -> Result<ChatResponse> {
-        (**self).chat(request).await
+    fn chat<'a, 'b, 'c>(&'a self, request: &'b ChatRequest) -> ProviderFuture<'c, ChatResponse>
+    where
+        'a: 'c,
+        'b: 'c,
+        Self: 'c,
+    {
+        (**self).chat(request)
     }
 
-    async fn stream(&self, request: &ChatRequest) -> Result<ChatStream> {
-        (**self).stream(request).await
+    fn stream<'a, 'b, 'c>(&'a self, request: &'b ChatRequest) -> ProviderFuture<'c, ChatStream>
+    where
+        'a: 'c,
+        'b: 'c,
+        Self: 'c,
+    {
+        (**self).stream(request)
     }
 }
 
-#[async_trait]
+/// Forwards to `P` (its futures as they are; see [`ProviderFuture`]).
 impl<P: ChatProvider + ?Sized> ChatProvider for Box<P> {
     fn name(&self) -> &str {
         (**self).name()
     }
 
-    async fn chat(&self, request: &ChatRequest) -> Result<ChatResponse> {
-        (**self).chat(request).await
+    fn chat<'a, 'b, 'c>(&'a self, request: &'b ChatRequest) -> ProviderFuture<'c, ChatResponse>
+    where
+        'a: 'c,
+        'b: 'c,
+        Self: 'c,
+    {
+        (**self).chat(request)
     }
 
-    async fn stream(&self, request: &ChatRequest) -> Result<ChatStream> {
-        (**self).stream(request).await
+    fn stream<'a, 'b, 'c>(&'a self, request: &'b ChatRequest) -> ProviderFuture<'c, ChatStream>
+    where
+        'a: 'c,
+        'b: 'c,
+        Self: 'c,
+    {
+        (**self).stream(request)
     }
 }
 

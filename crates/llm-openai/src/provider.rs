@@ -345,20 +345,37 @@ impl AzureOpenAiProvider {
     }
 }
 
+/// `ChatProvider` by forwarding to the wrapped client, its futures as they are (see
+/// [`llm_core::ProviderFuture`]).
 macro_rules! delegate_chat_provider {
     ($($provider:ty),*) => {$(
-        #[async_trait]
         impl ChatProvider for $provider {
             fn name(&self) -> &str {
                 self.client.name()
             }
 
-            async fn chat(&self, request: &ChatRequest) -> Result<ChatResponse> {
-                self.client.chat(request).await
+            fn chat<'a, 'b, 'c>(
+                &'a self,
+                request: &'b ChatRequest,
+            ) -> llm_core::ProviderFuture<'c, ChatResponse>
+            where
+                'a: 'c,
+                'b: 'c,
+                Self: 'c,
+            {
+                self.client.chat(request)
             }
 
-            async fn stream(&self, request: &ChatRequest) -> Result<ChatStream> {
-                self.client.stream(request).await
+            fn stream<'a, 'b, 'c>(
+                &'a self,
+                request: &'b ChatRequest,
+            ) -> llm_core::ProviderFuture<'c, ChatStream>
+            where
+                'a: 'c,
+                'b: 'c,
+                Self: 'c,
+            {
+                self.client.stream(request)
             }
         }
     )*};
