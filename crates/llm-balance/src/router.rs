@@ -310,6 +310,12 @@ impl Router {
         &self.inner.deployments
     }
 
+    /// The deadline of a whole request, failover included ([`RouterConfig::timeout`]).
+    #[must_use]
+    pub fn timeout(&self) -> Duration {
+        self.inner.config.timeout
+    }
+
     /// [`ChatProvider::chat`] with per-request options.
     ///
     /// # Errors

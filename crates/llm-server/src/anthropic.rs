@@ -1100,13 +1100,13 @@ pub(crate) async fn messages(
     metrics::count_request(stream);
     let options = ChatOptions::default();
     if !stream {
-        let answer = tokio::time::timeout(
-            state.options.request_timeout,
+        let answer = crate::handlers::within_request_timeout(
+            &state,
             state.factory.chat_with(chat, &options),
         )
         .await;
         return match answer {
-            Err(_) => error_response(
+            None => error_response(
                 StatusCode::GATEWAY_TIMEOUT,
                 &format!(
                     "the request took longer than {:?}",
@@ -1114,12 +1114,12 @@ pub(crate) async fn messages(
                 ),
                 None,
             ),
-            Ok(Err(error)) => {
+            Some(Err(error)) => {
                 let error = ApiError::from(error);
                 metrics::count_error(&error);
                 reshape(error)
             }
-            Ok(Ok(answer)) => {
+            Some(Ok(answer)) => {
                 metrics::observe_answer(started, answer.usage.as_ref());
                 Json(from_chat(&answer, &model)).into_response()
             }

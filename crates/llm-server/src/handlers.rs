@@ -165,28 +165,38 @@ async fn serve_chat(
         // Boxed: the routed call's future is large (the request, the router's state), and
         // every future around it (this handler's, axum's and hyper's wrappers) would
         // otherwise be that much larger and copied whole at each move.
-        let answer = tokio::time::timeout(
-            state.options.request_timeout,
-            Box::pin(state.factory.chat_with(request, &options)),
-        )
-        .await
-        .map_err(|_| {
-            ApiError::new(
-                StatusCode::GATEWAY_TIMEOUT,
-                "timeout_error",
-                Some("timeout"),
-                format!(
-                    "the request took longer than {:?}",
-                    state.options.request_timeout
-                ),
-            )
-        })??;
+        let answer =
+            within_request_timeout(state, Box::pin(state.factory.chat_with(request, &options)))
+                .await
+                .ok_or_else(|| {
+                    ApiError::new(
+                        StatusCode::GATEWAY_TIMEOUT,
+                        "timeout_error",
+                        Some("timeout"),
+                        format!(
+                            "the request took longer than {:?}",
+                            state.options.request_timeout
+                        ),
+                    )
+                })??;
         metrics::observe_answer(started, answer.usage.as_ref());
         return json_answer(&answer);
     }
     let include_usage = request.include_usage();
     let upstream = Box::pin(state.factory.stream_with(request, &options)).await?;
     Ok(sse(upstream, include_usage, started))
+}
+
+/// `call`, or `None` when the gateway's request timeout ran out first (no timer when the
+/// router's own deadline comes first: see `AppState::request_timer`).
+pub(crate) async fn within_request_timeout<T>(
+    state: &AppState,
+    call: impl Future<Output = T>,
+) -> Option<T> {
+    match state.request_timer {
+        Some(limit) => tokio::time::timeout(limit, call).await.ok(),
+        None => Some(call.await),
+    }
 }
 
 /// The answer as `application/json`, written by its direct writer (the same bytes as

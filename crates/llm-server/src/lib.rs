@@ -138,6 +138,10 @@ pub(crate) struct AppState {
     pub(crate) factory: LlmFactory,
     pub(crate) options: GatewayOptions,
     pub(crate) slots: Arc<Semaphore>,
+    /// The gateway's request timeout when it can fire before the router's own deadline
+    /// for a whole request; `None` when the router's comes first (the defaults: 300 s
+    /// against 600 s), so that a non-streamed call runs without a timer that never fires.
+    pub(crate) request_timer: Option<Duration>,
 }
 
 /// The gateway's routes for `factory`, with the options of its `server:` settings.
@@ -150,11 +154,20 @@ pub fn router(factory: LlmFactory) -> Router {
 pub fn router_with(factory: LlmFactory, options: GatewayOptions) -> Router {
     // Install the metrics recorder before the first request is counted.
     let _ = metrics::handle();
+    // The router answers at its deadline; a gateway timeout at least a second later (its
+    // timer starts a little earlier) can never fire first.
+    let request_timer = (options.request_timeout
+        < factory
+            .router()
+            .timeout()
+            .saturating_add(Duration::from_secs(1)))
+    .then_some(options.request_timeout);
     let state = Arc::new(AppState {
         abilities: anthropic::abilities(&factory),
         slots: Arc::new(Semaphore::new(options.max_concurrency)),
         factory,
         options,
+        request_timer,
     });
     // Every route but the health probes is listed in `middleware::GUARDED` (the gateway
     // key and the concurrency limit apply there; tests/it/hardening.rs checks each).

@@ -314,6 +314,40 @@ async fn a_slow_upstream_hits_the_request_deadline_with_504() {
     assert_eq!(body["error"]["type"], "timeout_error");
 }
 
+/// With the router's deadline shorter than the gateway's request timeout (the defaults'
+/// order: the gateway then runs no timer of its own), a slow upstream is still a 504 at
+/// the router's deadline.
+#[tokio::test]
+async fn a_slow_upstream_hits_the_routers_deadline_with_504() {
+    let upstream = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(200).set_delay(std::time::Duration::from_secs(10)))
+        .mount(&upstream)
+        .await;
+    let factory = LlmFactory::builder()
+        .router(llm_factory::RouterSettings {
+            timeout: Some(0.3),
+            ..llm_factory::RouterSettings::default()
+        })
+        .model(ModelConfig {
+            api_base: Some(format!("{}/v1", upstream.uri())),
+            ..ModelConfig::new(ProviderType::OpenAi, "gpt-4o", UPSTREAM_KEY)
+        })
+        .build()
+        .unwrap();
+    let gateway = Gateway::start(factory, GatewayOptions::default()).await;
+    let started = std::time::Instant::now();
+    let (status, body, _) = chat(&gateway, "gpt-4o", "hi").await;
+    assert_eq!(status, 504, "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("timed out")),
+        "{body}"
+    );
+    assert!(started.elapsed() < std::time::Duration::from_secs(5));
+}
+
 #[tokio::test]
 async fn the_router_mounts_under_any_prefix() {
     let app = axum::Router::new()
