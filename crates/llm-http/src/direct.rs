@@ -232,8 +232,8 @@ impl DirectClient {
                     (conn, false)
                 }
             };
-            // A pooled connection is ready (it was settled when taken); a new one is once its
-            // driver has run.
+            // A pooled connection was ready when it went back (see `Lease`); a new one is
+            // once its driver has run.
             let ready = if conn.sender.is_ready() {
                 Ok(())
             } else {
@@ -341,7 +341,7 @@ type Driver = http1::Connection<TokioIo<tokio::net::TcpStream>, Full<Bytes>>;
 /// streamed chunk reaches the gateway's client without waking a second task (hyper-util
 /// spawns one per connection; each chunk then crossed from it to the reader through a
 /// wake-up). While the connection is idle in the pool nobody drives it; a close by the
-/// server is noticed when it is next taken ([`Conn::settle`]).
+/// server is noticed when it is next driven (see [`PlainPool::checkout`]).
 struct Conn {
     sender: Sender,
     /// `None` once the connection has ended.

@@ -40,13 +40,13 @@ impl FormatTime for CachedUtc {
             last.set((secs, prefix));
             prefix
         });
-        let mut line = [0_u8; 28];
+        let mut line = [0_u8; 27];
         line[..19].copy_from_slice(&prefix);
         line[19] = b'.';
         digits(&mut line[20..26], since.subsec_micros());
         line[26] = b'Z';
         // Only ASCII digits and punctuation were written.
-        w.write_str(std::str::from_utf8(&line[..27]).map_err(|_| fmt::Error)?)
+        w.write_str(std::str::from_utf8(&line).map_err(|_| fmt::Error)?)
     }
 }
 
