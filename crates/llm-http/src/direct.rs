@@ -220,11 +220,7 @@ impl DirectClient {
                 None => {
                     let conn = self.plain.connect(uri.clone()).await.map_err(|err| {
                         if is_timeout(&*err) {
-                            Error::Timeout {
-                                provider: provider.to_owned().into(),
-                                phase: TimeoutPhase::Connect,
-                                after: self.connect,
-                            }
+                            self.connect_timeout(provider)
                         } else {
                             Error::connection(provider.to_owned(), err)
                         }
@@ -277,13 +273,18 @@ impl DirectClient {
 
     fn send_error(&self, provider: &str, err: hyper_util::client::legacy::Error) -> Error {
         if err.is_connect() && timed_out(&err) {
-            Error::Timeout {
-                provider: provider.to_owned().into(),
-                phase: TimeoutPhase::Connect,
-                after: self.connect,
-            }
+            self.connect_timeout(provider)
         } else {
             Error::connection(provider.to_owned(), err)
+        }
+    }
+
+    /// The connect timeout ran out (both paths report it the same way).
+    fn connect_timeout(&self, provider: &str) -> Error {
+        Error::Timeout {
+            provider: provider.to_owned().into(),
+            phase: TimeoutPhase::Connect,
+            after: self.connect,
         }
     }
 }

@@ -737,8 +737,9 @@ mod tests {
         t.post(url, HeaderMap::new(), Vec::new(), unexpected).await
     }
 
-    /// A one-connection upstream that answers the first request with `head` and `body`
-    /// bytes, then keeps the connection open without a word until `hold` has passed.
+    /// An upstream that answers the first request on each connection with `head` and
+    /// `body` bytes, then keeps the connection open without a word until `hold` has passed
+    /// (closes it at once when `hold` is zero).
     async fn raw_upstream(head: &'static str, body: &'static [u8], hold: Duration) -> String {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -749,7 +750,9 @@ mod tests {
                     let _ = socket.read(&mut request).await;
                     let _ = socket.write_all(head.as_bytes()).await;
                     let _ = socket.write_all(body).await;
-                    tokio::time::sleep(hold).await;
+                    if !hold.is_zero() {
+                        tokio::time::sleep(hold).await;
+                    }
                 });
             }
         });
@@ -1076,44 +1079,23 @@ mod tests {
         assert_eq!(upstream.accepted(), 1, "one connection for five requests");
     }
 
-    /// An upstream on 127.0.0.1 that answers one request per connection and closes it
-    /// `linger` after the answer, without saying so (no `connection: close`).
-    async fn one_answer_per_connection(linger: Duration) -> std::net::SocketAddr {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        tokio::spawn(async move {
-            while let Ok((mut socket, _)) = listener.accept().await {
-                tokio::spawn(async move {
-                    let mut request = vec![0; 4096];
-                    let _ = socket.read(&mut request).await;
-                    let _ = socket
-                        .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n{}")
-                        .await;
-                    if !linger.is_zero() {
-                        tokio::time::sleep(linger).await;
-                    }
-                });
-            }
-        });
-        addr
-    }
-
     /// Connections the upstream closes after each answer are not reused, on both paths:
     /// closed at once, the close is seen before the connection goes back to the pool;
     /// closed a moment later, while the connection is idle in the pool, the next request
     /// finds that out before writing and is sent on a new connection.
     #[tokio::test]
     async fn connections_closed_by_the_upstream_are_not_reused() {
-        let at_once = one_answer_per_connection(Duration::ZERO).await;
-        let later = one_answer_per_connection(Duration::from_millis(10)).await;
+        const HEAD: &str = "HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n";
+        let at_once = raw_upstream(HEAD, b"{}", Duration::ZERO).await;
+        let later = raw_upstream(HEAD, b"{}", Duration::from_millis(10)).await;
         for (path_name, t) in transports(Limits::default(), Timeouts::default()) {
-            for (addr, pause) in [
-                (at_once, Duration::ZERO),
-                (later, Duration::from_millis(60)),
+            for (url, pause) in [
+                (&at_once, Duration::ZERO),
+                (&later, Duration::from_millis(60)),
             ] {
                 for round in 0..5 {
                     tokio::time::sleep(pause).await;
-                    let response = post_empty(&t, format!("http://{addr}/").parse().unwrap())
+                    let response = post_empty(&t, url.parse().unwrap())
                         .await
                         .unwrap_or_else(|e| panic!("{path_name}, {pause:?}, round {round}: {e}"));
                     assert_eq!(
