@@ -67,6 +67,12 @@ type BoxError = Box<dyn StdError + Send + Sync>;
 /// How long an idle upstream connection is kept (hyper-util's and reqwest's default).
 const IDLE_TIMEOUT: Duration = Duration::from_secs(90);
 
+/// How long a plain-HTTP connection beyond `max_idle_per_host` is kept idle (see
+/// [`PlainPool`]): long enough to carry a busy gateway from one moment to the next
+/// without reconnecting, short enough that a burst's connections are closed (and their
+/// memory freed) seconds after it.
+const SURPLUS_IDLE_TIMEOUT: Duration = Duration::from_secs(2);
+
 /// hyper-util's pooled client with the settings of [`crate::http_client_with`], and the
 /// pool of plain-HTTP connections.
 #[derive(Clone)]
@@ -146,6 +152,7 @@ impl DirectClient {
             },
             max_idle_per_host,
             IDLE_TIMEOUT,
+            SURPLUS_IDLE_TIMEOUT,
         ));
         let https = HttpsConnectorBuilder::new()
             .with_tls_config(tls)
@@ -383,8 +390,18 @@ struct IdleConnection {
     since: std::time::Instant,
 }
 
-/// The idle HTTP/1.1 connections to plain-HTTP upstreams, at most `max_idle_per_host` per
-/// authority, each for at most `idle_timeout`.
+/// The idle HTTP/1.1 connections to plain-HTTP upstreams.
+///
+/// Per authority, up to `max_idle_per_host` connections are kept for `idle_timeout`
+/// (the warm set); connections returned beyond that are kept only for `surplus_timeout`.
+/// A fixed cap alone made a gateway busier than the cap reconnect all the time: at 256
+/// concurrent requests and a cap of 64, every fifth request opened a new upstream
+/// connection and closed another (`ss` counted ≈ 2,400 `TIME_WAIT` sockets a second),
+/// because answers come back in batches and each batch overflowed the cap that the next
+/// batch of requests then lacked. The surplus is bounded by how many requests were in
+/// flight a moment ago (the gateway's `max_concurrency`), and for no longer than
+/// `surplus_timeout`: a task closes it when nothing else comes by (see [`reap`]), so
+/// the memory of a burst's connections is freed seconds after the burst.
 ///
 /// It replaces hyper-util's pool for `http://` targets because on the gateway's hot path
 /// that pool cost about 6,000 instructions per request (`callgrind`): its key hashed with
@@ -396,10 +413,18 @@ struct IdleConnection {
 /// server closed while it was idle is found out when used ([`PlainPool::checkout`]). HTTPS
 /// stays with hyper-util (its connections may be HTTP/2, shared by many requests).
 pub(crate) struct PlainPool {
-    idle: Mutex<HashMap<Arc<str>, VecDeque<IdleConnection>, foldhash::fast::RandomState>>,
+    idle: Mutex<IdleHosts>,
     max_idle_per_host: usize,
     idle_timeout: Duration,
+    surplus_timeout: Duration,
     connector: ConnectWithin<HttpConnector>,
+}
+
+/// The idle connections per authority, oldest first, and whether a [`reap`] task runs.
+#[derive(Default)]
+struct IdleHosts {
+    hosts: HashMap<Arc<str>, VecDeque<IdleConnection>, foldhash::fast::RandomState>,
+    reaping: bool,
 }
 
 impl PlainPool {
@@ -407,11 +432,13 @@ impl PlainPool {
         connector: ConnectWithin<HttpConnector>,
         max_idle_per_host: usize,
         idle_timeout: Duration,
+        surplus_timeout: Duration,
     ) -> Self {
         Self {
-            idle: Mutex::new(HashMap::default()),
+            idle: Mutex::new(IdleHosts::default()),
             max_idle_per_host,
             idle_timeout,
+            surplus_timeout: surplus_timeout.min(idle_timeout),
             connector,
         }
     }
@@ -424,7 +451,7 @@ impl PlainPool {
     fn checkout(&self, key: &str) -> Option<Conn> {
         let now = std::time::Instant::now();
         let mut idle = self.idle.lock();
-        let connections = idle.get_mut(key)?;
+        let connections = idle.hosts.get_mut(key)?;
         let connection = connections.pop_back()?;
         if now.saturating_duration_since(connection.since) > self.idle_timeout {
             // The newest is expired: so are the older ones.
@@ -434,26 +461,54 @@ impl PlainPool {
         Some(connection.conn)
     }
 
-    /// Keep `conn` (open and ready) for the next request to `key`, unless `key` already
-    /// has `max_idle_per_host` idle connections; expired ones are dropped on the way.
-    fn put(&self, key: &Arc<str>, conn: Conn) {
+    /// Keep `conn` (open and ready) for the next request to `key`; expired connections
+    /// are dropped on the way. When this makes a surplus, a [`reap`] task is started (if
+    /// none runs and there is a runtime) to close it once it has been idle for
+    /// `surplus_timeout`.
+    fn put(self: &Arc<Self>, key: &Arc<str>, conn: Conn) {
         if self.max_idle_per_host == 0 {
             return;
         }
         let now = std::time::Instant::now();
         let mut idle = self.idle.lock();
-        let connections = match idle.get_mut(&**key) {
+        let IdleHosts { hosts, reaping } = &mut *idle;
+        let connections = match hosts.get_mut(&**key) {
             Some(connections) => connections,
-            None => idle.entry(Arc::clone(key)).or_default(),
+            None => hosts.entry(Arc::clone(key)).or_default(),
         };
-        while connections
-            .front()
-            .is_some_and(|c| now.saturating_duration_since(c.since) > self.idle_timeout)
+        let mut expired = Vec::new();
+        self.prune(connections, now, &mut expired);
+        connections.push_back(IdleConnection { conn, since: now });
+        if connections.len() > self.max_idle_per_host
+            && !*reaping
+            && let Ok(runtime) = tokio::runtime::Handle::try_current()
         {
-            connections.pop_front();
+            *reaping = true;
+            runtime.spawn(reap(Arc::downgrade(self)));
         }
-        if connections.len() < self.max_idle_per_host {
-            connections.push_back(IdleConnection { conn, since: now });
+        drop(idle);
+        drop(expired);
+    }
+
+    /// Move the oldest of `connections` to `expired` while they have expired: the surplus
+    /// beyond `max_idle_per_host` after `surplus_timeout`, the rest after `idle_timeout`.
+    /// (The caller drops them, closing them, once it has let go of the lock.)
+    fn prune(
+        &self,
+        connections: &mut VecDeque<IdleConnection>,
+        now: std::time::Instant,
+        expired: &mut Vec<IdleConnection>,
+    ) {
+        while let Some(oldest) = connections.front() {
+            let limit = if connections.len() > self.max_idle_per_host {
+                self.surplus_timeout
+            } else {
+                self.idle_timeout
+            };
+            if now.saturating_duration_since(oldest.since) <= limit {
+                break;
+            }
+            expired.extend(connections.pop_front());
         }
     }
 
@@ -471,7 +526,39 @@ impl PlainPool {
     /// How many idle connections `key` has (tests).
     #[cfg(test)]
     pub(crate) fn idle_count(&self, key: &str) -> usize {
-        self.idle.lock().get(key).map_or(0, VecDeque::len)
+        self.idle.lock().hosts.get(key).map_or(0, VecDeque::len)
+    }
+}
+
+/// Close `pool`'s surplus connections as they expire, waking every half
+/// `surplus_timeout`, until there is no surplus left (the next surplus starts a new task)
+/// or the pool is gone. Without it a burst's connections would stay open, and their
+/// buffers allocated, until the next request to the same host came by.
+async fn reap(pool: std::sync::Weak<PlainPool>) {
+    loop {
+        let Some(tick) = pool.upgrade().map(|pool| pool.surplus_timeout / 2) else {
+            return;
+        };
+        tokio::time::sleep(tick).await;
+        let Some(pool) = pool.upgrade() else {
+            return;
+        };
+        let now = std::time::Instant::now();
+        let mut expired = Vec::new();
+        let mut idle = pool.idle.lock();
+        let mut surplus = false;
+        for connections in idle.hosts.values_mut() {
+            pool.prune(connections, now, &mut expired);
+            surplus |= connections.len() > pool.max_idle_per_host;
+        }
+        if !surplus {
+            idle.reaping = false;
+        }
+        drop(idle);
+        drop(expired);
+        if !surplus {
+            return;
+        }
     }
 }
 
@@ -715,14 +802,20 @@ mod tests {
         upstream: &CountingServer,
         max_idle: usize,
         idle_timeout: Duration,
-    ) -> (PlainPool, Uri, Arc<str>) {
+    ) -> (Arc<PlainPool>, Uri, Arc<str>) {
         let connector = ConnectWithin {
             inner: HttpConnector::new(),
             limit: Duration::from_secs(5),
         };
         let uri: Uri = format!("http://{}/", upstream.addr()).parse().unwrap();
         let key = Arc::from(uri.authority().unwrap().as_str());
-        (PlainPool::new(connector, max_idle, idle_timeout), uri, key)
+        let pool = PlainPool::new(
+            connector,
+            max_idle,
+            idle_timeout,
+            Duration::from_millis(100),
+        );
+        (Arc::new(pool), uri, key)
     }
 
     #[test]
@@ -738,8 +831,9 @@ mod tests {
         assert!(PlainTarget::of(&"https://example.com/v1".parse().unwrap()).is_none());
     }
 
-    /// At most `max_idle_per_host` connections are kept, expired ones are never handed out,
-    /// and one the server closed while idle is found closed when driven.
+    /// `max_idle_per_host` connections are kept for the idle timeout and the surplus for the
+    /// surplus timeout (closed by the reaper with nothing else coming by), expired ones are
+    /// never handed out, and one the server closed while idle is found closed when driven.
     #[tokio::test]
     async fn the_pool_is_bounded_and_expires_idle_connections() {
         let upstream = CountingServer::start("{}".to_owned(), Duration::ZERO)
@@ -753,12 +847,23 @@ mod tests {
         for sender in senders {
             pool.put(&key, sender);
         }
-        assert_eq!(pool.idle_count(&key), 2, "bounded");
+        assert_eq!(pool.idle_count(&key), 3, "the surplus is kept for a moment");
+        let waited = Instant::now();
+        while pool.idle_count(&key) > 2 && waited.elapsed() < Duration::from_secs(5) {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert_eq!(pool.idle_count(&key), 2, "the reaper closed the surplus");
+        assert!(
+            waited.elapsed() >= Duration::from_millis(100),
+            "not before it expired"
+        );
         assert_eq!(
             upstream.open_at_most(2, Duration::from_secs(5)).await,
             Ok(2),
-            "the third connection closed"
+            "the surplus connection closed"
         );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert_eq!(pool.idle_count(&key), 2, "the warm set stays");
         assert!(pool.checkout(&key).is_some());
         assert!(pool.checkout(&key).is_some());
         assert!(pool.checkout(&key).is_none(), "empty");

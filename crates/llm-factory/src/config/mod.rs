@@ -547,8 +547,10 @@ pub struct ServerSettings {
     /// fails that attempt, detected while reading.
     #[serde(default)]
     pub max_upstream_body_bytes: Option<usize>,
-    /// Idle upstream connections kept per provider entry and host (default 64); the rest
-    /// close when a burst is over (nginx `keepalive` in an `upstream` block).
+    /// Idle upstream connections kept per provider entry and host (default 64; nginx
+    /// `keepalive` in an `upstream` block). For plain-HTTP upstreams the connections a
+    /// burst freed beyond it are kept 2 s more, so that steady traffic above the bound
+    /// does not reconnect, and then closed.
     #[serde(default)]
     pub max_idle_upstream_connections: Option<usize>,
 }
