@@ -223,7 +223,11 @@ impl DirectClient {
     ) -> Result<(http::Response<Incoming>, Option<Lease>)> {
         loop {
             let (mut conn, reused) = match self.plain.checkout(&plain.key) {
-                Some(conn) => (conn, true),
+                Some(Kept::Live(conn)) => (conn, true),
+                Some(Kept::Socket(socket)) => match Conn::over(socket).await {
+                    Ok(conn) => (conn, true),
+                    Err(_) => continue,
+                },
                 None => {
                     let conn = self.plain.connect(uri.clone()).await.map_err(|err| {
                         if is_timeout(&*err) {
@@ -357,6 +361,15 @@ struct Conn {
 }
 
 impl Conn {
+    /// hyper's HTTP/1.1 client state over `io` (no I/O happens here).
+    async fn over(io: TokioIo<tokio::net::TcpStream>) -> hyper::Result<Self> {
+        let (sender, driver) = http1::handshake(io).await?;
+        Ok(Self {
+            sender,
+            driver: Some(Box::pin(driver)),
+        })
+    }
+
     /// Let the connection do the I/O it can: write a queued request, read an answer into
     /// its body, notice a close. `false` once it has ended.
     fn drive(&mut self, cx: &mut Context<'_>) -> bool {
@@ -386,8 +399,30 @@ impl Conn {
 
 /// An idle connection and when it became idle.
 struct IdleConnection {
-    conn: Conn,
+    kept: Kept,
     since: std::time::Instant,
+}
+
+/// How an idle connection is kept: whole, or as its bare socket.
+enum Kept {
+    /// Ready for a request at once, with hyper's state: its 8 KiB read and write buffers
+    /// and its request queue (≈ 28 KiB in all).
+    Live(Conn),
+    /// Only the socket, once the connection has been idle for the pool's
+    /// `surplus_timeout` (see [`tend`]); hyper's state is made again (no I/O) when it is
+    /// taken.
+    Socket(TokioIo<tokio::net::TcpStream>),
+}
+
+impl Conn {
+    /// The bare socket, with hyper's buffers freed; `None` when the connection has ended
+    /// or had read bytes that no request asked for (it is closed).
+    fn into_socket(self) -> Option<TokioIo<tokio::net::TcpStream>> {
+        let Self { sender, driver } = self;
+        drop(sender);
+        let parts = Pin::into_inner(driver?).into_parts();
+        parts.read_buf.is_empty().then_some(parts.io)
+    }
 }
 
 /// The idle HTTP/1.1 connections to plain-HTTP upstreams.
@@ -400,8 +435,9 @@ struct IdleConnection {
 /// because answers come back in batches and each batch overflowed the cap that the next
 /// batch of requests then lacked. The surplus is bounded by how many requests were in
 /// flight a moment ago (the gateway's `max_concurrency`), and for no longer than
-/// `surplus_timeout`: a task closes it when nothing else comes by (see [`reap`]), so
-/// the memory of a burst's connections is freed seconds after the burst.
+/// `surplus_timeout`: a task closes it when nothing else comes by (see [`tend`]), so
+/// the memory of a burst's connections is freed seconds after the burst. The same task
+/// strips the warm connections idle that long down to their sockets ([`Kept`]).
 ///
 /// It replaces hyper-util's pool for `http://` targets because on the gateway's hot path
 /// that pool cost about 6,000 instructions per request (`callgrind`): its key hashed with
@@ -420,11 +456,11 @@ pub(crate) struct PlainPool {
     connector: ConnectWithin<HttpConnector>,
 }
 
-/// The idle connections per authority, oldest first, and whether a [`reap`] task runs.
+/// The idle connections per authority, oldest first, and whether a [`tend`] task runs.
 #[derive(Default)]
 struct IdleHosts {
     hosts: HashMap<Arc<str>, VecDeque<IdleConnection>, foldhash::fast::RandomState>,
-    reaping: bool,
+    tending: bool,
 }
 
 impl PlainPool {
@@ -448,7 +484,7 @@ impl PlainPool {
     /// before writing (hyper reads before it writes) and comes back unsent, to be sent on
     /// the next connection ([`DirectClient::post`]); polling every connection here to find
     /// out first cost more than that rare retry.
-    fn checkout(&self, key: &str) -> Option<Conn> {
+    fn checkout(&self, key: &str) -> Option<Kept> {
         let now = std::time::Instant::now();
         let mut idle = self.idle.lock();
         let connections = idle.hosts.get_mut(key)?;
@@ -458,36 +494,45 @@ impl PlainPool {
             connections.clear();
             return None;
         }
-        Some(connection.conn)
+        Some(connection.kept)
     }
 
     /// Keep `conn` (open and ready) for the next request to `key`; expired connections
-    /// are dropped on the way. When this makes a surplus, a [`reap`] task is started (if
-    /// none runs and there is a runtime) to close it once it has been idle for
-    /// `surplus_timeout`.
+    /// are dropped on the way. A [`tend`] task is started if none runs (and there is a
+    /// runtime): it closes the surplus and strips the rest down to their sockets once they
+    /// have been idle for `surplus_timeout`.
     fn put(self: &Arc<Self>, key: &Arc<str>, conn: Conn) {
         if self.max_idle_per_host == 0 {
             return;
         }
         let now = std::time::Instant::now();
         let mut idle = self.idle.lock();
-        let IdleHosts { hosts, reaping } = &mut *idle;
+        let IdleHosts { hosts, tending } = &mut *idle;
         let connections = match hosts.get_mut(&**key) {
             Some(connections) => connections,
             None => hosts.entry(Arc::clone(key)).or_default(),
         };
         let mut expired = Vec::new();
         self.prune(connections, now, &mut expired);
-        connections.push_back(IdleConnection { conn, since: now });
-        if connections.len() > self.max_idle_per_host
-            && !*reaping
-            && let Ok(runtime) = tokio::runtime::Handle::try_current()
-        {
-            *reaping = true;
-            runtime.spawn(reap(Arc::downgrade(self)));
+        connections.push_back(IdleConnection {
+            kept: Kept::Live(conn),
+            since: now,
+        });
+        let runtime = if *tending {
+            None
+        } else {
+            tokio::runtime::Handle::try_current().ok()
+        };
+        if runtime.is_some() {
+            *tending = true;
         }
         drop(idle);
         drop(expired);
+        if let Some(runtime) = runtime {
+            // Spawned without the lock: a task dropped at once (the runtime is shutting
+            // down) takes it to clear the flag.
+            runtime.spawn(tend(Tending(Some(Arc::downgrade(self)))));
+        }
     }
 
     /// Move the oldest of `connections` to `expired` while they have expired: the surplus
@@ -516,10 +561,17 @@ impl PlainPool {
     async fn connect(&self, uri: Uri) -> std::result::Result<Conn, BoxError> {
         use tower::ServiceExt as _;
         let io: TokioIo<tokio::net::TcpStream> = self.connector.clone().oneshot(uri).await?;
-        let (sender, driver) = http1::handshake(io).await?;
-        Ok(Conn {
-            sender,
-            driver: Some(Box::pin(driver)),
+        Ok(Conn::over(io).await?)
+    }
+
+    /// How many of `key`'s idle connections are kept whole (tests).
+    #[cfg(test)]
+    pub(crate) fn live_count(&self, key: &str) -> usize {
+        self.idle.lock().hosts.get(key).map_or(0, |connections| {
+            connections
+                .iter()
+                .filter(|c| matches!(c.kept, Kept::Live(_)))
+                .count()
         })
     }
 
@@ -530,11 +582,17 @@ impl PlainPool {
     }
 }
 
-/// Close `pool`'s surplus connections as they expire, waking every half
-/// `surplus_timeout`, until there is no surplus left (the next surplus starts a new task)
-/// or the pool is gone. Without it a burst's connections would stay open, and their
-/// buffers allocated, until the next request to the same host came by.
-async fn reap(pool: std::sync::Weak<PlainPool>) {
+/// Look after the idle connections of the pool `tending` names while any are live or in
+/// surplus, waking every half `surplus_timeout`: close the expired ones and the surplus
+/// idle for `surplus_timeout`, and strip the others idle that long down to their sockets
+/// ([`Kept::Socket`]: an idle connection then holds a few hundred bytes instead of
+/// ≈ 28 KiB). It ends when nothing is left to do (the next connection put back starts a
+/// new one) or the pool is gone. Without it a burst's connections, and their buffers,
+/// would stay until the next request to the same host came by.
+async fn tend(mut tending: Tending) {
+    let Some(pool) = tending.0.clone() else {
+        return;
+    };
     loop {
         let Some(tick) = pool.upgrade().map(|pool| pool.surplus_timeout / 2) else {
             return;
@@ -546,18 +604,63 @@ async fn reap(pool: std::sync::Weak<PlainPool>) {
         let now = std::time::Instant::now();
         let mut expired = Vec::new();
         let mut idle = pool.idle.lock();
-        let mut surplus = false;
+        let mut more = false;
         for connections in idle.hosts.values_mut() {
             pool.prune(connections, now, &mut expired);
-            surplus |= connections.len() > pool.max_idle_per_host;
+            more |= connections.len() > pool.max_idle_per_host;
+            if !connections.iter().any(|c| matches!(c.kept, Kept::Live(_))) {
+                continue;
+            }
+            let mut kept = VecDeque::with_capacity(connections.len());
+            for IdleConnection {
+                kept: connection,
+                since,
+            } in connections.drain(..)
+            {
+                let connection = match connection {
+                    Kept::Live(conn)
+                        if now.saturating_duration_since(since) >= pool.surplus_timeout =>
+                    {
+                        // A connection that ended while idle is closed here.
+                        let Some(socket) = conn.into_socket() else {
+                            continue;
+                        };
+                        Kept::Socket(socket)
+                    }
+                    Kept::Live(conn) => {
+                        more = true;
+                        Kept::Live(conn)
+                    }
+                    socket @ Kept::Socket(_) => socket,
+                };
+                kept.push_back(IdleConnection {
+                    kept: connection,
+                    since,
+                });
+            }
+            *connections = kept;
         }
-        if !surplus {
-            idle.reaping = false;
+        if !more {
+            idle.tending = false;
+            tending.0 = None;
         }
         drop(idle);
         drop(expired);
-        if !surplus {
+        if !more {
             return;
+        }
+    }
+}
+
+/// Clears the pool's `tending` flag when a [`tend`] task is dropped before it ends by
+/// itself (its runtime shut down, perhaps before it first ran), so that the next
+/// connection put back starts another.
+struct Tending(Option<std::sync::Weak<PlainPool>>);
+
+impl Drop for Tending {
+    fn drop(&mut self) {
+        if let Some(pool) = self.0.take().and_then(|pool| pool.upgrade()) {
+            pool.idle.lock().tending = false;
         }
     }
 }
@@ -832,7 +935,7 @@ mod tests {
     }
 
     /// `max_idle_per_host` connections are kept for the idle timeout and the surplus for the
-    /// surplus timeout (closed by the reaper with nothing else coming by), expired ones are
+    /// surplus timeout (closed by `tend` with nothing else coming by), expired ones are
     /// never handed out, and one the server closed while idle is found closed when driven.
     #[tokio::test]
     async fn the_pool_is_bounded_and_expires_idle_connections() {
@@ -852,7 +955,7 @@ mod tests {
         while pool.idle_count(&key) > 2 && waited.elapsed() < Duration::from_secs(5) {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        assert_eq!(pool.idle_count(&key), 2, "the reaper closed the surplus");
+        assert_eq!(pool.idle_count(&key), 2, "`tend` closed the surplus");
         assert!(
             waited.elapsed() >= Duration::from_millis(100),
             "not before it expired"
@@ -885,8 +988,129 @@ mod tests {
         pool.put(&key, conn);
         drop(upstream);
         tokio::time::sleep(Duration::from_millis(200)).await;
-        let mut conn = pool.checkout(&key).expect("kept while idle");
+        let mut conn = match pool.checkout(&key).expect("kept while idle") {
+            Kept::Live(conn) => conn,
+            Kept::Socket(socket) => Conn::over(socket).await.unwrap(),
+        };
         assert!(!conn.settle(), "closed");
         assert!(pool.checkout(&key).is_none(), "taken");
+    }
+
+    /// Send one request on `conn` and read its answer to the end, driving the connection
+    /// here as `DirectClient::post` and `DirectBody` do.
+    async fn exchange(conn: &mut Conn) -> Vec<u8> {
+        let request = Request::post("/")
+            .header(HOST, "upstream")
+            .body(Full::new(Bytes::from_static(b"{}")))
+            .unwrap();
+        std::future::poll_fn(|cx| {
+            conn.drive(cx);
+            conn.sender.poll_ready(cx)
+        })
+        .await
+        .unwrap();
+        let sent = conn.sender.send_request(request);
+        let mut sent = std::pin::pin!(sent);
+        let response = std::future::poll_fn(|cx| {
+            conn.drive(cx);
+            sent.as_mut().poll(cx)
+        })
+        .await
+        .unwrap();
+        let mut body = response.into_body();
+        let mut read = Vec::new();
+        while let Some(frame) = std::future::poll_fn(|cx| {
+            conn.drive(cx);
+            Pin::new(&mut body).poll_frame(cx)
+        })
+        .await
+        {
+            if let Ok(data) = frame.unwrap().into_data() {
+                read.extend_from_slice(&data);
+            }
+        }
+        read
+    }
+
+    /// Wait (up to 5 s) until `key` has no live idle connection left.
+    async fn until_stripped(pool: &PlainPool, key: &str) {
+        let waited = Instant::now();
+        while pool.live_count(key) > 0 && waited.elapsed() < Duration::from_secs(5) {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert_eq!(pool.live_count(key), 0, "stripped to its socket");
+    }
+
+    /// A `tend` task dropped with its runtime clears the flag, so that a pool used on in
+    /// another runtime is tended there.
+    #[test]
+    fn a_pool_is_tended_again_after_its_runtime_shut_down() {
+        let runtime = || {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap()
+        };
+        let first = runtime();
+        let (pool, key) = first.block_on(async {
+            let upstream = CountingServer::start("{}".to_owned(), Duration::ZERO)
+                .await
+                .unwrap();
+            let (pool, uri, key) = pool_to(&upstream, 2, Duration::from_secs(60));
+            pool.put(&key, pool.connect(uri).await.unwrap());
+            assert!(pool.idle.lock().tending, "a task tends the pool");
+            (pool, key)
+        });
+        drop(first);
+        assert!(!pool.idle.lock().tending, "cleared with the runtime");
+        drop(pool.checkout(&key));
+
+        runtime().block_on(async {
+            let upstream = CountingServer::start("{}".to_owned(), Duration::ZERO)
+                .await
+                .unwrap();
+            let uri: Uri = format!("http://{}/", upstream.addr()).parse().unwrap();
+            let key: Arc<str> = Arc::from(uri.authority().unwrap().as_str());
+            pool.put(&key, pool.connect(uri).await.unwrap());
+            until_stripped(&pool, &key).await;
+        });
+    }
+
+    /// A connection idle for the surplus timeout keeps only its socket (hyper's buffers
+    /// freed) and is made whole again when taken, on the same TCP connection; one the
+    /// server closed while it was kept so is found closed when driven.
+    #[tokio::test]
+    async fn idle_connections_are_stripped_to_their_sockets() {
+        let upstream = CountingServer::start("{\"ok\":1}".to_owned(), Duration::ZERO)
+            .await
+            .unwrap();
+        let (pool, uri, key) = pool_to(&upstream, 2, Duration::from_secs(60));
+        let mut conn = pool.connect(uri).await.unwrap();
+        assert_eq!(exchange(&mut conn).await, b"{\"ok\":1}");
+        assert!(conn.settle(), "ready for the next request");
+        pool.put(&key, conn);
+        assert_eq!(pool.live_count(&key), 1, "whole at first");
+        until_stripped(&pool, &key).await;
+        assert_eq!(pool.idle_count(&key), 1, "still kept");
+
+        for round in 0..2 {
+            let Some(Kept::Socket(socket)) = pool.checkout(&key) else {
+                panic!("round {round}: kept as its socket");
+            };
+            let mut conn = Conn::over(socket).await.unwrap();
+            assert_eq!(exchange(&mut conn).await, b"{\"ok\":1}", "round {round}");
+            assert_eq!(upstream.accepted(), 1, "round {round}: the same connection");
+            assert!(conn.settle());
+            pool.put(&key, conn);
+            until_stripped(&pool, &key).await;
+        }
+
+        drop(upstream);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let Some(Kept::Socket(socket)) = pool.checkout(&key) else {
+            panic!("kept as its socket");
+        };
+        let mut conn = Conn::over(socket).await.unwrap();
+        assert!(!conn.settle(), "found closed when driven");
     }
 }
