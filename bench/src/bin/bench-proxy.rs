@@ -14,8 +14,11 @@ use hyper_util::{
     rt::{TokioExecutor, TokioIo},
 };
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<()> {
+    bench::runtime()?.block_on(proxy())
+}
+
+async fn proxy() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().collect();
     let port: u16 = bench::arg(&args, "--port", 9100)?;
     let upstream: SocketAddr = bench::arg(&args, "--upstream", "127.0.0.1:9000".parse()?)?;
