@@ -11,29 +11,6 @@
 //! assert_eq!(bench::percentile(&mut vec![5, 1, 3, 2, 4], 50.0), 3);
 //! ```
 
-/// The runtime the one-hop proxy runs on, chosen as `llm-server` chooses its own, so that
-/// the floor and the gateway differ in what they do and not in their scheduler: tokio's
-/// current-thread runtime when the process may use one CPU (the bench pins both to one
-/// core) and `TOKIO_WORKER_THREADS` is not set, the multi-threaded one otherwise.
-///
-/// # Errors
-///
-/// When tokio cannot start (no I/O driver, no threads).
-pub fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
-    #[expect(
-        clippy::disallowed_methods,
-        reason = "reads the variable tokio itself reads for its worker count"
-    )]
-    let workers_set = std::env::var_os("TOKIO_WORKER_THREADS").is_some();
-    let one_cpu = std::thread::available_parallelism().is_ok_and(|n| n.get() == 1);
-    let mut builder = if one_cpu && !workers_set {
-        tokio::runtime::Builder::new_current_thread()
-    } else {
-        tokio::runtime::Builder::new_multi_thread()
-    };
-    builder.enable_all().build()
-}
-
 /// The `p`-th percentile (nearest rank) of `samples`, sorting them in place; 0 when empty.
 #[must_use]
 pub fn percentile(samples: &mut [u64], p: f64) -> u64 {

@@ -14,8 +14,9 @@ use hyper_util::{
     rt::{TokioExecutor, TokioIo},
 };
 
+/// On the gateway's runtime choice ([`llm_server::runtime`]): one CPU, one thread.
 fn main() -> anyhow::Result<()> {
-    bench::runtime()?.block_on(proxy())
+    llm_server::runtime()?.block_on(proxy())
 }
 
 async fn proxy() -> anyhow::Result<()> {

@@ -910,8 +910,7 @@ mod tests {
             inner: HttpConnector::new(),
             limit: Duration::from_secs(5),
         };
-        let uri: Uri = format!("http://{}/", upstream.addr()).parse().unwrap();
-        let key = Arc::from(uri.authority().unwrap().as_str());
+        let (uri, key) = target_of(upstream);
         let pool = PlainPool::new(
             connector,
             max_idle,
@@ -919,6 +918,13 @@ mod tests {
             Duration::from_millis(100),
         );
         (Arc::new(pool), uri, key)
+    }
+
+    /// `upstream`'s URI and pool key.
+    fn target_of(upstream: &CountingServer) -> (Uri, Arc<str>) {
+        let uri: Uri = format!("http://{}/", upstream.addr()).parse().unwrap();
+        let key = Arc::from(uri.authority().unwrap().as_str());
+        (uri, key)
     }
 
     #[test]
@@ -1069,8 +1075,7 @@ mod tests {
             let upstream = CountingServer::start("{}".to_owned(), Duration::ZERO)
                 .await
                 .unwrap();
-            let uri: Uri = format!("http://{}/", upstream.addr()).parse().unwrap();
-            let key: Arc<str> = Arc::from(uri.authority().unwrap().as_str());
+            let (uri, key) = target_of(&upstream);
             pool.put(&key, pool.connect(uri).await.unwrap());
             until_stripped(&pool, &key).await;
         });

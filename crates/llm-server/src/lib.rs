@@ -144,6 +144,33 @@ pub(crate) struct AppState {
     pub(crate) request_timer: Option<Duration>,
 }
 
+/// tokio's runtime for the gateway, as `llm-server` starts it: the multi-threaded one, one
+/// worker per CPU the process may use — or, when that is one CPU (`taskset`, a
+/// container's CPU quota of one or less) and `TOKIO_WORKER_THREADS` does not ask for more,
+/// the current-thread one. With one CPU a second thread buys nothing, and the
+/// current-thread runtime skips the work-stealing scheduler's bookkeeping on every
+/// wake-up (see `docs/performance.md`). The benchmarks' one-hop proxy runs on the same
+/// choice, so that the floor and the gateway differ in what they do, not in their
+/// scheduler.
+///
+/// # Errors
+///
+/// When tokio cannot start (no I/O driver, no threads).
+pub fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    #[expect(
+        clippy::disallowed_methods,
+        reason = "reads the variable tokio itself reads for its worker count"
+    )]
+    let workers_set = std::env::var_os("TOKIO_WORKER_THREADS").is_some();
+    let one_cpu = std::thread::available_parallelism().is_ok_and(|n| n.get() == 1);
+    let mut builder = if one_cpu && !workers_set {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+    };
+    builder.enable_all().build()
+}
+
 /// The gateway's routes for `factory`, with the options of its `server:` settings.
 pub fn router(factory: LlmFactory) -> Router {
     let options = GatewayOptions::from_settings(factory.server_settings());

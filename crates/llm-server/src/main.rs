@@ -181,30 +181,9 @@ fn purge_freed_memory() {
 }
 
 fn main() -> anyhow::Result<()> {
-    runtime()
+    llm_server::runtime()
         .context("cannot start the async runtime")?
         .block_on(run())
-}
-
-/// tokio's runtime for the gateway: the multi-threaded one, one worker per CPU the process
-/// may use — or, when that is one CPU (`taskset`, a container's CPU quota of one or less)
-/// and `TOKIO_WORKER_THREADS` does not ask for more, the current-thread one. With one
-/// CPU a second thread buys nothing, and the current-thread runtime skips the work-stealing
-/// scheduler's bookkeeping on every wake-up (measured in BENCHMARKS.md, where the gateway
-/// is pinned to one core).
-fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
-    #[expect(
-        clippy::disallowed_methods,
-        reason = "reads the variable tokio itself reads for its worker count"
-    )]
-    let workers_set = std::env::var_os("TOKIO_WORKER_THREADS").is_some();
-    let one_cpu = std::thread::available_parallelism().is_ok_and(|n| n.get() == 1);
-    let mut builder = if one_cpu && !workers_set {
-        tokio::runtime::Builder::new_current_thread()
-    } else {
-        tokio::runtime::Builder::new_multi_thread()
-    };
-    builder.enable_all().build()
 }
 
 async fn run() -> anyhow::Result<()> {
