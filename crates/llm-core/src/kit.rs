@@ -172,6 +172,8 @@ impl Outbox {
 struct Driver<B, T> {
     body: B,
     decoder: Decoder,
+    /// The event being translated; its buffer is reused for every event of the stream.
+    event: Event,
     translator: T,
     outbox: Outbox,
 }
@@ -209,6 +211,7 @@ where
     Box::pin(Driver {
         body,
         decoder: Decoder::new(),
+        event: Event::default(),
         translator,
         outbox: Outbox::default(),
     })
@@ -229,6 +232,11 @@ where
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = self.get_mut();
         loop {
+            // The common case first, without going through `Next`: one copy of the chunk
+            // fewer on the path of every streamed token.
+            if let Some(chunk) = this.outbox.pending.pop_front() {
+                return Poll::Ready(Some(Ok(chunk)));
+            }
             match this.outbox.take() {
                 Next::Item(item) => return Poll::Ready(Some(item)),
                 Next::End => return Poll::Ready(None),
@@ -247,9 +255,12 @@ where
     /// outbox is filled, failed or finished.
     fn advance(&mut self, cx: &mut Context<'_>) -> Poll<()> {
         loop {
-            match self.decoder.next_event() {
-                Ok(Some(event)) => {
-                    match self.translator.on_event(&event, &mut self.outbox.pending) {
+            match self.decoder.next_event_into(&mut self.event) {
+                Ok(true) => {
+                    match self
+                        .translator
+                        .on_event(&self.event, &mut self.outbox.pending)
+                    {
                         Ok(Flow::Continue) => {}
                         Ok(Flow::Done) => self.outbox.finish(),
                         Err(error) => self.fail(error),
@@ -259,7 +270,7 @@ where
                     }
                     continue;
                 }
-                Ok(None) => {}
+                Ok(false) => {}
                 Err(error) => {
                     let provider = self.translator.provider().to_owned();
                     self.fail(Error::protocol(

@@ -142,11 +142,49 @@ impl Decoder {
     /// [`SseError::InvalidUtf8`] for a line that is not UTF-8 and [`SseError::EventTooLarge`]
     /// when an event exceeds the limit. The stream should be abandoned after an error.
     pub fn next_event(&mut self) -> Result<Option<Event>, SseError> {
+        Ok(self
+            .complete_event()?
+            .then(|| std::mem::take(&mut self.pending)))
+    }
+
+    /// [`next_event`](Self::next_event) into `event`, whose buffers are reused for the
+    /// events decoded after it (a relay decodes one event per streamed token): `Ok(true)`
+    /// when `event` now holds the next complete event, `Ok(false)` (and `event` as it was)
+    /// until more bytes arrive.
+    ///
+    /// ```
+    /// use llm_core::sse::{Decoder, Event};
+    ///
+    /// let mut decoder = Decoder::new();
+    /// let mut event = Event::default();
+    /// decoder.feed(b"event: a\ndata: 1\n\ndata: 2\n\n");
+    /// assert!(decoder.next_event_into(&mut event).unwrap());
+    /// assert_eq!((event.event.as_deref(), event.data.as_str()), (Some("a"), "1"));
+    /// assert!(decoder.next_event_into(&mut event).unwrap());
+    /// assert_eq!((event.event.as_deref(), event.data.as_str()), (None, "2"));
+    /// assert!(!decoder.next_event_into(&mut event).unwrap());
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// As [`next_event`](Self::next_event).
+    pub fn next_event_into(&mut self, event: &mut Event) -> Result<bool, SseError> {
+        if !self.complete_event()? {
+            return Ok(false);
+        }
+        clear(event);
+        std::mem::swap(&mut self.pending, event);
+        Ok(true)
+    }
+
+    /// Decode lines until `pending` holds a complete event (`true`) or more bytes are
+    /// needed (`false`).
+    fn complete_event(&mut self) -> Result<bool, SseError> {
         if !self.started {
             let head = &self.buf[self.pos..];
             if head.len() < BOM.len() && BOM.starts_with(head) {
                 // Too few bytes yet to tell a byte-order mark from data.
-                return Ok(None);
+                return Ok(false);
             }
             if head.starts_with(BOM) {
                 self.pos += BOM.len();
@@ -167,14 +205,14 @@ impl Decoder {
                 if self.pending_size + partial > self.limit {
                     return Err(SseError::EventTooLarge { limit: self.limit });
                 }
-                return Ok(None);
+                return Ok(false);
             };
             let line_start = self.pos;
             self.skip_lf = rest[end] == b'\r';
             self.pos += end + 1;
             if end == 0 {
-                if let Some(event) = self.dispatch() {
-                    return Ok(Some(event));
+                if self.dispatch() {
+                    return Ok(true);
                 }
                 continue;
             }
@@ -229,14 +267,25 @@ impl Decoder {
         }
     }
 
-    fn dispatch(&mut self) -> Option<Event> {
+    /// End the pending event at a blank line: `true` when it is to be handed out (it has
+    /// data, as the specification requires), otherwise it is cleared.
+    fn dispatch(&mut self) -> bool {
         self.pending_fields = false;
         self.pending_size = 0;
         let data_lines = std::mem::take(&mut self.data_lines);
-        let event = std::mem::take(&mut self.pending);
-        // The specification dispatches only events that had data.
-        (data_lines > 0).then_some(event)
+        if data_lines == 0 {
+            clear(&mut self.pending);
+        }
+        data_lines > 0
     }
+}
+
+/// Empty `event`, keeping the capacity of its data.
+fn clear(event: &mut Event) {
+    event.event = None;
+    event.data.clear();
+    event.id = None;
+    event.retry = None;
 }
 
 fn apply_field(pending: &mut Event, data_lines: &mut usize, any: &mut bool, line: &str) {

@@ -47,24 +47,35 @@ impl ChunkTranslator {
         // An error frame has a top-level `error` key. Chunks are parsed first, so that the
         // common frame is read once; `{"error": ...}` parses as a chunk with `error` in its
         // extra fields (or not at all) and is then read as the error it is.
-        let parsed = serde_json::from_str::<ChatChunk>(data);
+        // Parsed where it is queued: a chunk is a few hundred bytes, and every move of it is
+        // a copy on the path of each streamed token.
+        out.push_back(ChatChunk::default());
+        let Some(chunk) = out.back_mut() else {
+            return Ok(());
+        };
+        let mut reader = serde_json::Deserializer::from_str(data);
+        let parsed = serde::Deserialize::deserialize_in_place(&mut reader, chunk)
+            .and_then(|()| reader.end());
         if parsed
             .as_ref()
-            .map_or(true, |c| c.extra.contains_key("error"))
+            .map_or(true, |()| chunk.extra.contains_key("error"))
             && let Ok(envelope) = serde_json::from_str::<ErrorEnvelope>(data)
         {
+            out.pop_back();
             // The credentials to scrub from the message, looked up only for an error frame.
             let secrets = self.endpoint.secrets();
             return Err(error::in_band(&*self.endpoint, &envelope.error, &secrets));
         }
-        let mut chunk = parsed.map_err(|e| {
-            Error::protocol(
+        if let Err(e) = parsed {
+            out.pop_back();
+            return Err(Error::protocol(
                 self.endpoint.name().to_owned(),
                 format!("a stream frame is not a chat.completion.chunk: {e}"),
                 Some(Box::new(e)),
-            )
-        })?;
+            ));
+        }
         if chunk.choices.is_empty() && chunk.usage.is_none() {
+            out.pop_back();
             return Ok(());
         }
         if chunk.id.is_empty() {
@@ -84,8 +95,7 @@ impl ChunkTranslator {
                 choice.delta.role.get_or_insert(Role::Assistant);
             }
         }
-        self.endpoint.fix_chunk(&mut chunk);
-        out.push_back(chunk);
+        self.endpoint.fix_chunk(chunk);
         Ok(())
     }
 }

@@ -61,6 +61,57 @@ impl<'de> serde::Deserialize<'de> for Key<'de> {
 /// Duplicate known keys are an error, as with the derive; unknown keys are kept.
 macro_rules! deserialize_with_extra {
     ($ty:ident { $($field:ident: $json:literal => $default:expr),* $(,)? }) => {
+        deserialize_with_extra!(@impl $ty {} { $($field: $json => $default),* });
+    };
+    // With `deserialize_in_place` too: the fields are read straight into an existing value,
+    // which a stream translator uses to parse each chunk where it is queued (a chunk is a
+    // few hundred bytes, and `deserialize` returns it through several moves).
+    ($ty:ident in_place { $($field:ident: $json:literal => $default:expr),* $(,)? }) => {
+        deserialize_with_extra!(@impl $ty {
+            fn deserialize_in_place<D: serde::Deserializer<'de>>(
+                deserializer: D,
+                place: &mut Self,
+            ) -> Result<(), D::Error> {
+                struct InPlace<'a>(&'a mut $ty);
+                impl<'de> serde::de::Visitor<'de> for InPlace<'_> {
+                    type Value = ();
+                    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                        f.write_str(concat!("struct ", stringify!($ty)))
+                    }
+                    fn visit_map<A: serde::de::MapAccess<'de>>(
+                        self,
+                        mut map: A,
+                    ) -> Result<(), A::Error> {
+                        $(let mut $field = false;)*
+                        if !self.0.extra.is_empty() {
+                            self.0.extra.clear();
+                        }
+                        while let Some(key) = map.next_key::<$crate::types::Key<'de>>()? {
+                            match key.0.as_ref() {
+                                $($json => {
+                                    if $field {
+                                        return Err(serde::de::Error::duplicate_field($json));
+                                    }
+                                    $field = true;
+                                    self.0.$field = map.next_value()?;
+                                })*
+                                _ => {
+                                    let value = map.next_value()?;
+                                    self.0.extra.insert(key.0.into_owned(), value);
+                                }
+                            }
+                        }
+                        $(if !$field {
+                            self.0.$field = $default;
+                        })*
+                        Ok(())
+                    }
+                }
+                deserializer.deserialize_map(InPlace(place))
+            }
+        } { $($field: $json => $default),* });
+    };
+    (@impl $ty:ident { $($in_place:tt)* } { $($field:ident: $json:literal => $default:expr),* }) => {
         impl<'de> serde::Deserialize<'de> for $ty {
             fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
                 struct Visitor;
@@ -100,6 +151,8 @@ macro_rules! deserialize_with_extra {
                 }
                 deserializer.deserialize_map(Visitor)
             }
+
+            $($in_place)*
         }
     };
 }

@@ -519,7 +519,7 @@ deserialize_with_extra!(Choice {
     logprobs: "logprobs" => None,
 });
 
-deserialize_with_extra!(ChatChunk {
+deserialize_with_extra!(ChatChunk in_place {
     id: "id" => String::new(),
     object: "object" => chat_completion_chunk(),
     created: "created" => 0,

@@ -119,6 +119,48 @@ fn chunk_fixtures_round_trip() {
     assert!(chunks[4].has_content(), "reasoning is content");
 }
 
+/// `deserialize_in_place` (a stream translator parses each chunk where it is queued) gives
+/// what `deserialize` gives, whatever the place held before, and keeps its rules.
+#[test]
+fn chunks_parsed_in_place_are_the_chunks_parsed_anew() {
+    let mut place = ChatChunk::new(
+        "old",
+        7,
+        "old-model",
+        vec![ChunkChoice::new(3, Delta::content("old"), None)],
+    );
+    place.system_fingerprint = Some("fp_old".to_owned());
+    place.usage = Some(Usage::new(1, 2));
+    place.extra.insert("stale".to_owned(), json!(true));
+    let frames = [
+        r#"{"id":"chatcmpl-AbC1","object":"chat.completion.chunk","created":1732600000,"model":"gpt-4o","choices":[{"index":0,"delta":{"content":"Hello!"},"logprobs":null,"finish_reason":null}],"usage":null,"obfuscation":"x1y2"}"#,
+        r#"{"choices":[],"usage":{"prompt_tokens":9,"completion_tokens":2,"total_tokens":11}}"#,
+        r#"{"z":1,"\u0069d":"c1","choices":[{"delta":{"content":"hi","x":[1]},"index":0,"finish_reason":null,"cfr":{}}],"a":{"b":2}}"#,
+        "{}",
+    ];
+    for frame in frames {
+        let mut reader = serde_json::Deserializer::from_str(frame);
+        serde::Deserialize::deserialize_in_place(&mut reader, &mut place).unwrap();
+        reader.end().unwrap();
+        assert_eq!(
+            place,
+            serde_json::from_str::<ChatChunk>(frame).unwrap(),
+            "{frame}"
+        );
+    }
+    for (frame, expected) in [
+        (r#"{"id":"a","id":"b"}"#, "duplicate field `id`"),
+        (r#"{"created":"3"}"#, "invalid type: string \"3\""),
+        (r#"["id"]"#, "struct ChatChunk"),
+    ] {
+        let mut reader = serde_json::Deserializer::from_str(frame);
+        let error = serde::Deserialize::deserialize_in_place(&mut reader, &mut place)
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains(expected), "{frame}: {error}");
+    }
+}
+
 #[test]
 fn chunk_finish_reason_is_always_written() {
     let chunk = ChatChunk::new(

@@ -402,12 +402,8 @@ fn value<B: BufMut, T: Serialize + ?Sized>(out: &mut B, value: &T) -> serde_json
 fn string<B: BufMut>(out: &mut B, text: &str) {
     out.put_u8(b'"');
     let bytes = text.as_bytes();
-    // Most strings need no escape at all: check them without an early exit, which the
-    // compiler turns into a vector loop, and copy them whole.
-    if !bytes
-        .iter()
-        .fold(false, |any, &byte| any | needs_escape(byte))
-    {
+    // Most strings need no escape at all: check them a word at a time and copy them whole.
+    if !any_needs_escape(bytes) {
         out.put_slice(bytes);
         out.put_u8(b'"');
         return;
@@ -447,6 +443,41 @@ fn string<B: BufMut>(out: &mut B, text: &str) {
 #[inline]
 fn needs_escape(byte: u8) -> bool {
     byte < 0x20 || byte == b'"' || byte == b'\\'
+}
+
+/// Whether any byte of `bytes` needs an escape, eight bytes at a time (the last word
+/// overlaps the one before it): the strings of a chunk are short, and a loop per byte, or
+/// a vector loop with its scalar tail, costs more than the few word operations here.
+#[inline]
+fn any_needs_escape(bytes: &[u8]) -> bool {
+    let (words, rest) = bytes.as_chunks::<8>();
+    if words.is_empty() {
+        return rest.iter().any(|&byte| needs_escape(byte));
+    }
+    words
+        .iter()
+        .any(|word| word_needs_escape(u64::from_ne_bytes(*word)))
+        || (!rest.is_empty()
+            && bytes
+                .last_chunk::<8>()
+                .is_some_and(|word| word_needs_escape(u64::from_ne_bytes(*word))))
+}
+
+/// Whether a byte of `word` is below 0x20, `"` or `\`. `(x - 0x01…) & !x & 0x80…` is
+/// non-zero exactly when some byte of `x` is zero (a borrow starts only at a zero byte;
+/// bytes above it may be flagged too, which does not change the answer), and
+/// `(x - 0x20…) & !x & 0x80…` when some byte is below 0x20 (bytes of 0x80 and above, the
+/// non-ASCII ones, have their top bit set and are never flagged on their own).
+#[inline]
+fn word_needs_escape(word: u64) -> bool {
+    const ONES: u64 = u64::from_ne_bytes([1; 8]);
+    const HIGH: u64 = u64::from_ne_bytes([0x80; 8]);
+    let quote = word ^ (ONES * u64::from(b'"'));
+    let backslash = word ^ (ONES * u64::from(b'\\'));
+    let hits = (word.wrapping_sub(ONES * 0x20) & !word)
+        | (quote.wrapping_sub(ONES) & !quote)
+        | (backslash.wrapping_sub(ONES) & !backslash);
+    hits & HIGH != 0
 }
 
 #[cfg(test)]
@@ -635,7 +666,32 @@ mod tests {
             )
     }
 
+    #[test]
+    fn every_byte_that_needs_an_escape_is_found_wherever_it_is() {
+        for len in 0..=24 {
+            for at in 0..len {
+                for byte in (0..0x20).chain([b'"', b'\\']) {
+                    let mut bytes = vec![b'a'; len];
+                    bytes[at] = byte;
+                    assert!(any_needs_escape(&bytes), "{bytes:?}");
+                }
+            }
+            let plain: Vec<u8> = (0..len)
+                .map(|i| [b'a', b'!', b'#', 0x7F, b'~'][i % 5])
+                .collect();
+            assert!(!any_needs_escape(&plain), "{plain:?}");
+            assert!(!any_needs_escape("é€😀".repeat(len).as_bytes()), "{len}");
+        }
+    }
+
     proptest! {
+        #[test]
+        fn strings_are_escaped_as_serde_json_escapes_them(text in any::<String>()) {
+            let mut out = Vec::new();
+            string(&mut out, &text);
+            prop_assert_eq!(out, serde_json::to_vec(&text).unwrap());
+        }
+
         #[test]
         fn writes_what_serde_json_writes(
             id in text(),
