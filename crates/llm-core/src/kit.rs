@@ -199,6 +199,57 @@ pub fn json_from_slice<T: serde::de::DeserializeOwned>(body: &[u8]) -> serde_jso
     }
 }
 
+/// A JSON object key, borrowed from the input when it has no escapes (`Cow<str>`'s own
+/// `Deserialize` always copies): for hand-written visitors on a hot path, as the one-pass
+/// `Deserialize` impls of the chat types are.
+///
+/// ```
+/// use serde::de::{Deserializer as _, MapAccess, Visitor};
+///
+/// struct Keys;
+/// impl<'de> Visitor<'de> for Keys {
+///     type Value = Vec<String>;
+///     fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+///         f.write_str("an object")
+///     }
+///     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Vec<String>, A::Error> {
+///         let mut keys = Vec::new();
+///         while let Some(key) = map.next_key::<llm_core::kit::JsonKey<'de>>()? {
+///             map.next_value::<serde::de::IgnoredAny>()?;
+///             keys.push(key.0.into_owned());
+///         }
+///         Ok(keys)
+///     }
+/// }
+///
+/// let mut reader = serde_json::Deserializer::from_str(r#"{"a":1,"\u0062":2}"#);
+/// assert_eq!(reader.deserialize_map(Keys).unwrap(), ["a", "b"]);
+/// ```
+#[derive(Debug)]
+pub struct JsonKey<'de>(pub Cow<'de, str>);
+
+impl<'de> serde::Deserialize<'de> for JsonKey<'de> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = JsonKey<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a field name")
+            }
+            fn visit_borrowed_str<E>(self, key: &'de str) -> Result<JsonKey<'de>, E> {
+                Ok(JsonKey(Cow::Borrowed(key)))
+            }
+            fn visit_str<E>(self, key: &str) -> Result<JsonKey<'de>, E> {
+                Ok(JsonKey(Cow::Owned(key.to_owned())))
+            }
+            fn visit_string<E>(self, key: String) -> Result<JsonKey<'de>, E> {
+                Ok(JsonKey(Cow::Owned(key)))
+            }
+        }
+        deserializer.deserialize_str(Visitor)
+    }
+}
+
 /// Drive `translator` over an SSE byte stream. See the [module docs](self).
 ///
 /// Body errors are passed on as they are (classify them where they happen: the transport

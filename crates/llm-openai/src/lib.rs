@@ -40,6 +40,7 @@
 mod config;
 mod endpoint;
 mod error;
+mod head;
 mod provider;
 mod stream;
 mod wire;

@@ -17,6 +17,7 @@ use llm_core::{
 use crate::{
     Endpoint,
     error::{self, ErrorEnvelope},
+    head::Head,
 };
 
 /// The per-stream translation state.
@@ -29,6 +30,8 @@ pub(crate) struct ChunkTranslator {
     started: bool,
     /// The id of the first real chunk, used where later chunks have none.
     id: String,
+    /// The members every frame repeats before `choices`, read once.
+    head: Head,
 }
 
 impl ChunkTranslator {
@@ -38,6 +41,7 @@ impl ChunkTranslator {
             model,
             started: false,
             id: String::new(),
+            head: Head::default(),
         }
     }
 
@@ -53,9 +57,17 @@ impl ChunkTranslator {
         let Some(chunk) = out.back_mut() else {
             return Ok(());
         };
-        let mut reader = serde_json::Deserializer::from_str(data);
-        let parsed = serde::Deserialize::deserialize_in_place(&mut reader, chunk)
-            .and_then(|()| reader.end());
+        let parsed = if self.head.read(data, chunk) {
+            Ok(())
+        } else {
+            let mut reader = serde_json::Deserializer::from_str(data);
+            let parsed = serde::Deserialize::deserialize_in_place(&mut reader, chunk)
+                .and_then(|()| reader.end());
+            if parsed.is_ok() && !chunk.extra.contains_key("error") {
+                self.head.learn(data);
+            }
+            parsed
+        };
         if parsed
             .as_ref()
             .map_or(true, |()| chunk.extra.contains_key("error"))
@@ -106,7 +118,12 @@ impl StreamTranslator for ChunkTranslator {
     }
 
     fn on_event(&mut self, event: &Event, out: &mut VecDeque<ChatChunk>) -> Result<Flow> {
-        let data = event.data.trim();
+        // A frame is an object, or `[DONE]`: `trim` only when the ends say there is
+        // something to trim (it decodes characters from both ends, on every token).
+        let data = match event.data.as_bytes() {
+            [b'{' | b'[', .., b'}' | b']'] => event.data.as_str(),
+            _ => event.data.trim(),
+        };
         if data == "[DONE]" {
             return Ok(Flow::Done);
         }

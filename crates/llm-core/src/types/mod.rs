@@ -26,31 +26,6 @@ pub use response::{
 /// The pass-through map that keeps JSON fields a type does not model.
 pub type Extra = serde_json::Map<String, serde_json::Value>;
 
-/// A JSON object key, borrowed from the input when it has no escapes.
-struct Key<'de>(std::borrow::Cow<'de, str>);
-
-impl<'de> serde::Deserialize<'de> for Key<'de> {
-    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct Visitor;
-        impl<'de> serde::de::Visitor<'de> for Visitor {
-            type Value = Key<'de>;
-            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str("a field name")
-            }
-            fn visit_borrowed_str<E>(self, key: &'de str) -> Result<Key<'de>, E> {
-                Ok(Key(std::borrow::Cow::Borrowed(key)))
-            }
-            fn visit_str<E>(self, key: &str) -> Result<Key<'de>, E> {
-                Ok(Key(std::borrow::Cow::Owned(key.to_owned())))
-            }
-            fn visit_string<E>(self, key: String) -> Result<Key<'de>, E> {
-                Ok(Key(std::borrow::Cow::Owned(key)))
-            }
-        }
-        deserializer.deserialize_str(Visitor)
-    }
-}
-
 /// `Deserialize` for a struct whose unmodelled fields go to its `extra` map, in one pass.
 ///
 /// This is what `#[serde(flatten)] extra: Extra` means, without its cost: serde's flatten
@@ -86,7 +61,7 @@ macro_rules! deserialize_with_extra {
                         if !self.0.extra.is_empty() {
                             self.0.extra.clear();
                         }
-                        while let Some(key) = map.next_key::<$crate::types::Key<'de>>()? {
+                        while let Some(key) = map.next_key::<$crate::kit::JsonKey<'de>>()? {
                             match key.0.as_ref() {
                                 $($json => {
                                     if $field {
@@ -126,7 +101,7 @@ macro_rules! deserialize_with_extra {
                     ) -> Result<$ty, A::Error> {
                         $(let mut $field = None;)*
                         let mut extra = $crate::types::Extra::new();
-                        while let Some(key) = map.next_key::<$crate::types::Key<'de>>()? {
+                        while let Some(key) = map.next_key::<$crate::kit::JsonKey<'de>>()? {
                             match key.0.as_ref() {
                                 $($json => {
                                     if $field.is_some() {
