@@ -18,6 +18,7 @@ use futures_util::StreamExt;
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 use llm_factory::{
     ChatOptions, ChatRequest, ChatResponse, ChatStream, StrategyKind, balance::HealthState,
+    core::ChunkHeadCache,
 };
 use serde_json::json;
 
@@ -222,6 +223,8 @@ fn json_answer(answer: &ChatResponse) -> Result<Response, ApiError> {
 /// end, without `[DONE]`.
 struct ChunkEvents {
     upstream: ChatStream,
+    /// The head members the chunks of an answer share, written once.
+    head: ChunkHeadCache,
     include_usage: bool,
     started: Instant,
     first_token: bool,
@@ -252,7 +255,7 @@ impl EventSource for ChunkEvents {
                     }
                     sse::write_json_event(
                         out,
-                        |out| chunk.write_json(out),
+                        |out| chunk.write_json_cached(out, &mut self.head),
                         |e| {
                             json!({"error": {"message": format!("cannot encode a chunk: {e}"), "type": "api_error"}}).to_string()
                         },
@@ -280,6 +283,7 @@ impl EventSource for ChunkEvents {
 fn sse(upstream: ChatStream, include_usage: bool, started: Instant) -> Response {
     SseBody::new(ChunkEvents {
         upstream,
+        head: ChunkHeadCache::new(),
         include_usage,
         started,
         first_token: false,

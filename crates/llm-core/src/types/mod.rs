@@ -10,6 +10,8 @@ mod request;
 mod response;
 mod write;
 
+pub use write::ChunkHeadCache;
+
 pub use message::{
     Content, ContentPart, FileRef, FunctionCall, ImageDetail, ImageUrl, InputAudio, Message, Role,
     ToolCall, ToolKind,
