@@ -280,10 +280,18 @@ impl Decoder {
     }
 }
 
-/// Empty `event`, keeping the capacity of its data.
+/// The most capacity an emptied event's data keeps for the next event: a stream's one
+/// large event (a long tool-call argument) does not stay allocated for the rest of it.
+const KEPT_CAPACITY: usize = 64 * 1024;
+
+/// Empty `event`, keeping the capacity of its data up to [`KEPT_CAPACITY`].
 fn clear(event: &mut Event) {
     event.event = None;
-    event.data.clear();
+    if event.data.capacity() > KEPT_CAPACITY {
+        event.data = String::new();
+    } else {
+        event.data.clear();
+    }
     event.id = None;
     event.retry = None;
 }
@@ -365,6 +373,23 @@ mod tests {
     fn crlf_split_between_reads() {
         let events = decode_all(&[b"data: a\r", b"\n\r", b"\ndata: b\r\n", b"\r\n"]);
         assert_eq!(events, vec![data("a"), data("b")]);
+    }
+
+    #[test]
+    fn reused_event_buffers_keep_at_most_the_kept_capacity() {
+        let mut decoder = Decoder::new();
+        let mut event = Event::default();
+        let large = "x".repeat(KEPT_CAPACITY * 2);
+        decoder.feed(format!("data: {large}\n\ndata: a\n\ndata: b\n\n").as_bytes());
+        assert!(decoder.next_event_into(&mut event).unwrap());
+        assert_eq!(event.data.len(), large.len());
+        // The large buffer goes back to the decoder emptied, and is not kept.
+        assert!(decoder.next_event_into(&mut event).unwrap());
+        assert_eq!(event.data, "a");
+        assert!(decoder.pending.data.capacity() <= KEPT_CAPACITY);
+        assert!(decoder.next_event_into(&mut event).unwrap());
+        assert_eq!(event.data, "b");
+        assert!(event.data.capacity() <= KEPT_CAPACITY);
     }
 
     #[test]

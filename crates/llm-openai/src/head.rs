@@ -39,6 +39,9 @@ const HEAD_FIELDS: [&str; 6] = [
     "service_tier",
 ];
 
+/// The most capacity the buffer for a frame's rest keeps between frames.
+const KEPT_CAPACITY: usize = 64 * 1024;
+
 /// How many frames of one stream may be tried as a head: a stream whose first bytes change
 /// from frame to frame stops paying for the attempt.
 const MAX_TRIES: u8 = 3;
@@ -72,6 +75,10 @@ impl Head {
         else {
             return false;
         };
+        if self.rest.capacity() > KEPT_CAPACITY {
+            // One large frame (a long tool-call argument) is not kept for the whole stream.
+            self.rest = String::new();
+        }
         self.rest.clear();
         self.rest.push('{');
         self.rest.push_str(after);
@@ -192,6 +199,20 @@ mod tests {
             let whole: ChatChunk = serde_json::from_str(&frame).unwrap();
             assert_eq!(through(&mut head, &frame), Some(whole), "{frame}");
         }
+    }
+
+    #[test]
+    fn a_large_frame_is_not_kept_for_the_rest_of_the_stream() {
+        let mut head = learned();
+        let large = format!(
+            r#"{HEAD},"choices":[{{"index":0,"delta":{{"content":"{}"}}}}]}}"#,
+            "x".repeat(KEPT_CAPACITY * 2)
+        );
+        assert!(through(&mut head, &large).is_some());
+        assert!(head.rest.capacity() > KEPT_CAPACITY);
+        let small = format!(r#"{HEAD},"choices":[]}}"#);
+        assert!(through(&mut head, &small).is_some());
+        assert!(head.rest.capacity() <= KEPT_CAPACITY);
     }
 
     #[test]
