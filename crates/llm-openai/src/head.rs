@@ -28,17 +28,6 @@ use serde::de::{self, Deserializer as _, MapAccess, Visitor};
 /// What comes right after the head in the frames this shortcut reads.
 const CHOICES: &str = ",\"choices\":";
 
-/// The top-level members that make up a head (all of [`ChatChunk`]'s fields but `choices`,
-/// `usage` and the pass-through ones).
-const HEAD_FIELDS: [&str; 6] = [
-    "id",
-    "object",
-    "created",
-    "model",
-    "system_fingerprint",
-    "service_tier",
-];
-
 /// The most capacity the buffer for a frame's rest keeps between frames.
 const KEPT_CAPACITY: usize = 64 * 1024;
 
@@ -86,15 +75,7 @@ impl Head {
         if reader.deserialize_map(Rest(chunk)).is_err() || reader.end().is_err() {
             return false;
         }
-        // `clone`, not `clone_from`: the chunk's strings are empty, and an exact allocation
-        // is cheaper than growing them.
-        let head = &self.values;
-        chunk.id = head.id.clone();
-        chunk.object = head.object.clone();
-        chunk.created = head.created;
-        chunk.model = head.model.clone();
-        chunk.system_fingerprint = head.system_fingerprint.clone();
-        chunk.service_tier = head.service_tier.clone();
+        chunk.clone_head_from(&self.values);
         true
     }
 
@@ -116,7 +97,10 @@ impl Head {
         else {
             return;
         };
-        if !keys.keys().all(|key| HEAD_FIELDS.contains(&key.as_str())) {
+        if !keys
+            .keys()
+            .all(|key| ChatChunk::HEAD_FIELDS.contains(&key.as_str()))
+        {
             return;
         }
         let Ok(values) = serde_json::from_str::<ChatChunk>(&members) else {
@@ -152,7 +136,7 @@ impl<'de> Visitor<'de> for Rest<'_> {
                     self.0.usage = map.next_value()?;
                 }
                 "choices" | "usage" => return Err(de::Error::duplicate_field("choices or usage")),
-                name if HEAD_FIELDS.contains(&name) => {
+                name if ChatChunk::HEAD_FIELDS.contains(&name) => {
                     return Err(de::Error::custom("a head field after the head"));
                 }
                 _ => {

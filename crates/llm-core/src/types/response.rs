@@ -148,6 +148,52 @@ impl ChatChunk {
     /// The `object` value of a chunk.
     pub const OBJECT: &'static str = "chat.completion.chunk";
 
+    /// The JSON keys of the head members: every field but `choices`, `usage` and the
+    /// pass-through ones, the members [`clone_head_from`](Self::clone_head_from) copies.
+    pub const HEAD_FIELDS: [&'static str; 6] = [
+        "id",
+        "object",
+        "created",
+        "model",
+        "system_fingerprint",
+        "service_tier",
+    ];
+
+    /// Copy `other`'s head members ([`HEAD_FIELDS`](Self::HEAD_FIELDS)) into this chunk,
+    /// for a relay whose chunks share them.
+    ///
+    /// ```
+    /// use llm_core::ChatChunk;
+    ///
+    /// let first = ChatChunk::new("c1", 7, "m", Vec::new());
+    /// let mut next = ChatChunk::default();
+    /// next.clone_head_from(&first);
+    /// assert_eq!((next.id.as_str(), next.created, next.model.as_str()), ("c1", 7, "m"));
+    /// ```
+    pub fn clone_head_from(&mut self, other: &Self) {
+        // Destructured without `..`: a field added to the type fails to compile here until
+        // it is sorted into the head (and `HEAD_FIELDS`) or not.
+        let Self {
+            id,
+            object,
+            created,
+            model,
+            system_fingerprint,
+            service_tier,
+            choices: _,
+            usage: _,
+            extra: _,
+        } = other;
+        // `clone`, not `clone_from`: a relay copies into a new chunk, whose strings are
+        // empty, and an exact allocation is cheaper than growing them.
+        self.id = id.clone();
+        self.object = object.clone();
+        self.created = *created;
+        self.model = model.clone();
+        self.system_fingerprint = system_fingerprint.clone();
+        self.service_tier = service_tier.clone();
+    }
+
     /// A chunk with the given identity and choices; `object` is set for you.
     #[must_use]
     pub fn new(
