@@ -13,7 +13,7 @@ use std::{
 use axum::{
     body::Body,
     extract::{Request, State},
-    http::{HeaderValue, StatusCode, header::AUTHORIZATION},
+    http::{HeaderName, HeaderValue, StatusCode, header::AUTHORIZATION},
     middleware::Next,
     response::{IntoResponse, Response},
 };
@@ -29,7 +29,9 @@ use crate::{AppState, error::ApiError};
 #[derive(Debug, Clone)]
 pub(crate) struct RequestId(pub(crate) String);
 
-const REQUEST_ID: &str = "x-request-id";
+/// The request id header (a `HeaderName` made once: from a `&str` it would be parsed and
+/// copied on every response).
+const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// A client id is kept only if it is short and plain, so it cannot smuggle anything into
 /// logs or headers.
@@ -96,7 +98,7 @@ pub(crate) async fn front(
 ) -> Response {
     let id = request
         .headers()
-        .get(REQUEST_ID)
+        .get(&REQUEST_ID)
         .and_then(|v| v.to_str().ok())
         .filter(|v| acceptable(v))
         .map_or_else(new_id, str::to_owned);
