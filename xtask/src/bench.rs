@@ -760,7 +760,7 @@ fn smoke_ratio(
 }
 
 /// Rounds of each goal measured in turns in a full run.
-const TURN_ROUNDS: usize = 3;
+const TURN_ROUNDS: usize = 5;
 
 /// One round of a goal measured in turns: the gateway's figure and its floor's, taken one
 /// right after the other.
