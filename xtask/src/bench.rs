@@ -1696,10 +1696,24 @@ fn to_json(
         );
     }
     if let Some(turns) = turns {
+        // A window in which nothing completed has no figure: `null`, not `NaN` (not JSON).
+        let figure = |v: f64| {
+            if v.is_finite() {
+                format!("{v:.2}")
+            } else {
+                "null".to_owned()
+            }
+        };
         let list = |turns: &[Turn]| {
             turns
                 .iter()
-                .map(|t| format!("{{\"gateway\":{:.2},\"floor\":{:.2}}}", t.gateway, t.floor))
+                .map(|t| {
+                    format!(
+                        "{{\"gateway\":{},\"floor\":{}}}",
+                        figure(t.gateway),
+                        figure(t.floor)
+                    )
+                })
                 .collect::<Vec<_>>()
                 .join(",")
         };
