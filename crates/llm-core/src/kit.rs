@@ -401,6 +401,27 @@ pub fn upstream_model<'a>(
         })
 }
 
+/// The most capacity a buffer reused from one streamed event to the next keeps (see
+/// [`clear_reused`]).
+pub const KEPT_CAPACITY: usize = 64 * 1024;
+
+/// Empty `buffer` for the next event of a stream, keeping its capacity only up to
+/// [`KEPT_CAPACITY`]: one large event (a long tool-call argument) does not stay allocated
+/// for the rest of the stream.
+///
+/// ```
+/// let mut buffer = "x".repeat(llm_core::kit::KEPT_CAPACITY + 1);
+/// llm_core::kit::clear_reused(&mut buffer);
+/// assert!(buffer.is_empty() && buffer.capacity() <= llm_core::kit::KEPT_CAPACITY);
+/// ```
+pub fn clear_reused(buffer: &mut String) {
+    if buffer.capacity() > KEPT_CAPACITY {
+        *buffer = String::new();
+    } else {
+        buffer.clear();
+    }
+}
+
 /// Seconds since the Unix epoch (the `created` of answers made from formats without one).
 #[must_use]
 pub fn unix_now() -> u64 {

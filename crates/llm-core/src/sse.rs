@@ -21,6 +21,8 @@
 
 use std::fmt;
 
+use crate::kit::clear_reused;
+
 /// One dispatched event.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Event {
@@ -280,18 +282,11 @@ impl Decoder {
     }
 }
 
-/// The most capacity an emptied event's data keeps for the next event: a stream's one
-/// large event (a long tool-call argument) does not stay allocated for the rest of it.
-const KEPT_CAPACITY: usize = 64 * 1024;
-
-/// Empty `event`, keeping the capacity of its data up to [`KEPT_CAPACITY`].
+/// Empty `event`, keeping the capacity of its data up to
+/// [`KEPT_CAPACITY`](crate::kit::KEPT_CAPACITY).
 fn clear(event: &mut Event) {
     event.event = None;
-    if event.data.capacity() > KEPT_CAPACITY {
-        event.data = String::new();
-    } else {
-        event.data.clear();
-    }
+    clear_reused(&mut event.data);
     event.id = None;
     event.retry = None;
 }
@@ -334,6 +329,7 @@ mod tests {
     use proptest::prelude::*;
 
     use super::*;
+    use crate::kit::KEPT_CAPACITY;
 
     fn decode_all(chunks: &[&[u8]]) -> Vec<Event> {
         let mut decoder = Decoder::new();

@@ -22,14 +22,14 @@
 
 use std::fmt;
 
-use llm_core::{ChatChunk, kit::JsonKey};
+use llm_core::{
+    ChatChunk,
+    kit::{JsonKey, clear_reused},
+};
 use serde::de::{self, Deserializer as _, MapAccess, Visitor};
 
 /// What comes right after the head in the frames this shortcut reads.
 const CHOICES: &str = ",\"choices\":";
-
-/// The most capacity the buffer for a frame's rest keeps between frames.
-const KEPT_CAPACITY: usize = 64 * 1024;
 
 /// How many frames of one stream may be tried as a head: a stream whose first bytes change
 /// from frame to frame stops paying for the attempt.
@@ -64,11 +64,8 @@ impl Head {
         else {
             return false;
         };
-        if self.rest.capacity() > KEPT_CAPACITY {
-            // One large frame (a long tool-call argument) is not kept for the whole stream.
-            self.rest = String::new();
-        }
-        self.rest.clear();
+        // One large frame (a long tool-call argument) is not kept for the whole stream.
+        clear_reused(&mut self.rest);
         self.rest.push('{');
         self.rest.push_str(after);
         let mut reader = serde_json::Deserializer::from_str(&self.rest);
@@ -152,6 +149,7 @@ impl<'de> Visitor<'de> for Rest<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use llm_core::kit::KEPT_CAPACITY;
 
     const FIRST: &str = r#"{"id":"chatcmpl-1","object":"chat.completion.chunk","created":1732600000,"model":"gpt-4o","system_fingerprint":"fp_1","choices":[{"index":0,"delta":{"role":"assistant","content":""},"logprobs":null,"finish_reason":null}],"usage":null}"#;
     const HEAD: &str = r#"{"id":"chatcmpl-1","object":"chat.completion.chunk","created":1732600000,"model":"gpt-4o","system_fingerprint":"fp_1""#;
