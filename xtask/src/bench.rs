@@ -646,27 +646,21 @@ pub(crate) fn main(args: &[String]) -> Result<(), String> {
         Some(open_streams(&bin, &out_dir)?)
     };
 
-    let json = to_json(
-        &rows,
-        &memory,
-        &readiness,
-        open_streams,
-        turns.as_ref(),
+    let results = Results {
+        rows: &rows,
+        memory: &memory,
+        readiness: &readiness,
+        open: open_streams,
+        turns: turns.as_ref(),
         pinned,
-    );
+    };
+    let json = to_json(&results);
     let json_path = out_dir.join(if quick { "quick.json" } else { "results.json" });
     fs::write(&json_path, &json).map_err(|e| e.to_string())?;
     println!("{}", table(&rows));
     println!("results: {}", json_path.display());
     if !quick {
-        let markdown = report_markdown(
-            &rows,
-            &memory,
-            &readiness,
-            open_streams,
-            turns.as_ref(),
-            pinned,
-        );
+        let markdown = report_markdown(&results);
         fs::write(root.join("BENCHMARKS.md"), markdown).map_err(|e| e.to_string())?;
         println!("wrote BENCHMARKS.md");
     }
@@ -753,10 +747,13 @@ fn smoke_ratio(
     for _ in 0..SMOKE_ROUNDS {
         let proxy_us = measure(proxy.pid(), proxy_port)?;
         let gateway_us = measure(gateway.proc.pid(), gateway.port)?;
-        rounds.push((gateway_us / proxy_us, gateway_us, proxy_us));
+        rounds.push(Turn {
+            gateway: gateway_us,
+            floor: proxy_us,
+        });
     }
-    rounds.sort_by(|a, b| a.0.total_cmp(&b.0));
-    Ok(rounds[SMOKE_ROUNDS / 2])
+    let median = median_turn(&rounds, Turn::ratio).ok_or("no smoke round")?;
+    Ok((median.ratio(), median.gateway, median.floor))
 }
 
 /// Rounds of each goal measured in turns in a full run.
@@ -803,6 +800,22 @@ struct GoalTurns {
     chunks: Vec<Turn>,
 }
 
+/// One round of a measurement in turns: `measure(false)` (the floor) and `measure(true)`
+/// (the gateway) right after each other, the floor first in even rounds and the gateway
+/// first in odd ones; returns (floor, gateway).
+fn back_to_back<T>(
+    round: usize,
+    mut measure: impl FnMut(bool) -> Result<T, String>,
+) -> Result<(T, T), String> {
+    if round.is_multiple_of(2) {
+        let floor = measure(false)?;
+        Ok((floor, measure(true)?))
+    } else {
+        let gateway = measure(true)?;
+        Ok((measure(false)?, gateway))
+    }
+}
+
 /// Measure [`GoalTurns`] at `levels`, `seconds` per window; returns them and the errors the
 /// gateway answered.
 fn goal_turns(
@@ -839,21 +852,13 @@ fn goal_turns(
     for &c in levels {
         let mut cpu = Vec::with_capacity(TURN_ROUNDS);
         for round in 0..TURN_ROUNDS {
-            let (mut floor, mut mine) = (None, None);
-            for gateway_turn in [round % 2 == 1, round % 2 == 0] {
+            let ((floor, floor_cpu), (mine, mine_cpu)) = back_to_back(round, |gateway_turn| {
                 if gateway_turn {
-                    mine = Some(window(
-                        Some(gateway.proc.pid()),
-                        gateway.port,
-                        c,
-                        false,
-                        true,
-                    )?);
+                    window(Some(gateway.proc.pid()), gateway.port, c, false, true)
                 } else {
-                    floor = Some(window(Some(proxy.pid()), proxy_port, c, false, false)?);
+                    window(Some(proxy.pid()), proxy_port, c, false, false)
                 }
-            }
-            let ((floor, floor_cpu), (mine, mine_cpu)) = floor.zip(mine).ok_or("no window")?;
+            })?;
             cpu.push(Turn {
                 gateway: mine_cpu,
                 floor: floor_cpu,
@@ -868,16 +873,14 @@ fn goal_turns(
         turns.cpu.push((c, cpu));
     }
     for round in 0..TURN_ROUNDS {
-        let (mut direct, mut mine) = (f64::NAN, f64::NAN);
-        for gateway_turn in [round % 2 == 1, round % 2 == 0] {
-            if gateway_turn {
-                let (report, _) = window(None, streaming.port, 16, true, true)?;
-                mine = num(&report, "chunks_per_s");
+        let (direct, mine) = back_to_back(round, |gateway_turn| {
+            let (report, _) = if gateway_turn {
+                window(None, streaming.port, 16, true, true)?
             } else {
-                let (report, _) = window(None, upstream_port, 16, true, false)?;
-                direct = num(&report, "chunks_per_s");
-            }
-        }
+                window(None, upstream_port, 16, true, false)?
+            };
+            Ok(num(&report, "chunks_per_s"))
+        })?;
         turns.chunks.push(Turn {
             gateway: mine,
             floor: direct,
@@ -1270,14 +1273,25 @@ fn shared_state_section(rows: &[Row]) -> String {
     md
 }
 
-fn report_markdown(
-    rows: &[Row],
-    memory: &[(String, u64, u64)],
-    readiness: &[(usize, Duration)],
+/// What a run measured, for its reports (`results.json`, BENCHMARKS.md).
+struct Results<'a> {
+    rows: &'a [Row],
+    memory: &'a [(String, u64, u64)],
+    readiness: &'a [(usize, Duration)],
     open: Option<OpenStreams>,
-    turns: Option<&GoalTurns>,
+    turns: Option<&'a GoalTurns>,
     pinned: bool,
-) -> String {
+}
+
+fn report_markdown(results: &Results<'_>) -> String {
+    let Results {
+        rows,
+        memory,
+        readiness,
+        open,
+        pinned,
+        ..
+    } = *results;
     let mut md = String::from(
         "# Benchmarks\n\nGenerated by `cargo xtask bench` (do not edit by hand; rerun it).\n\n",
     );
@@ -1329,7 +1343,7 @@ fn report_markdown(
     }
     md.push_str(&shared_state_section(rows));
     md.push_str(&provider_section(rows));
-    md.push_str(&targets(rows, memory, readiness, open, turns));
+    md.push_str(&targets(results));
     md.push_str(OPTIMISED);
     md.push_str("\n## Memory and start-up\n\n| gateway | RSS idle MiB | RSS right after its load rows MiB |\n|---|---|---|\n");
     for (name, idle, peak) in memory {
@@ -1430,13 +1444,15 @@ fn cpu_ratios(rows: &[Row]) -> String {
 }
 
 /// Each target of the benchmark issue, against the measurement.
-fn targets(
-    rows: &[Row],
-    memory: &[(String, u64, u64)],
-    readiness: &[(usize, Duration)],
-    open: Option<OpenStreams>,
-    turns: Option<&GoalTurns>,
-) -> String {
+fn targets(results: &Results<'_>) -> String {
+    let Results {
+        rows,
+        memory,
+        readiness,
+        open,
+        turns,
+        ..
+    } = *results;
     let find = |name: &str, c: usize| rows.iter().find(|r| r.name == name && r.concurrency == c);
     let diff = |a: Option<&Row>, b: Option<&Row>, key: &str| match (a, b) {
         (Some(a), Some(b)) => num(&a.report, key) - num(&b.report, key),
@@ -1634,14 +1650,15 @@ fn targets(
     out
 }
 
-fn to_json(
-    rows: &[Row],
-    memory: &[(String, u64, u64)],
-    readiness: &[(usize, Duration)],
-    open: Option<OpenStreams>,
-    turns: Option<&GoalTurns>,
-    pinned: bool,
-) -> String {
+fn to_json(results: &Results<'_>) -> String {
+    let Results {
+        rows,
+        memory,
+        readiness,
+        open,
+        turns,
+        pinned,
+    } = *results;
     let mut out = format!(
         "{{\"machine\":{:?},\"pinned\":{pinned},\"rows\":[",
         machine()
