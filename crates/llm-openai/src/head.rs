@@ -19,12 +19,29 @@
 //!   is read whole, which gives the duplicate its error or the field its value;
 //! - anything else (no head yet, different first bytes, `choices` first as Azure sends it,
 //!   whitespace around the comma) is read whole.
+//!
+//! Most frames of a stream differ in one more place only: the text of their one choice's
+//! `delta.content` (`"choices":[{"index":0,"delta":{"content":"…"},"logprobs":null,
+//! "finish_reason":null}]}`). [`Tail`] remembers the bytes around that string from one frame
+//! read through the head, and a later frame with the same bytes around a single JSON string
+//! is not parsed at all: its chunk is the remembered one with that string as its content.
+//! Again exactly what a whole read gives:
+//!
+//! - the bytes around the string are learned only when a trial proves what the string is:
+//!   the frame read again with another text in that place must give the same chunk with the
+//!   other text as its content, and nothing else changed (so the place is that value, not a
+//!   key, a pass-through member or a second `content`);
+//! - a later frame's middle must be one whole JSON string token (a quote, characters that
+//!   need no escape, a quote; one with escapes is decoded by serde_json, which must read
+//!   exactly one string): JSON is read token by token, so one string token in place of
+//!   another gives the same members with another text. Anything else (a control
+//!   character, `null`, another token, other bytes around it) is read as before.
 
 use std::fmt;
 
 use llm_core::{
     ChatChunk,
-    kit::{JsonKey, clear_reused},
+    kit::{JsonKey, KEPT_CAPACITY, clear_reused},
 };
 use serde::de::{self, Deserializer as _, MapAccess, Visitor};
 
@@ -48,6 +65,8 @@ pub(crate) struct Head {
     tries: u8,
     /// `{` + the members after the head of the frame being read.
     rest: String,
+    /// The bytes around a frame's content text, once learned.
+    tail: Tail,
 }
 
 impl Head {
@@ -64,13 +83,11 @@ impl Head {
         else {
             return false;
         };
-        // One large frame (a long tool-call argument) is not kept for the whole stream.
-        clear_reused(&mut self.rest);
-        self.rest.push('{');
-        self.rest.push_str(after);
-        let mut reader = serde_json::Deserializer::from_str(&self.rest);
-        if reader.deserialize_map(Rest(chunk)).is_err() || reader.end().is_err() {
-            return false;
+        if !self.tail.read(after, chunk) {
+            if !read_rest(&mut self.rest, after, chunk) {
+                return false;
+            }
+            self.tail.learn(&mut self.rest, after, chunk);
         }
         chunk.clone_head_from(&self.values);
         true
@@ -83,21 +100,15 @@ impl Head {
             return;
         }
         self.tries += 1;
-        let Some(end) = frame.find(CHOICES) else {
+        let Some(end) = memchr::memmem::find(frame.as_bytes(), CHOICES.as_bytes()) else {
             return;
         };
         let prefix = &frame[..end];
         let mut members = String::with_capacity(end + 1);
         members.push_str(prefix);
         members.push('}');
-        let Ok(keys) = serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(&members)
-        else {
-            return;
-        };
-        if !keys
-            .keys()
-            .all(|key| ChatChunk::HEAD_FIELDS.contains(&key.as_str()))
-        {
+        let mut reader = serde_json::Deserializer::from_str(&members);
+        if reader.deserialize_map(HeadKeys).is_err() || reader.end().is_err() {
             return;
         }
         let Ok(values) = serde_json::from_str::<ChatChunk>(&members) else {
@@ -106,6 +117,163 @@ impl Head {
         prefix.clone_into(&mut self.prefix);
         self.values = values;
         self.ready = true;
+    }
+}
+
+/// Read `members` (what follows the head and its comma) into `chunk` through `buffer`:
+/// `false` when they are not one object's members after a head.
+fn read_rest(buffer: &mut String, members: &str, chunk: &mut ChatChunk) -> bool {
+    // One large frame (a long tool-call argument) is not kept for the whole stream.
+    clear_reused(buffer);
+    buffer.push('{');
+    buffer.push_str(members);
+    let mut reader = serde_json::Deserializer::from_str(buffer);
+    reader.deserialize_map(Rest(chunk)).is_ok() && reader.end().is_ok()
+}
+
+/// The members after the head of frames that differ only in their content text; see the
+/// [module docs](self).
+#[derive(Debug, Default)]
+struct Tail {
+    /// The bytes before the content string, from `"choices":` on.
+    before: String,
+    /// The bytes after it, to the frame's end.
+    after: String,
+    /// What those members say: `choices` with the content left out, `usage`, `extra`.
+    values: ChatChunk,
+    /// Whether `before`, `after` and `values` hold a tail.
+    ready: bool,
+    /// Frames tried as a tail so far.
+    tries: u8,
+}
+
+impl Tail {
+    /// Read `members` into `chunk` (its `choices`, `usage` and `extra`): `true` when they
+    /// are the known bytes around one JSON string.
+    fn read(&self, members: &str, chunk: &mut ChatChunk) -> bool {
+        if !self.ready {
+            return false;
+        }
+        let Some(text) = members
+            .strip_prefix(self.before.as_str())
+            .and_then(|rest| rest.strip_suffix(self.after.as_str()))
+            .and_then(string_token)
+        else {
+            return false;
+        };
+        chunk.choices.clone_from(&self.values.choices);
+        chunk.usage.clone_from(&self.values.usage);
+        chunk.extra.clone_from(&self.values.extra);
+        match chunk.choices.first_mut() {
+            Some(choice) => choice.delta.content = Some(text),
+            None => return false,
+        }
+        true
+    }
+
+    /// Learn the bytes around the content text of `members`, which `chunk` holds as read
+    /// through the head, unless a tail is known or enough frames were tried; `buffer` is
+    /// the head's reading buffer.
+    fn learn(&mut self, buffer: &mut String, members: &str, chunk: &ChatChunk) {
+        if self.ready || self.tries >= MAX_TRIES {
+            return;
+        }
+        let [choice] = chunk.choices.as_slice() else {
+            return;
+        };
+        let Some(text) = &choice.delta.content else {
+            return;
+        };
+        self.tries += 1;
+        // The trial's text differs from the frame's.
+        let other = if text == "x" { "y" } else { "x" };
+        for at in memchr::memmem::find_iter(members.as_bytes(), CONTENT) {
+            let start = at + CONTENT.len() - 1;
+            let Some(end) = string_end(members, start) else {
+                continue;
+            };
+            let (before, after) = (&members[..start], &members[end..]);
+            // Kept for the whole stream: not a large frame's bytes.
+            if before.len() + after.len() > KEPT_CAPACITY {
+                return;
+            }
+            let mut expected = ChatChunk::default();
+            expected.choices.clone_from(&chunk.choices);
+            expected.usage.clone_from(&chunk.usage);
+            expected.extra.clone_from(&chunk.extra);
+            let mut trial_members = String::with_capacity(members.len());
+            for part in [before, "\"", other, "\"", after] {
+                trial_members.push_str(part);
+            }
+            let mut trial = ChatChunk::default();
+            if !read_rest(buffer, &trial_members, &mut trial) {
+                continue;
+            }
+            if let Some(choice) = expected.choices.first_mut() {
+                choice.delta.content = Some(other.to_owned());
+            }
+            if trial != expected {
+                continue;
+            }
+            if let Some(choice) = expected.choices.first_mut() {
+                choice.delta.content = None;
+            }
+            before.clone_into(&mut self.before);
+            after.clone_into(&mut self.after);
+            self.values = expected;
+            self.ready = true;
+            return;
+        }
+    }
+}
+
+/// Where a content text's key and its opening quote are.
+const CONTENT: &[u8] = b"\"content\":\"";
+
+/// The end (after its closing quote) of the JSON string token that opens at `start`.
+fn string_end(text: &str, start: usize) -> Option<usize> {
+    let bytes = text.as_bytes();
+    let mut at = start + 1;
+    while at < bytes.len() {
+        match bytes[at] {
+            b'"' => return Some(at + 1),
+            b'\\' => at += 2,
+            _ => at += 1,
+        }
+    }
+    None
+}
+
+/// The text of `token` when it is exactly one JSON string token.
+fn string_token(token: &str) -> Option<String> {
+    let inner = token.strip_prefix('"')?.strip_suffix('"')?;
+    if inner.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
+        return Some(inner.to_owned());
+    }
+    // Escapes (or a quote or control character, which serde_json refuses): the token
+    // opens and closes with a quote, so a read of one string that ends where it ends is
+    // exactly one token.
+    serde_json::from_str(token).ok()
+}
+
+/// Reads an object whose keys are all head fields, and nothing of their values.
+struct HeadKeys;
+
+impl<'de> Visitor<'de> for HeadKeys {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("the head members of a chunk")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        while let Some(JsonKey(key)) = map.next_key()? {
+            if !ChatChunk::HEAD_FIELDS.contains(&key.as_ref()) {
+                return Err(de::Error::custom("not a head field"));
+            }
+            map.next_value::<de::IgnoredAny>()?;
+        }
+        Ok(())
     }
 }
 
@@ -149,7 +317,6 @@ impl<'de> Visitor<'de> for Rest<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use llm_core::kit::KEPT_CAPACITY;
 
     const FIRST: &str = r#"{"id":"chatcmpl-1","object":"chat.completion.chunk","created":1732600000,"model":"gpt-4o","system_fingerprint":"fp_1","choices":[{"index":0,"delta":{"role":"assistant","content":""},"logprobs":null,"finish_reason":null}],"usage":null}"#;
     const HEAD: &str = r#"{"id":"chatcmpl-1","object":"chat.completion.chunk","created":1732600000,"model":"gpt-4o","system_fingerprint":"fp_1""#;
@@ -183,11 +350,121 @@ mod tests {
         }
     }
 
+    /// `rest` read through `head`, compared with the frame read whole; whether the tail
+    /// read it.
+    fn same_as_whole(head: &mut Head, rest: &str) -> bool {
+        let frame = format!("{HEAD}{rest}");
+        let members = &rest[1..];
+        let mut probe = ChatChunk::default();
+        let by_tail = head.tail.read(members, &mut probe);
+        let whole = serde_json::from_str::<ChatChunk>(&frame).ok();
+        assert_eq!(through(head, &frame), whole, "{frame}");
+        by_tail
+    }
+
+    const CONTENT_FRAME: &str = r#","choices":[{"index":0,"delta":{"content":"Hel"},"logprobs":null,"finish_reason":null}],"usage":null}"#;
+
+    #[test]
+    fn frames_read_through_the_tail_are_the_frames_read_whole() {
+        let mut head = learned();
+        assert!(!same_as_whole(&mut head, CONTENT_FRAME));
+        assert!(head.tail.ready, "learned from {CONTENT_FRAME}");
+        for text in [
+            "lo",
+            "",
+            "x",
+            " wörld 🌍 ",
+            r#"a \"quoted\" word"#,
+            r"a line\nand a tab\t",
+            r"\u00e9\ud83c\udf0d",
+            r"\\",
+            r"\/",
+            r#"\"content\":\""#,
+        ] {
+            let rest = CONTENT_FRAME.replace("Hel", text);
+            assert!(same_as_whole(&mut head, &rest), "{rest}");
+        }
+        // Not one string token where the text was: read as before, with the same result
+        // (or the same refusal) as a whole read.
+        for middle in [
+            "null",
+            "1",
+            r#""a","b""#,
+            r#""a"  "#,
+            "\"bad \u{1} control\"",
+            r#""unterminated \""#,
+            r#""bad \q escape""#,
+            r#""lone \ud800 surrogate""#,
+        ] {
+            let rest = CONTENT_FRAME.replace(r#""Hel""#, middle);
+            assert!(!same_as_whole(&mut head, &rest), "{rest}");
+        }
+        // Other bytes around the text: the last choice, usage, a pass-through member (the
+        // `obfuscation` OpenAI adds), another index.
+        for rest in [
+            r#","choices":[{"index":0,"delta":{},"logprobs":null,"finish_reason":"stop"}],"usage":null}"#,
+            r#","choices":[],"usage":{"prompt_tokens":9,"completion_tokens":2,"total_tokens":11}}"#,
+            r#","choices":[{"index":0,"delta":{"content":"Hel"},"logprobs":null,"finish_reason":null}],"usage":null,"obfuscation":"ab"}"#,
+            r#","choices":[{"index":1,"delta":{"content":"Hel"},"logprobs":null,"finish_reason":null}],"usage":null}"#,
+        ] {
+            assert!(!same_as_whole(&mut head, rest), "{rest}");
+        }
+    }
+
+    #[test]
+    fn the_tail_is_the_content_text_and_nothing_else() {
+        // The same text in a pass-through member before the content: the trial with other
+        // text in the member changes the member, not the content, so the tail is the
+        // content's own place.
+        let mut head = learned();
+        let rest = r#","choices":[{"index":0,"x":{"content":"Hel"},"delta":{"content":"Hel"}}]}"#;
+        assert!(!same_as_whole(&mut head, rest));
+        assert!(head.tail.ready);
+        let member_changed = rest.replacen("Hel", "lo", 1);
+        assert!(
+            !same_as_whole(&mut head, &member_changed),
+            "{member_changed}"
+        );
+        let content_changed = format!("{}lo\"}}}}]}}", rest.strip_suffix(r#"Hel"}}]}"#).unwrap());
+        assert!(
+            same_as_whole(&mut head, &content_changed),
+            "{content_changed}"
+        );
+
+        // `content` only as a key of a pass-through member, or more than one choice:
+        // nothing to learn.
+        for rest in [
+            r#","choices":[{"index":0,"delta":{"x":{"content":"Hel"}}}]}"#,
+            r#","choices":[{"index":0,"delta":{"content":"a"}},{"index":1,"delta":{"content":"b"}}]}"#,
+        ] {
+            let mut head = learned();
+            same_as_whole(&mut head, rest);
+            assert!(!head.tail.ready, "{rest}");
+        }
+    }
+
+    #[test]
+    fn a_large_tail_is_not_kept_for_the_rest_of_the_stream() {
+        let mut head = learned();
+        let big = "y".repeat(KEPT_CAPACITY);
+        let rest = format!(
+            r#","choices":[{{"index":0,"delta":{{"content":"Hel"}}}}],"padding":"{big}"}}"#
+        );
+        assert!(!same_as_whole(&mut head, &rest));
+        assert!(!head.tail.ready && head.tail.after.is_empty());
+        let small = format!(
+            r#","choices":[{{"index":0,"delta":{{"content":"Hel"}}}}],"padding":"{}"}}"#,
+            &big[..100]
+        );
+        assert!(!same_as_whole(&mut head, &small));
+        assert!(head.tail.ready, "a small one is learned");
+    }
+
     #[test]
     fn a_large_frame_is_not_kept_for_the_rest_of_the_stream() {
         let mut head = learned();
         let large = format!(
-            r#"{HEAD},"choices":[{{"index":0,"delta":{{"content":"{}"}}}}]}}"#,
+            r#"{HEAD},"choices":[{{"index":0,"delta":{{"refusal":"{}"}}}}]}}"#,
             "x".repeat(KEPT_CAPACITY * 2)
         );
         assert!(through(&mut head, &large).is_some());
