@@ -162,8 +162,13 @@ impl Tail {
             return false;
         };
         chunk.choices.clone_from(&self.values.choices);
-        chunk.usage.clone_from(&self.values.usage);
-        chunk.extra.clone_from(&self.values.extra);
+        // `chunk` is a new chunk: nothing to copy when the tail has no usage or members.
+        if self.values.usage.is_some() {
+            chunk.usage.clone_from(&self.values.usage);
+        }
+        if !self.values.extra.is_empty() {
+            chunk.extra.clone_from(&self.values.extra);
+        }
         match chunk.choices.first_mut() {
             Some(choice) => choice.delta.content = Some(text),
             None => return false,
