@@ -256,11 +256,19 @@ impl DirectClient {
                 }
                 return Err(Error::connection(provider.to_owned(), err));
             }
+            // A request for an event stream is written one turn of the scheduler later
+            // (see `waits_a_turn`).
+            let mut wait_turn = waits_a_turn(&request);
             let sent = conn.sender.try_send_request(request);
             let mut sent = std::pin::pin!(sent);
             // The connection's I/O runs here, in the caller's task (nothing is spawned):
             // the request is written and the answer read as this future is polled.
             let answered = std::future::poll_fn(|cx| {
+                if wait_turn {
+                    wait_turn = false;
+                    cx.waker().wake_by_ref();
+                    return Poll::Pending;
+                }
                 conn.drive(cx);
                 sent.as_mut().poll(cx)
             })
@@ -893,6 +901,27 @@ impl Stream for DirectBody {
     }
 }
 
+/// Whether `request` (to a plain-HTTP upstream) is written one turn of the scheduler after
+/// it is queued rather than at once: a request for an event stream (`accept:
+/// text/event-stream`).
+///
+/// A plain-HTTP upstream usually runs on the same machine (a local model server, a sidecar),
+/// and on loopback the write that hands it a request also wakes it: when its core is idle
+/// that is an inter-processor interrupt, paid by the writer. A gateway streaming answers
+/// leaves the upstream's core idle between requests (a streamed answer costs it far more than
+/// the upstream), and `perf` put 15 % of its CPU in those wake-ups (`sendto` →
+/// `sock_def_readable`). Waiting one turn lets the requests that became ready together be
+/// written together, so one wake-up serves several: at 16 concurrent streams, +6 to +25 %
+/// chunks/s in turns against the same build without it. Requests for a whole answer are
+/// written at once: for them the wait bought +7 % requests/s at concurrency 64 but cost 6 %
+/// at 256 (each request's state held across the turn), and nothing at 1 or 16.
+fn waits_a_turn<B>(request: &Request<B>) -> bool {
+    request
+        .headers()
+        .get(ACCEPT)
+        .is_some_and(|accept| accept.as_bytes().starts_with(b"text/event-stream"))
+}
+
 #[cfg(test)]
 mod tests {
     use std::time::Duration;
@@ -925,6 +954,26 @@ mod tests {
         let uri: Uri = format!("http://{}/", upstream.addr()).parse().unwrap();
         let key = Arc::from(uri.authority().unwrap().as_str());
         (uri, key)
+    }
+
+    #[test]
+    fn only_requests_for_an_event_stream_wait_a_turn() {
+        let request = |accept: Option<&'static str>| {
+            let mut request = Request::new(());
+            if let Some(accept) = accept {
+                request
+                    .headers_mut()
+                    .insert(ACCEPT, HeaderValue::from_static(accept));
+            }
+            request
+        };
+        assert!(waits_a_turn(&request(Some("text/event-stream"))));
+        assert!(waits_a_turn(&request(Some(
+            "text/event-stream; charset=utf-8"
+        ))));
+        assert!(!waits_a_turn(&request(Some("application/json"))));
+        assert!(!waits_a_turn(&request(Some("*/*"))));
+        assert!(!waits_a_turn(&request(None)));
     }
 
     #[test]
