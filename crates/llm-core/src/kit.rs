@@ -422,6 +422,23 @@ pub fn clear_reused(buffer: &mut String) {
     }
 }
 
+/// Whether `text` needs an escape to stand inside a JSON string: it holds a `"`, a `\` or
+/// a control character. Text that needs none is written as it is, and a JSON string token
+/// whose characters need none reads back as those characters, so a reader can take them
+/// without decoding. Checked a word at a time (the check the chunk writers use).
+///
+/// ```
+/// use llm_core::kit::needs_json_escape;
+///
+/// assert!(!needs_json_escape("plain text, é and 🌍"));
+/// assert!(needs_json_escape("a \"quote\""));
+/// assert!(needs_json_escape("a\nline"));
+/// ```
+#[must_use]
+pub fn needs_json_escape(text: &str) -> bool {
+    crate::types::any_needs_escape(text.as_bytes())
+}
+
 /// Seconds since the Unix epoch (the `created` of answers made from formats without one).
 #[must_use]
 pub fn unix_now() -> u64 {

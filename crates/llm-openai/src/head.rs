@@ -41,7 +41,7 @@ use std::fmt;
 
 use llm_core::{
     ChatChunk,
-    kit::{JsonKey, KEPT_CAPACITY, clear_reused},
+    kit::{JsonKey, KEPT_CAPACITY, clear_reused, needs_json_escape},
 };
 use serde::de::{self, Deserializer as _, MapAccess, Visitor};
 
@@ -190,8 +190,15 @@ impl Tail {
             return;
         };
         self.tries += 1;
-        // The trial's text differs from the frame's.
+        // The trial's text differs from the frame's; the trial must read as `expected`.
         let other = if text == "x" { "y" } else { "x" };
+        let mut expected = ChatChunk::default();
+        expected.choices.clone_from(&chunk.choices);
+        expected.usage.clone_from(&chunk.usage);
+        expected.extra.clone_from(&chunk.extra);
+        if let Some(choice) = expected.choices.first_mut() {
+            choice.delta.content = Some(other.to_owned());
+        }
         for at in memchr::memmem::find_iter(members.as_bytes(), CONTENT) {
             let start = at + CONTENT.len() - 1;
             let Some(end) = string_end(members, start) else {
@@ -202,10 +209,6 @@ impl Tail {
             if before.len() + after.len() > KEPT_CAPACITY {
                 return;
             }
-            let mut expected = ChatChunk::default();
-            expected.choices.clone_from(&chunk.choices);
-            expected.usage.clone_from(&chunk.usage);
-            expected.extra.clone_from(&chunk.extra);
             let mut trial_members = String::with_capacity(members.len());
             for part in [before, "\"", other, "\"", after] {
                 trial_members.push_str(part);
@@ -213,9 +216,6 @@ impl Tail {
             let mut trial = ChatChunk::default();
             if !read_rest(buffer, &trial_members, &mut trial) {
                 continue;
-            }
-            if let Some(choice) = expected.choices.first_mut() {
-                choice.delta.content = Some(other.to_owned());
             }
             if trial != expected {
                 continue;
@@ -252,7 +252,7 @@ fn string_end(text: &str, start: usize) -> Option<usize> {
 /// The text of `token` when it is exactly one JSON string token.
 fn string_token(token: &str) -> Option<String> {
     let inner = token.strip_prefix('"')?.strip_suffix('"')?;
-    if inner.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
+    if !needs_json_escape(inner) {
         return Some(inner.to_owned());
     }
     // Escapes (or a quote or control character, which serde_json refuses): the token

@@ -564,7 +564,7 @@ fn needs_escape(byte: u8) -> bool {
 /// overlaps the one before it): the strings of a chunk are short, and a loop per byte, or
 /// a vector loop with its scalar tail, costs more than the few word operations here.
 #[inline]
-fn any_needs_escape(bytes: &[u8]) -> bool {
+pub(crate) fn any_needs_escape(bytes: &[u8]) -> bool {
     let (words, rest) = bytes.as_chunks::<8>();
     if words.is_empty() {
         return rest.iter().any(|&byte| needs_escape(byte));
