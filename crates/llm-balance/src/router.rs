@@ -9,8 +9,8 @@ use std::{
 
 use async_trait::async_trait;
 use llm_core::{
-    Attempt, ChatProvider, ChatRequest, ChatResponse, ChatStream, Error, ErrorKind, Result,
-    TimeoutPhase,
+    Attempt, ChatJson, ChatProvider, ChatRequest, ChatResponse, ChatStream, Error, ErrorKind,
+    Result, TimeoutPhase,
 };
 use tokio::time::Instant;
 use tracing::Instrument;
@@ -255,13 +255,21 @@ struct Inner {
 }
 
 /// What one attempt produced.
-#[expect(
-    clippy::large_enum_variant,
-    reason = "lives for one return; a move is cheaper than boxing every answer"
-)]
 enum Outcome {
     Chat(ChatResponse),
+    Json(ChatJson),
     Stream(ChatStream),
+}
+
+/// What a route asks each deployment for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// [`ChatProvider::chat`].
+    Chat,
+    /// [`ChatProvider::chat_json`].
+    Json,
+    /// [`ChatProvider::stream`].
+    Stream,
 }
 
 impl Router {
@@ -328,10 +336,29 @@ impl Router {
         request: &ChatRequest,
         options: &RouteOptions,
     ) -> Result<ChatResponse> {
-        match self.route(request, options, false).await? {
+        match self.route(request, options, Mode::Chat).await? {
             Outcome::Chat(response) => Ok(response),
-            Outcome::Stream(_) => Err(Error::config(
-                "the router produced a stream for a chat call",
+            Outcome::Json(_) | Outcome::Stream(_) => Err(Error::config(
+                "the router produced another kind of answer for a chat call",
+            )),
+        }
+    }
+
+    /// [`ChatProvider::chat_json`] with per-request options: the answer as JSON, as the
+    /// deployment that gave it wrote it (see [`ChatProvider::chat_json`]).
+    ///
+    /// # Errors
+    ///
+    /// As [`Router::chat_with`].
+    pub async fn chat_json_with(
+        &self,
+        request: &ChatRequest,
+        options: &RouteOptions,
+    ) -> Result<ChatJson> {
+        match self.route(request, options, Mode::Json).await? {
+            Outcome::Json(answer) => Ok(answer),
+            Outcome::Chat(_) | Outcome::Stream(_) => Err(Error::config(
+                "the router produced another kind of answer for a JSON chat call",
             )),
         }
     }
@@ -346,9 +373,9 @@ impl Router {
         request: &ChatRequest,
         options: &RouteOptions,
     ) -> Result<ChatStream> {
-        match self.route(request, options, true).await? {
+        match self.route(request, options, Mode::Stream).await? {
             Outcome::Stream(stream) => Ok(stream),
-            Outcome::Chat(_) => Err(Error::config(
+            Outcome::Chat(_) | Outcome::Json(_) => Err(Error::config(
                 "the router produced an answer for a stream call",
             )),
         }
@@ -388,7 +415,7 @@ impl Router {
         &self,
         request: &ChatRequest,
         options: &RouteOptions,
-        stream: bool,
+        mode: Mode,
     ) -> Result<Outcome> {
         let inner = &self.inner;
         let config = &inner.config;
@@ -472,7 +499,7 @@ impl Router {
                         probe,
                     );
                     let error = match self
-                        .attempt(permit, request, deadline, stream)
+                        .attempt(permit, request, deadline, mode)
                         .instrument(span)
                         .await
                     {
@@ -552,7 +579,7 @@ impl Router {
         mut permit: Permit,
         request: &ChatRequest,
         deadline: Instant,
-        stream: bool,
+        mode: Mode,
     ) -> Result<Outcome> {
         let inner = &self.inner;
         let deployment = Arc::clone(permit.deployment());
@@ -563,16 +590,28 @@ impl Router {
             phase,
             after: until.saturating_duration_since(started),
         };
-        if !stream {
+        if mode != Mode::Stream {
             let until = attempt_deadline(timeouts.total, deadline);
-            let result = tokio::time::timeout_at(until, deployment.provider.chat(request))
+            let call = async {
+                Ok(if mode == Mode::Json {
+                    Outcome::Json(deployment.provider.chat_json(request).await?)
+                } else {
+                    Outcome::Chat(deployment.provider.chat(request).await?)
+                })
+            };
+            let result = tokio::time::timeout_at(until, call)
                 .await
                 .unwrap_or_else(|_| Err(timeout_error(TimeoutPhase::Total, until)));
             return match result {
-                Ok(response) => {
-                    let tokens = response.usage.as_ref().map_or(0, |u| u.total_tokens);
+                Ok(outcome) => {
+                    let usage = match &outcome {
+                        Outcome::Chat(response) => response.usage.as_ref(),
+                        Outcome::Json(answer) => answer.usage.as_ref(),
+                        Outcome::Stream(_) => None,
+                    };
+                    let tokens = usage.map_or(0, |u| u.total_tokens);
                     permit.succeed(Some(started.elapsed()), tokens, inner.clock.now_ms());
-                    Ok(Outcome::Chat(response))
+                    Ok(outcome)
                 }
                 Err(error) => {
                     permit.fail(&error, &inner.config.cooldown, inner.clock.now_ms());
@@ -685,5 +724,9 @@ impl ChatProvider for Router {
 
     async fn stream(&self, request: &ChatRequest) -> Result<ChatStream> {
         self.stream_with(request, &RouteOptions::default()).await
+    }
+
+    async fn chat_json(&self, request: &ChatRequest) -> Result<ChatJson> {
+        self.chat_json_with(request, &RouteOptions::default()).await
     }
 }

@@ -439,6 +439,22 @@ pub fn needs_json_escape(text: &str) -> bool {
     crate::types::any_needs_escape(text.as_bytes())
 }
 
+/// Where the first byte that [`needs_json_escape`] looks for (`"`, `\\` or a control
+/// character) is in `bytes`: the end of a JSON string token's plain run. Checked a word at
+/// a time.
+///
+/// ```
+/// use llm_core::kit::json_escape_position;
+///
+/// assert_eq!(json_escape_position(b"plain text, \"then\""), Some(12));
+/// assert_eq!(json_escape_position(b"a long run of plain text\n"), Some(24));
+/// assert_eq!(json_escape_position("é and 🌍".as_bytes()), None);
+/// ```
+#[must_use]
+pub fn json_escape_position(bytes: &[u8]) -> Option<usize> {
+    crate::types::first_needs_escape(bytes)
+}
+
 /// Seconds since the Unix epoch (the `created` of answers made from formats without one).
 #[must_use]
 pub fn unix_now() -> u64 {

@@ -58,7 +58,7 @@ pub use error::{
     Attempt, BoxError, ConfigError, Error, ErrorKind, Result, TimeoutPhase, UpstreamError,
 };
 pub use mock::{FailWhen, MockConfig, MockFailure, MockProvider, MockReply};
-pub use provider::{ChatProvider, ChatStream, ProviderFuture};
+pub use provider::{ChatJson, ChatProvider, ChatStream, ProviderFuture};
 pub use secrecy::{ExposeSecret, SecretString};
 pub use secret::{mask_key, redact};
 pub use stream::{ChatStreamExt, Collector};

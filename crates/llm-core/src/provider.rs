@@ -2,10 +2,12 @@
 
 use std::{fmt, future::Future, pin::Pin, sync::Arc};
 
+use bytes::Bytes;
+
 use async_trait::async_trait;
 use futures_core::Stream;
 
-use crate::{ChatChunk, ChatRequest, ChatResponse, Error, Result};
+use crate::{ChatChunk, ChatRequest, ChatResponse, Error, Result, Usage};
 
 /// A stream of chunks. `Send + 'static`, so it can be returned from a spawned task or an
 /// HTTP handler.
@@ -68,6 +70,85 @@ pub trait ChatProvider: Send + Sync + fmt::Debug {
     ///
     /// As [`ChatProvider::chat`], for failures before the first chunk.
     async fn stream(&self, request: &ChatRequest) -> Result<ChatStream>;
+
+    /// One request, the complete answer as OpenAI Chat Completions JSON, ready to send:
+    /// what a gateway returns to its client.
+    ///
+    /// The default writes [`ChatProvider::chat`]'s answer. A provider whose upstream
+    /// already answers in this format may return the upstream's bytes instead, when they
+    /// hold exactly what [`ChatProvider::chat`] would have read from them; OpenAI and
+    /// Azure OpenAI do, which saves reading the answer into a [`ChatResponse`] and
+    /// writing it again.
+    ///
+    /// # Errors
+    ///
+    /// As [`ChatProvider::chat`].
+    async fn chat_json(&self, request: &ChatRequest) -> Result<ChatJson> {
+        let response = self.chat(request).await?;
+        ChatJson::from_response(&response)
+    }
+}
+
+/// A complete answer as OpenAI Chat Completions JSON (`object: "chat.completion"`), with
+/// its token usage read out: what [`ChatProvider::chat_json`] returns.
+///
+/// ```
+/// use llm_core::{ChatJson, ChatResponse, Choice, FinishReason, Message};
+///
+/// let answer = ChatResponse::new(
+///     "c1",
+///     0,
+///     "m",
+///     vec![Choice::new(0, Message::assistant("Hi"), Some(FinishReason::Stop))],
+/// );
+/// let json = ChatJson::from_response(&answer)?;
+/// let back: ChatResponse = serde_json::from_slice(&json.body)?;
+/// assert_eq!(back, answer);
+/// # Ok::<_, Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Clone, PartialEq)]
+#[non_exhaustive]
+pub struct ChatJson {
+    /// The answer's JSON object.
+    pub body: Bytes,
+    /// Its token usage, when it reports one.
+    pub usage: Option<Usage>,
+}
+
+impl ChatJson {
+    /// An answer whose JSON is `body` and whose usage is `usage`. The caller vouches that
+    /// `body` is a `chat.completion` object reporting `usage`.
+    #[must_use]
+    pub fn new(body: Bytes, usage: Option<Usage>) -> Self {
+        Self { body, usage }
+    }
+
+    /// `response`'s JSON.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::Protocol`](crate::ErrorKind) when a pass-through value cannot be
+    /// written (which `serde_json::Value` never causes).
+    pub fn from_response(response: &ChatResponse) -> Result<Self> {
+        let mut body = Vec::with_capacity(512);
+        response.write_json(&mut body).map_err(|e| {
+            Error::protocol("llm-core", format!("cannot write the answer: {e}"), None)
+        })?;
+        Ok(Self {
+            body: Bytes::from(body),
+            usage: response.usage.clone(),
+        })
+    }
+}
+
+/// The body's length and the usage: the answer's text is the caller's data, not a log's.
+impl fmt::Debug for ChatJson {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ChatJson")
+            .field("body_len", &self.body.len())
+            .field("usage", &self.usage)
+            .finish()
+    }
 }
 
 /// The future a [`ChatProvider`] method returns (what `#[async_trait]` makes of an
@@ -99,6 +180,15 @@ impl<P: ChatProvider + ?Sized> ChatProvider for Arc<P> {
     {
         (**self).stream(request)
     }
+
+    fn chat_json<'a, 'b, 'c>(&'a self, request: &'b ChatRequest) -> ProviderFuture<'c, ChatJson>
+    where
+        'a: 'c,
+        'b: 'c,
+        Self: 'c,
+    {
+        (**self).chat_json(request)
+    }
 }
 
 /// Forwards to `P` (its futures as they are; see [`ProviderFuture`]).
@@ -123,6 +213,15 @@ impl<P: ChatProvider + ?Sized> ChatProvider for Box<P> {
         Self: 'c,
     {
         (**self).stream(request)
+    }
+
+    fn chat_json<'a, 'b, 'c>(&'a self, request: &'b ChatRequest) -> ProviderFuture<'c, ChatJson>
+    where
+        'a: 'c,
+        'b: 'c,
+        Self: 'c,
+    {
+        (**self).chat_json(request)
     }
 }
 

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use llm_core::{ChatProvider, ChatRequest, ChatResponse, ChatStream, Result};
+use llm_core::{ChatJson, ChatProvider, ChatRequest, ChatResponse, ChatStream, Result};
 
 /// Fills `max_tokens` and `temperature` from configuration when a request sets neither.
 /// A request that sets them (or `max_completion_tokens`) keeps its own; only then is the
@@ -65,6 +65,13 @@ impl ChatProvider for WithDefaults {
         match self.apply(request) {
             Some(request) => self.inner.stream(&request).await,
             None => self.inner.stream(request).await,
+        }
+    }
+
+    async fn chat_json(&self, request: &ChatRequest) -> Result<ChatJson> {
+        match self.apply(request) {
+            Some(request) => self.inner.chat_json(&request).await,
+            None => self.inner.chat_json(request).await,
         }
     }
 }

@@ -11,7 +11,9 @@ use llm_balance::{
     Deployment, DeploymentConfig, DeploymentStatus, RandomSource, RouteOptions, Router,
     StrategyKind,
 };
-use llm_core::{ChatProvider, ChatRequest, ChatResponse, ChatStream, ConfigError, Error, Result};
+use llm_core::{
+    ChatJson, ChatProvider, ChatRequest, ChatResponse, ChatStream, ConfigError, Error, Result,
+};
 
 use crate::{
     FactoryConfig, ModelConfig, RouterSettings, ServerSettings,
@@ -137,6 +139,21 @@ impl LlmFactory {
         self.router.chat_with(&request.into(), options).await
     }
 
+    /// One request with options, the answer as OpenAI Chat Completions JSON (see
+    /// [`ChatProvider::chat_json`]): what a gateway sends its client, without reading the
+    /// answer into a [`ChatResponse`] when the provider can relay its upstream's bytes.
+    ///
+    /// # Errors
+    ///
+    /// See [`Router::chat_with`].
+    pub async fn chat_json_with(
+        &self,
+        request: impl Into<ChatRequest>,
+        options: &ChatOptions,
+    ) -> Result<ChatJson> {
+        self.router.chat_json_with(&request.into(), options).await
+    }
+
     /// One request, a stream of chunks.
     ///
     /// # Errors
@@ -208,6 +225,12 @@ impl ChatProvider for LlmFactory {
     async fn stream(&self, request: &ChatRequest) -> Result<ChatStream> {
         self.router
             .stream_with(request, &ChatOptions::default())
+            .await
+    }
+
+    async fn chat_json(&self, request: &ChatRequest) -> Result<ChatJson> {
+        self.router
+            .chat_json_with(request, &ChatOptions::default())
             .await
     }
 }

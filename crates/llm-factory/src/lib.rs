@@ -84,7 +84,7 @@ pub use config::{
 pub use factory::{ChatOptions, LlmFactory, LlmFactoryBuilder};
 pub use llm_balance::{DeploymentConfig, DeploymentStatus, StrategyKind};
 pub use llm_core::{
-    ChatChunk, ChatRequest, ChatResponse, ChatStream, Error, ErrorKind, Message, Result,
+    ChatChunk, ChatJson, ChatRequest, ChatResponse, ChatStream, Error, ErrorKind, Message, Result,
 };
 #[cfg(feature = "deepseek")]
 #[cfg_attr(docsrs, doc(cfg(feature = "deepseek")))]

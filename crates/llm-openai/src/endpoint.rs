@@ -86,6 +86,14 @@ pub trait Endpoint: Send + Sync + fmt::Debug {
     fn fix_response(&self, response: &mut ChatResponse) {
         let _ = response;
     }
+
+    /// Whether a whole answer may be passed on as the upstream wrote it, when its bytes
+    /// hold exactly what reading it would give (see
+    /// [`ChatProvider::chat_json`](llm_core::ChatProvider::chat_json)). Only for a flavour
+    /// whose [`Endpoint::fix_response`] changes nothing; `false` by default.
+    fn relays_answers(&self) -> bool {
+        false
+    }
 }
 
 /// Check a base URL and return it without a trailing slash: `http(s)://host[/path]`, no
@@ -206,6 +214,10 @@ impl Endpoint for BearerEndpoint {
     fn secrets(&self) -> Vec<&SecretString> {
         vec![&self.key]
     }
+
+    fn relays_answers(&self) -> bool {
+        true
+    }
 }
 
 /// Azure OpenAI: the classic deployments path with `api-version`, or the v1 path.
@@ -303,6 +315,10 @@ impl Endpoint for AzureEndpoint {
         self.api_version
             .as_deref()
             .is_none_or(|version| version.get(..10).is_some_and(|date| date >= "2024-09-01"))
+    }
+
+    fn relays_answers(&self) -> bool {
+        true
     }
 }
 

@@ -42,6 +42,7 @@ mod endpoint;
 mod error;
 mod head;
 mod provider;
+mod relay;
 mod stream;
 mod wire;
 

@@ -8,7 +8,7 @@ use http::{
     header::{ACCEPT, CONTENT_TYPE},
 };
 use llm_core::{
-    ChatProvider, ChatRequest, ChatResponse, ChatStream, Error, Result, SecretString,
+    ChatJson, ChatProvider, ChatRequest, ChatResponse, ChatStream, Error, Result, SecretString,
     kit::sse_chat_stream,
 };
 use llm_http::{Target, Transport};
@@ -17,6 +17,7 @@ use crate::{
     config::{AzureOpenAiConfig, OpenAiConfig, Timeouts},
     endpoint::{AzureEndpoint, BearerEndpoint, Endpoint},
     error::{self, ErrorEnvelope},
+    relay,
     stream::ChunkTranslator,
     wire::{BodyMode, WireRequest},
 };
@@ -184,6 +185,12 @@ impl OpenAiCompatClient {
             .await
     }
 
+    /// Send a request for a whole answer and read the successful answer's body.
+    async fn whole_answer(&self, request: &ChatRequest, model: &str) -> Result<bytes::Bytes> {
+        let response = self.send(request, model, false).await?;
+        self.transport.read_body(response).await
+    }
+
     fn parse_response(&self, body: &[u8], model: &str) -> Result<ChatResponse> {
         match llm_core::kit::json_from_slice::<ChatResponse>(body) {
             Ok(mut response) if !response.choices.is_empty() => {
@@ -223,9 +230,26 @@ impl ChatProvider for OpenAiCompatClient {
         let model = self.upstream_model(request)?;
         self.transport
             .within_total(async {
-                let response = self.send(request, model, false).await?;
-                let body = self.transport.read_body(response).await?;
+                let body = self.whole_answer(request, model).await?;
                 self.parse_response(&body, model)
+            })
+            .await
+    }
+
+    /// The upstream's answer as it came, when the endpoint allows it and the answer holds
+    /// exactly what reading it would give (see the `relay` module); else the answer read
+    /// and written again, with the errors of [`ChatProvider::chat`].
+    async fn chat_json(&self, request: &ChatRequest) -> Result<ChatJson> {
+        let model = self.upstream_model(request)?;
+        self.transport
+            .within_total(async {
+                let body = self.whole_answer(request, model).await?;
+                if self.endpoint.relays_answers()
+                    && let Some(usage) = relay::check(&body)
+                {
+                    return Ok(ChatJson::new(body, usage));
+                }
+                ChatJson::from_response(&self.parse_response(&body, model)?)
             })
             .await
     }
@@ -376,6 +400,18 @@ macro_rules! delegate_chat_provider {
                 Self: 'c,
             {
                 self.client.stream(request)
+            }
+
+            fn chat_json<'a, 'b, 'c>(
+                &'a self,
+                request: &'b ChatRequest,
+            ) -> llm_core::ProviderFuture<'c, llm_core::ChatJson>
+            where
+                'a: 'c,
+                'b: 'c,
+                Self: 'c,
+            {
+                self.client.chat_json(request)
             }
         }
     )*};

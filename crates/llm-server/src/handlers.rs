@@ -17,8 +17,7 @@ use bytes::BytesMut;
 use futures_util::StreamExt;
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 use llm_factory::{
-    ChatOptions, ChatRequest, ChatResponse, ChatStream, StrategyKind, balance::HealthState,
-    core::ChunkHeadCache,
+    ChatOptions, ChatRequest, ChatStream, StrategyKind, balance::HealthState, core::ChunkHeadCache,
 };
 use serde_json::json;
 
@@ -166,22 +165,24 @@ async fn serve_chat(
         // Boxed: the routed call's future is large (the request, the router's state), and
         // every future around it (this handler's, axum's and hyper's wrappers) would
         // otherwise be that much larger and copied whole at each move.
-        let answer =
-            within_request_timeout(state, Box::pin(state.factory.chat_with(request, &options)))
-                .await
-                .ok_or_else(|| {
-                    ApiError::new(
-                        StatusCode::GATEWAY_TIMEOUT,
-                        "timeout_error",
-                        Some("timeout"),
-                        format!(
-                            "the request took longer than {:?}",
-                            state.options.request_timeout
-                        ),
-                    )
-                })??;
+        let answer = within_request_timeout(
+            state,
+            Box::pin(state.factory.chat_json_with(request, &options)),
+        )
+        .await
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::GATEWAY_TIMEOUT,
+                "timeout_error",
+                Some("timeout"),
+                format!(
+                    "the request took longer than {:?}",
+                    state.options.request_timeout
+                ),
+            )
+        })??;
         metrics::observe_answer(started, answer.usage.as_ref());
-        return json_answer(&answer);
+        return Ok(json_answer(answer.body));
     }
     let include_usage = request.include_usage();
     let upstream = Box::pin(state.factory.stream_with(request, &options)).await?;
@@ -202,21 +203,12 @@ pub(crate) async fn within_request_timeout<T>(
 
 /// The answer as `application/json`, written by its direct writer (the same bytes as
 /// `axum::Json`'s serde encoding, for less CPU).
-fn json_answer(answer: &ChatResponse) -> Result<Response, ApiError> {
-    let mut body = BytesMut::with_capacity(1024);
-    answer.write_json(&mut body).map_err(|e| {
-        ApiError::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "api_error",
-            None,
-            format!("cannot encode the answer: {e}"),
-        )
-    })?;
-    Ok((
+fn json_answer(body: Bytes) -> Response {
+    (
         [(CONTENT_TYPE, HeaderValue::from_static("application/json"))],
-        body.freeze(),
+        body,
     )
-        .into_response())
+        .into_response()
 }
 
 /// Chunks as `data:` events, then `data: [DONE]`; a failure is one error event and the

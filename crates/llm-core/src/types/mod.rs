@@ -11,7 +11,7 @@ mod response;
 mod write;
 
 pub use write::ChunkHeadCache;
-pub(crate) use write::any_needs_escape;
+pub(crate) use write::{any_needs_escape, first_needs_escape};
 
 pub use message::{
     Content, ContentPart, FileRef, FunctionCall, ImageDetail, ImageUrl, InputAudio, Message, Role,

@@ -578,6 +578,22 @@ pub(crate) fn any_needs_escape(bytes: &[u8]) -> bool {
                 .is_some_and(|word| word_needs_escape(u64::from_ne_bytes(*word))))
 }
 
+/// Where the first byte below 0x20, `"` or `\` is in `bytes`, checked a word at a time.
+pub(crate) fn first_needs_escape(bytes: &[u8]) -> Option<usize> {
+    let (words, rest) = bytes.as_chunks::<8>();
+    for (index, word) in words.iter().enumerate() {
+        let hits = escape_hits(u64::from_le_bytes(*word));
+        if hits != 0 {
+            // The lowest flag is a true one: a false flag sits only above a true one.
+            return Some(index * 8 + (hits.trailing_zeros() / 8) as usize);
+        }
+    }
+    let done = words.len() * 8;
+    rest.iter()
+        .position(|&byte| needs_escape(byte))
+        .map(|at| done + at)
+}
+
 /// Whether a byte of `word` is below 0x20, `"` or `\`. `(x - 0x01…) & !x & 0x80…` is
 /// non-zero exactly when some byte of `x` is zero (a borrow starts only at a zero byte;
 /// bytes above it may be flagged too, which does not change the answer), and
@@ -585,6 +601,12 @@ pub(crate) fn any_needs_escape(bytes: &[u8]) -> bool {
 /// non-ASCII ones, have their top bit set and are never flagged on their own).
 #[inline]
 fn word_needs_escape(word: u64) -> bool {
+    escape_hits(word) != 0
+}
+
+/// [`word_needs_escape`]'s flags: the top bit of each flagged byte.
+#[inline]
+fn escape_hits(word: u64) -> u64 {
     const ONES: u64 = u64::from_ne_bytes([1; 8]);
     const HIGH: u64 = u64::from_ne_bytes([0x80; 8]);
     let quote = word ^ (ONES * u64::from(b'"'));
@@ -592,7 +614,7 @@ fn word_needs_escape(word: u64) -> bool {
     let hits = (word.wrapping_sub(ONES * 0x20) & !word)
         | (quote.wrapping_sub(ONES) & !quote)
         | (backslash.wrapping_sub(ONES) & !backslash);
-    hits & HIGH != 0
+    hits & HIGH
 }
 
 #[cfg(test)]
@@ -800,6 +822,20 @@ mod tests {
     }
 
     proptest! {
+        #[test]
+        fn the_first_byte_that_needs_an_escape_is_found(
+            bytes in prop::collection::vec(
+                prop_oneof![Just(b'"'), Just(b'\\'), 0u8..0x20, 0x20u8..=0xFF, 0x80u8..=0xFF],
+                0..40,
+            ),
+            plain in 0usize..40,
+        ) {
+            // A plain run first, so the hit lands at every offset of a word.
+            let bytes = [vec![b'a'; plain], bytes].concat();
+            let expected = bytes.iter().position(|&byte| needs_escape(byte));
+            prop_assert_eq!(first_needs_escape(&bytes), expected);
+        }
+
         #[test]
         fn strings_are_escaped_as_serde_json_escapes_them(text in any::<String>()) {
             let mut out = Vec::new();

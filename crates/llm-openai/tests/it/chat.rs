@@ -12,6 +12,26 @@ use wiremock::{
 
 use crate::support::{KEY, completion, openai, tool_completion};
 
+/// `chat_json` for `body` from the upstream, next to what `chat` reads from it.
+async fn both(
+    body: &str,
+) -> (
+    llm_core::Result<llm_core::ChatJson>,
+    llm_core::Result<llm_core::ChatResponse>,
+) {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(200).set_body_raw(body, "application/json"))
+        .mount(&server)
+        .await;
+    let provider = openai(&server.uri());
+    let request = ChatRequest::from("hi");
+    (
+        provider.chat_json(&request).await,
+        provider.chat(&request).await,
+    )
+}
+
 #[tokio::test]
 async fn sends_the_documented_request_and_returns_the_answer() {
     let server = MockServer::start().await;
@@ -194,5 +214,52 @@ async fn a_200_without_choices_or_with_garbage_is_a_protocol_error() {
             .await
             .unwrap_err();
         assert_eq!(err.kind(), llm_core::ErrorKind::Protocol, "{body}: {err}");
+    }
+}
+
+#[tokio::test]
+async fn chat_json_passes_on_an_answer_as_the_upstream_wrote_it() {
+    // OpenAI's pretty-printed layout, with `refusal` and `logprobs` null.
+    let body = serde_json::to_string_pretty(&completion("你好！\n\"Hi\"", (9, 12))).unwrap();
+    let (json, typed) = both(&body).await;
+    let (json, typed) = (json.unwrap(), typed.unwrap());
+    assert_eq!(
+        json.body,
+        body.as_bytes(),
+        "the upstream's bytes, as they came"
+    );
+    assert_eq!(json.usage, typed.usage);
+    assert_eq!(json.usage.as_ref().and_then(|u| u.cached_tokens()), Some(0));
+}
+
+#[tokio::test]
+async fn chat_json_writes_what_chat_reads_when_the_answer_cannot_be_passed_on() {
+    // Tool calls (whose shape the typed read checks), a missing `created` (which the
+    // typed answer writes as 0), an `object` the typed read corrects.
+    let tools = tool_completion(&[("call_1", "get_weather", r#"{"city":"Paris"}"#.into())]);
+    let mut no_created = completion("Hi", (1, 2));
+    no_created.as_object_mut().unwrap().remove("created");
+    let mut wrong_object = completion("Hi", (1, 2));
+    wrong_object["object"] = json!("chat.completion.chunk");
+    for upstream in [tools, no_created, wrong_object] {
+        let body = upstream.to_string();
+        let (json, typed) = both(&body).await;
+        let (json, typed) = (json.unwrap(), typed.unwrap());
+        assert_ne!(json.body, body.as_bytes());
+        let written: llm_core::ChatResponse = serde_json::from_slice(&json.body).unwrap();
+        assert_eq!(written, typed, "{body}");
+        assert_eq!(json.usage, typed.usage);
+    }
+    // And the typed read's errors.
+    for body in [
+        r#"{"id":"x","object":"chat.completion","choices":[]}"#,
+        "<html>oops</html>",
+    ] {
+        let (json, typed) = both(body).await;
+        assert_eq!(
+            json.unwrap_err().kind(),
+            typed.unwrap_err().kind(),
+            "{body}"
+        );
     }
 }
