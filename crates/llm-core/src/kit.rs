@@ -451,6 +451,7 @@ pub fn needs_json_escape(text: &str) -> bool {
 /// assert_eq!(json_escape_position("é and 🌍".as_bytes()), None);
 /// ```
 #[must_use]
+#[inline]
 pub fn json_escape_position(bytes: &[u8]) -> Option<usize> {
     crate::types::first_needs_escape(bytes)
 }

@@ -51,6 +51,11 @@ impl Endpoint for CompatEndpoint {
         )]))
     }
 
+    fn relays_answers(&self) -> bool {
+        // No answer fix-ups: DashScope's compatible answers are OpenAI's.
+        true
+    }
+
     fn classify_error(&self, error: &ErrorInfo<'_>, kind: ErrorKind) -> ErrorKind {
         error
             .code

@@ -48,7 +48,7 @@ use std::{fmt, sync::Arc};
 
 use async_trait::async_trait;
 use llm_core::{
-    ChatProvider, ChatRequest, ChatResponse, ChatStream, ChatStreamExt, Error, Result,
+    ChatJson, ChatProvider, ChatRequest, ChatResponse, ChatStream, ChatStreamExt, Error, Result,
     SecretString, mask_key,
 };
 use llm_http::{Limits, Timeouts, Transport, http_client};
@@ -348,6 +348,18 @@ impl ChatProvider for QwenProvider {
                 client.stream(request, model, self.multimodal(model)).await
             }
             Api::Compatible(client) => client.stream(request).await,
+        }
+    }
+
+    /// Compatible mode passes on DashScope's answer as it came when it can (see
+    /// [`ChatProvider::chat_json`]); the native API's answers are written from the
+    /// translated [`ChatResponse`].
+    async fn chat_json(&self, request: &ChatRequest) -> Result<ChatJson> {
+        match &self.api {
+            Api::Compatible(client) if !is_stream_only(self.model(request)?) => {
+                client.chat_json(request).await
+            }
+            _ => ChatJson::from_response(&self.chat(request).await?),
         }
     }
 }

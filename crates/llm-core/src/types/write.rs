@@ -579,6 +579,7 @@ pub(crate) fn any_needs_escape(bytes: &[u8]) -> bool {
 }
 
 /// Where the first byte below 0x20, `"` or `\` is in `bytes`, checked a word at a time.
+#[inline]
 pub(crate) fn first_needs_escape(bytes: &[u8]) -> Option<usize> {
     let (words, rest) = bytes.as_chunks::<8>();
     for (index, word) in words.iter().enumerate() {

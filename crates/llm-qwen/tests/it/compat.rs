@@ -161,7 +161,7 @@ async fn compatible_mode_sends_openai_bodies_with_dashscope_extras() {
     Mock::given(method("POST"))
         .and(path("/compatible-mode/v1/chat/completions"))
         .and(header("authorization", format!("Bearer {KEY}").as_str()))
-        .respond_with(ResponseTemplate::new(200).set_body_json(answer))
+        .respond_with(ResponseTemplate::new(200).set_body_json(&answer))
         .mount(&server)
         .await;
     let provider = compat(
@@ -172,6 +172,10 @@ async fn compatible_mode_sends_openai_bodies_with_dashscope_extras() {
     request.extra.insert("enable_search".into(), json!(true));
     request.extra.insert("enable_thinking".into(), json!(true));
     let response = provider.chat(&request).await.unwrap();
+    // The same answer as JSON: DashScope's own bytes, read the same.
+    let json = provider.chat_json(&request).await.unwrap();
+    assert_eq!(json.body, serde_json::to_vec(&answer).unwrap());
+    assert_eq!(json.usage, response.usage);
     assert_eq!(response.text().as_deref(), Some("你好"));
     assert_eq!(
         response.choices[0].message.reasoning_content.as_deref(),
