@@ -498,11 +498,15 @@ impl Router {
                         attempt = attempts.len() + 1,
                         probe,
                     );
-                    let error = match self
-                        .attempt(permit, request, deadline, mode)
-                        .instrument(span)
-                        .await
-                    {
+                    let attempt = self.attempt(permit, request, deadline, mode);
+                    // Without a subscriber for the span, no `Instrumented` layer around the
+                    // attempt (it moves the attempt's future once more and polls through it).
+                    let result = if span.is_disabled() {
+                        attempt.await
+                    } else {
+                        attempt.instrument(span).await
+                    };
+                    let error = match result {
                         Ok(outcome) => return Ok(outcome),
                         Err(error) => error,
                     };

@@ -98,8 +98,7 @@ impl<'a> Scan<'a> {
         let mut at = start;
         let mut escaped = false;
         loop {
-            let plain = llm_core::kit::json_escape_position(bytes.get(at..)?)?;
-            at += plain;
+            at += llm_core::kit::json_escape_position(bytes.get(at..)?)?;
             match bytes[at] {
                 b'"' => {
                     self.at = at + 1;

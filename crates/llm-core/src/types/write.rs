@@ -581,18 +581,22 @@ pub(crate) fn any_needs_escape(bytes: &[u8]) -> bool {
 /// Where the first byte below 0x20, `"` or `\` is in `bytes`, checked a word at a time.
 #[inline]
 pub(crate) fn first_needs_escape(bytes: &[u8]) -> Option<usize> {
-    let (words, rest) = bytes.as_chunks::<8>();
-    for (index, word) in words.iter().enumerate() {
-        let hits = escape_hits(u64::from_le_bytes(*word));
+    let mut at = 0;
+    while let Some(word) = bytes.get(at..at + 8) {
+        let mut eight = [0; 8];
+        eight.copy_from_slice(word);
+        let hits = escape_hits(u64::from_le_bytes(eight));
         if hits != 0 {
             // The lowest flag is a true one: a false flag sits only above a true one.
-            return Some(index * 8 + (hits.trailing_zeros() / 8) as usize);
+            return Some(at + (hits.trailing_zeros() / 8) as usize);
         }
+        at += 8;
     }
-    let done = words.len() * 8;
-    rest.iter()
+    bytes
+        .get(at..)?
+        .iter()
         .position(|&byte| needs_escape(byte))
-        .map(|at| done + at)
+        .map(|plain| at + plain)
 }
 
 /// Whether a byte of `word` is below 0x20, `"` or `\`. `(x - 0x01…) & !x & 0x80…` is
