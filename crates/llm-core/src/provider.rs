@@ -76,9 +76,9 @@ pub trait ChatProvider: Send + Sync + fmt::Debug {
     ///
     /// The default writes [`ChatProvider::chat`]'s answer. A provider whose upstream
     /// already answers in this format may return the upstream's bytes instead, when they
-    /// hold exactly what [`ChatProvider::chat`] would have read from them; OpenAI and
-    /// Azure OpenAI do, which saves reading the answer into a [`ChatResponse`] and
-    /// writing it again.
+    /// hold exactly what [`ChatProvider::chat`] would have read from them; this
+    /// workspace's OpenAI, Azure OpenAI and Qwen (compatible mode) providers do, which
+    /// saves reading the answer into a [`ChatResponse`] and writing it again.
     ///
     /// # Errors
     ///

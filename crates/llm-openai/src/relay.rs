@@ -2,7 +2,7 @@
 //!
 //! An OpenAI-compatible upstream already answers in the gateway's format, so reading its
 //! answer into a [`ChatResponse`](llm_core::ChatResponse) and writing that again only
-//! costs time: on the benchmark's answers, a sixth of the gateway's instructions per
+//! costs time: on the benchmark's answers, about 15 % of the gateway's instructions per
 //! request. [`check`] reads the answer once, without building anything, and says whether
 //! its bytes hold exactly what that round trip would give: an answer it accepts is one the
 //! typed read accepts too, with nothing the typed path would have changed (the `object`
