@@ -2,9 +2,8 @@
 
 use std::{fmt, future::Future, pin::Pin, sync::Arc};
 
-use bytes::Bytes;
-
 use async_trait::async_trait;
+use bytes::Bytes;
 use futures_core::Stream;
 
 use crate::{ChatChunk, ChatRequest, ChatResponse, Error, Result, Usage};

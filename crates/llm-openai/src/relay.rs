@@ -86,6 +86,24 @@ impl<'a> Scan<'a> {
         }
     }
 
+    /// An array's items, each read by `item` with the cursor before it; how many.
+    fn items(&mut self, mut item: impl FnMut(&mut Self) -> Option<()>) -> Option<usize> {
+        self.take(b'[')?;
+        if self.next_is(b']') {
+            return Some(0);
+        }
+        let mut count = 0;
+        loop {
+            self.space();
+            item(self)?;
+            count += 1;
+            if self.next_is(b']') {
+                return Some(count);
+            }
+            self.take(b',')?;
+        }
+    }
+
     /// A string: its raw bytes between the quotes, and whether they hold an escape. Only
     /// what `serde_json` reads as a Rust string: no control characters, valid escapes, no
     /// lone surrogates.
@@ -212,20 +230,7 @@ impl<'a> Scan<'a> {
         }
         match self.peek()? {
             b'{' => self.members(|scan, _| scan.value(depth + 1)),
-            b'[' => {
-                self.at += 1;
-                if self.next_is(b']') {
-                    return Some(());
-                }
-                loop {
-                    self.space();
-                    self.value(depth + 1)?;
-                    if self.next_is(b']') {
-                        return Some(());
-                    }
-                    self.take(b',')?;
-                }
-            }
+            b'[' => self.items(|scan| scan.value(depth + 1)).map(drop),
             b'"' => self.string().map(drop),
             b't' => self.literal(b"true"),
             b'f' => self.literal(b"false"),
@@ -261,15 +266,8 @@ impl<'a> Scan<'a> {
                 }
                 b"choices" => {
                     seen.once(4)?;
-                    scan.take(b'[')?;
-                    loop {
-                        scan.space();
-                        scan.choice()?;
-                        if scan.next_is(b']') {
-                            break;
-                        }
-                        scan.take(b',')?;
-                    }
+                    // The typed path refuses an answer without choices.
+                    (scan.items(Self::choice)? > 0).then_some(())?;
                 }
                 b"usage" => {
                     seen.once(5)?;

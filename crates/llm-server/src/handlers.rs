@@ -201,8 +201,8 @@ pub(crate) async fn within_request_timeout<T>(
     }
 }
 
-/// The answer as `application/json`, written by its direct writer (the same bytes as
-/// `axum::Json`'s serde encoding, for less CPU).
+/// The answer's JSON as `application/json`: the upstream's bytes when the provider relayed
+/// them, else what the answer's direct writer wrote (see `ChatProvider::chat_json`).
 fn json_answer(body: Bytes) -> Response {
     (
         [(CONTENT_TYPE, HeaderValue::from_static("application/json"))],
