@@ -9,8 +9,11 @@ use std::{
 use axum::{
     Extension, Json,
     body::{Body, Bytes},
-    extract::State,
-    http::{HeaderValue, Method, StatusCode, Uri, header::CONTENT_TYPE},
+    extract::{Request, State},
+    http::{
+        HeaderValue, Method, StatusCode, Uri,
+        header::{CONTENT_LENGTH, CONTENT_TYPE},
+    },
     response::{IntoResponse, Response},
 };
 use bytes::BytesMut;
@@ -24,7 +27,7 @@ use serde_json::json;
 use crate::{
     AppState,
     error::{ApiError, BodyError, parse_body},
-    metrics,
+    metrics, middleware,
     middleware::RequestId,
     sse::{self, EventSource, SseBody},
 };
@@ -127,13 +130,40 @@ pub(crate) async fn read_body(mut body: Body, limit: usize) -> Result<Bytes, Api
     }
 }
 
+/// The chat completions path, as routed and as `serve`'s direct path takes it.
+pub(crate) const CHAT_COMPLETIONS: &str = "/v1/chat/completions";
+
 pub(crate) async fn chat_completions(
     State(state): State<Arc<AppState>>,
     Extension(request_id): Extension<RequestId>,
     body: Body,
 ) -> Response {
+    chat(&state, &request_id, body).await
+}
+
+/// `POST /v1/chat/completions` on `serve`'s direct path (see [`crate::Gateway`]): the
+/// gateway's middleware around [`chat_completions`], both called as functions.
+pub(crate) async fn chat_direct(state: Arc<AppState>, request: Request) -> Response {
+    let state = &*state;
+    let mut response = middleware::front_with(state, request, |request, id| async move {
+        chat(state, &id, request.into_body()).await
+    })
+    .await;
+    // What axum's router does last for a response of known size: `content-length` goes
+    // into the map (so it comes before the `connection` and `date` headers hyper adds).
+    if !response.headers().contains_key(CONTENT_LENGTH)
+        && let Some(size) = axum::body::HttpBody::size_hint(response.body()).exact()
+    {
+        response
+            .headers_mut()
+            .insert(CONTENT_LENGTH, HeaderValue::from(size));
+    }
+    response
+}
+
+async fn chat(state: &AppState, request_id: &RequestId, body: Body) -> Response {
     let started = Instant::now();
-    match serve_chat(&state, &request_id, body, started).await {
+    match serve_chat(state, request_id, body, started).await {
         Ok(response) => response,
         Err(error) => {
             metrics::count_error(&error);

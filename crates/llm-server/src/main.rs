@@ -240,7 +240,8 @@ async fn run() -> anyhow::Result<()> {
     // Starts sharing deployments' health with other replicas (when `router.shared_state`
     // is set) now rather than at the first request.
     let shared_state = factory.shared_state().backend;
-    let app = llm_server::router_with(factory, options);
+    // The routes, with `serve`'s direct path to chat completions.
+    let app = llm_server::Gateway::with_options(factory, options);
     // Connections get TCP_NODELAY (streamed chunks are small writes; Nagle's algorithm with
     // delayed ACKs would hold each one up to 40 ms) and the bounds of `limits`.
     let listener = tokio::net::TcpListener::bind(addr)

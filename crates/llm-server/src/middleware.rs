@@ -93,9 +93,24 @@ pub(crate) const GUARDED: [&str; 6] = [
 /// shedding the rest with 503 at once rather than queueing them.
 pub(crate) async fn front(
     State(state): State<Arc<AppState>>,
-    mut request: Request,
+    request: Request,
     next: Next,
 ) -> Response {
+    front_with(&state, request, |mut request, id| {
+        request.extensions_mut().insert(id);
+        next.run(request)
+    })
+    .await
+}
+
+/// [`front`] around `next`, which gets the request and its id: the axum layer passes the
+/// id on as an extension; `serve`'s direct path to chat completions hands both to the
+/// handler itself.
+pub(crate) async fn front_with<F, R>(state: &AppState, request: Request, next: F) -> Response
+where
+    F: FnOnce(Request, RequestId) -> R,
+    R: Future<Output = Response>,
+{
     let id = request
         .headers()
         .get(&REQUEST_ID)
@@ -112,11 +127,11 @@ pub(crate) async fn front(
             id.clone(),
         )
     });
-    request.extensions_mut().insert(RequestId(id));
+    let id = RequestId(id);
     let mut response = if GUARDED.contains(&request.uri().path()) {
-        guard(&state, request, next).await
+        guard(state, request, id, next).await
     } else {
-        next.run(request).await
+        next(request, id).await
     };
     if let Some((method, path, started, id)) = logged {
         tracing::info!(
@@ -141,14 +156,18 @@ fn is_anthropic(request: &Request) -> bool {
 }
 
 /// The key check and the concurrency limit of a guarded request.
-async fn guard(state: &AppState, request: Request, next: Next) -> Response {
+async fn guard<F, R>(state: &AppState, request: Request, id: RequestId, next: F) -> Response
+where
+    F: FnOnce(Request, RequestId) -> R,
+    R: Future<Output = Response>,
+{
     if let Some(rejection) = unauthenticated(state, &request) {
         return rejection;
     }
     let Ok(permit) = Arc::clone(&state.slots).try_acquire_owned() else {
         return overloaded(&request);
     };
-    let response = next.run(request).await;
+    let response = next(request, id).await;
     // The slot is held until the body is sent in full (a stream holds it while open).
     response.map(|body| {
         Body::new(Slotted {

@@ -32,8 +32,8 @@ use std::{
     time::{Duration, Instant},
 };
 
-use axum::{Router, body::Body, extract::Request};
-use futures_util::task::AtomicWaker;
+use axum::{body::Body, extract::Request};
+use futures_util::{future::Either, task::AtomicWaker};
 use http_body::{Body as HttpBody, Frame, SizeHint};
 use hyper::server::conn::http1;
 use hyper_util::rt::TokioIo;
@@ -46,6 +46,8 @@ use tokio::{
     sync::{Notify, watch},
 };
 use tower::ServiceExt as _;
+
+use crate::{Gateway, handlers};
 
 /// The connection bounds of [`serve`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -581,6 +583,9 @@ impl HttpBody for Tracked {
 /// stop accepting, let every connection finish its current request (a graceful HTTP/1.1
 /// shutdown: no new requests on kept-alive connections) and return once all are closed.
 ///
+/// `app` is a [`Gateway`] (its chat completions take the direct path) or any axum
+/// [`Router`](axum::Router).
+///
 /// # Errors
 ///
 /// None today: accept errors (out of file descriptors, aborted handshakes) are logged
@@ -588,10 +593,11 @@ impl HttpBody for Tracked {
 /// The `Result` leaves room for listener failures that should end it.
 pub async fn serve(
     listener: TcpListener,
-    app: Router,
+    app: impl Into<Gateway>,
     limits: ConnectionLimits,
     shutdown: impl Future<Output = ()> + Send,
 ) -> io::Result<()> {
+    let app: Gateway = app.into();
     let clock = Clock(Instant::now());
     let registry = Arc::new(Registry::default());
     STATS.max.store(limits.max_connections, Ordering::Relaxed);
@@ -673,9 +679,16 @@ pub async fn serve(
             let conn = Arc::clone(&conn);
             hyper::service::service_fn(move |request: Request<hyper::body::Incoming>| {
                 let guard = InFlight::start(&conn, clock);
-                let response = app.clone().oneshot(request.map(Body::new));
+                let request = request.map(Body::new);
+                let response = match app.direct(&request) {
+                    Some(state) => Either::Left(handlers::chat_direct(Arc::clone(state), request)),
+                    None => Either::Right(app.router.clone().oneshot(request)),
+                };
                 async move {
-                    let response = response.await?;
+                    let response = match response {
+                        Either::Left(direct) => direct.await,
+                        Either::Right(routed) => routed.await?,
+                    };
                     // The body wrapped in place (no second box): one frame poll each.
                     Ok::<_, std::convert::Infallible>(response.map(|body| Tracked {
                         body,

@@ -388,3 +388,169 @@ async fn the_router_mounts_under_any_prefix() {
     );
     server.abort();
 }
+
+/// `request` written as is on a new connection to `addr`, and everything the server
+/// sent until it closed.
+async fn raw_exchange(addr: std::net::SocketAddr, request: &str) -> String {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let mut socket = tokio::net::TcpStream::connect(addr).await.unwrap();
+    socket.write_all(request.as_bytes()).await.unwrap();
+    let mut answer = Vec::new();
+    tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        socket.read_to_end(&mut answer),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    String::from_utf8(answer).unwrap()
+}
+
+/// `text` with what differs between two answers to the same request blanked: the `date`
+/// header, generated request ids, answer ids and `created` times.
+fn comparable(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for line in text.split_inclusive('\n') {
+        if !line.to_ascii_lowercase().starts_with("date:") {
+            out.push_str(line);
+        }
+    }
+    for (start, width) in [("req_", 24), ("\"id\":\"", 0), ("\"created\":", 0)] {
+        let mut blanked = String::with_capacity(out.len());
+        let mut rest = out.as_str();
+        while let Some(at) = rest.find(start) {
+            blanked.push_str(&rest[..at + start.len()]);
+            rest = &rest[at + start.len()..];
+            let end = match width {
+                0 => rest
+                    .find(['"', ',', '}'])
+                    .unwrap_or(rest.len()),
+                n => rest
+                    .char_indices()
+                    .take(n)
+                    .take_while(|(_, c)| c.is_ascii_hexdigit())
+                    .count(),
+            };
+            blanked.push('…');
+            rest = &rest[end..];
+        }
+        blanked.push_str(rest);
+        out = blanked;
+    }
+    out
+}
+
+#[tokio::test]
+async fn routed_and_direct_paths_answer_alike() {
+    // `llm-server` serves chat completions on `serve`'s direct path (the middleware and
+    // the handler called as functions); mounted in an axum app, the router serves them.
+    // Every answer, byte for byte but for dates and ids, must be the same.
+    let keyed = GatewayOptions {
+        api_keys: vec!["gw-key-0123456789".into()],
+        ..GatewayOptions::default()
+    };
+    let small = GatewayOptions {
+        max_body_bytes: 2048,
+        ..GatewayOptions::default()
+    };
+    let chat = |extra: &str, body: &str| {
+        format!(
+            "POST /v1/chat/completions{extra}\r\nhost: gw\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+            body.len()
+        )
+    };
+    let echo = r#"{"model":"mock-echo","messages":[{"role":"user","content":"alike"}]}"#;
+    let story = r#"{"model":"mock-story","messages":[{"role":"user","content":"go"}],"stream":true,"stream_options":{"include_usage":true}}"#;
+    let big = format!(
+        r#"{{"model":"mock-echo","messages":[{{"role":"user","content":"{}"}}]}}"#,
+        "x".repeat(4096)
+    );
+    let cases: Vec<(&str, u16, &GatewayOptions, String)> = vec![
+        ("answer", 200, &small, chat(" HTTP/1.1", echo)),
+        ("stream", 200, &small, chat(" HTTP/1.1", story)),
+        ("query", 200, &small, chat("?api-version=1 HTTP/1.1", echo)),
+        (
+            "client id",
+            200,
+            &small,
+            chat(" HTTP/1.1\r\nx-request-id: my-id-1", echo),
+        ),
+        ("malformed", 400, &small, chat(" HTTP/1.1", r#"{"model":"#)),
+        (
+            "wrong type",
+            400,
+            &small,
+            chat(" HTTP/1.1", r#"{"model":"mock-echo","messages":"hi"}"#),
+        ),
+        (
+            "unknown model",
+            404,
+            &small,
+            chat(
+                " HTTP/1.1",
+                r#"{"model":"nope","messages":[{"role":"user","content":"x"}]}"#,
+            ),
+        ),
+        ("too large", 413, &small, chat(" HTTP/1.1", &big)),
+        (
+            "bad strategy",
+            400,
+            &small,
+            chat(
+                " HTTP/1.1",
+                r#"{"model":"mock-echo","messages":[{"role":"user","content":"x"}],"load_balance_strategy":"nope"}"#,
+            ),
+        ),
+        ("no key", 401, &keyed, chat(" HTTP/1.1", echo)),
+        (
+            "wrong key",
+            401,
+            &keyed,
+            chat(" HTTP/1.1\r\nauthorization: Bearer gw-key-wrong", echo),
+        ),
+        (
+            "key",
+            200,
+            &keyed,
+            chat(" HTTP/1.1\r\nauthorization: Bearer gw-key-0123456789", echo),
+        ),
+        (
+            "wrong method",
+            405,
+            &small,
+            "GET /v1/chat/completions HTTP/1.1\r\nhost: gw\r\nconnection: close\r\n\r\n".into(),
+        ),
+    ];
+    for (name, status, options, request) in &cases {
+        let mut answers = Vec::new();
+        for direct in [false, true] {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let addr = listener.local_addr().unwrap();
+            let gateway =
+                llm_server::Gateway::with_options(mock_factory(), GatewayOptions::clone(options));
+            let server = if direct {
+                tokio::spawn(async move {
+                    llm_server::serve(
+                        listener,
+                        gateway,
+                        llm_server::ConnectionLimits::default(),
+                        std::future::pending(),
+                    )
+                    .await
+                    .unwrap();
+                })
+            } else {
+                let router = gateway.router();
+                tokio::spawn(async move { axum::serve(listener, router).await.unwrap() })
+            };
+            answers.push(comparable(&raw_exchange(addr, request).await));
+            server.abort();
+        }
+        assert!(
+            answers[0].starts_with(&format!("HTTP/1.1 {status} ")),
+            "{name}: {}",
+            answers[0]
+        );
+        assert_eq!(answers[0], answers[1], "{name}: routed, then direct");
+    }
+}

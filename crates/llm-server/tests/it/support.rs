@@ -4,7 +4,7 @@ use llm_factory::{
     DeploymentConfig, LlmFactory, ModelConfig, ProviderType,
     core::{ChatProvider, MockConfig, MockProvider},
 };
-use llm_server::GatewayOptions;
+use llm_server::{ConnectionLimits, GatewayOptions};
 use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
 
 /// A running gateway on 127.0.0.1; stops when dropped (or gracefully via `shutdown`).
@@ -21,14 +21,15 @@ impl Gateway {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (tx, rx) = oneshot::channel::<()>();
-        let app = llm_server::router_with(factory.clone(), options);
+        // As `llm-server` runs it: `serve`, with its direct path to chat completions
+        // (`routed_and_direct_paths_answer_alike` in api.rs holds it to the router's).
+        let app = llm_server::Gateway::with_options(factory.clone(), options);
         let task = tokio::spawn(async move {
-            axum::serve(listener, app)
-                .with_graceful_shutdown(async move {
-                    let _ = rx.await;
-                })
-                .await
-                .unwrap();
+            llm_server::serve(listener, app, ConnectionLimits::default(), async move {
+                let _ = rx.await;
+            })
+            .await
+            .unwrap();
         });
         Self {
             addr,
