@@ -557,13 +557,14 @@ impl ChatProvider for GeminiProvider {
 
     async fn chat(&self, request: &ChatRequest) -> Result<ChatResponse> {
         let model = self.model(request)?;
-        self.transport
-            .within_total(async {
-                let response = self.send(request, model, false).await?;
-                let body = self.transport.read_body(response).await?;
-                response::parse_response(self.transport.name(), &body, model, &self.secrets())
-            })
-            .await
+        // Pinned where it is made: the timeout's wrappers would copy the call's large
+        // future on the way to its first poll.
+        let call = std::pin::pin!(async {
+            let response = self.send(request, model, false).await?;
+            let body = self.transport.read_body(response).await?;
+            response::parse_response(self.transport.name(), &body, model, &self.secrets())
+        });
+        self.transport.within_total(call).await
     }
 
     async fn stream(&self, request: &ChatRequest) -> Result<ChatStream> {

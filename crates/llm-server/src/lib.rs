@@ -262,8 +262,7 @@ impl Gateway {
     /// [`Gateway::with_options`]. Anything else is the router's.
     fn direct(&self, request: &axum::extract::Request) -> Option<&Arc<AppState>> {
         self.direct.as_ref().filter(|_| {
-            request.method() == Method::POST
-                && request.uri().path() == handlers::CHAT_COMPLETIONS
+            request.method() == Method::POST && request.uri().path() == handlers::CHAT_COMPLETIONS
         })
     }
 }

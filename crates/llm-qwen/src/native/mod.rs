@@ -121,13 +121,14 @@ impl NativeClient {
             stream: false,
             multimodal,
         };
-        self.transport
-            .within_total(async {
-                let (response, _) = self.send(request, model, mode).await?;
-                let body = self.transport.read_body(response).await?;
-                parse_response(self.transport.name(), &body, model, &self.secrets())
-            })
-            .await
+        // Pinned where it is made: the timeout's wrappers would copy the call's large
+        // future on the way to its first poll.
+        let call = std::pin::pin!(async {
+            let (response, _) = self.send(request, model, mode).await?;
+            let body = self.transport.read_body(response).await?;
+            parse_response(self.transport.name(), &body, model, &self.secrets())
+        });
+        self.transport.within_total(call).await
     }
 
     pub(crate) async fn stream(

@@ -422,9 +422,7 @@ fn comparable(text: &str) -> String {
             blanked.push_str(&rest[..at + start.len()]);
             rest = &rest[at + start.len()..];
             let end = match width {
-                0 => rest
-                    .find(['"', ',', '}'])
-                    .unwrap_or(rest.len()),
+                0 => rest.find(['"', ',', '}']).unwrap_or(rest.len()),
                 n => rest
                     .char_indices()
                     .take(n)
