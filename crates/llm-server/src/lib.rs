@@ -257,9 +257,9 @@ impl Gateway {
         self.router.clone()
     }
 
-    /// The direct path's answer to `request`, when it takes it: a `POST` to
-    /// `/v1/chat/completions` (any query) on a gateway made by [`Gateway::new`] or
-    /// [`Gateway::with_options`]. Anything else is the router's.
+    /// The state to serve `request` with on the direct path, when that path takes it: a
+    /// `POST` to `/v1/chat/completions` (any query) on a gateway made by [`Gateway::new`]
+    /// or [`Gateway::with_options`]. `None` sends it through the router.
     fn direct(&self, request: &axum::extract::Request) -> Option<&Arc<AppState>> {
         self.direct.as_ref().filter(|_| {
             request.method() == Method::POST && request.uri().path() == handlers::CHAT_COMPLETIONS
